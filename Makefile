@@ -1,0 +1,42 @@
+# mlmprep developer commands. Each target creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE := mlmprep/data/sample
+DEMO_OUT := demo-out
+
+.PHONY: demo test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(VENV)/.installed $@
+
+demo: $(VENV)/.installed
+	$(BIN)/mlmprep build $(SAMPLE) $(DEMO_OUT) --overwrite
+	$(BIN)/mlmprep stats $(DEMO_OUT)
+	$(BIN)/mlmprep show $(DEMO_OUT) -n 1
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check mlmprep tests benchmarks
+	$(BIN)/ruff format --check mlmprep tests benchmarks
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format mlmprep tests benchmarks
+	$(BIN)/ruff check --fix mlmprep tests benchmarks
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,276 @@
+"""Command line: parse options, call the library, print. Library errors become one-line messages."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from . import __version__
+from .build import RunOptions, build
+from .config import INPUT_FORMATS, MASKING_MODES, BuildConfig
+from .engines.local import available_cpus
+from .errors import MlmprepError
+from .show import show
+from .stats import compute_stats
+from .validate import validate
+
+
+def _friendly(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors (and Ctrl-C) into one-line messages with exit codes, no traceback."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except MlmprepError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; run the same command again to resume.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mlmprep")
+def main() -> None:
+    """Turn raw text corpora into BERT pretraining data (NSP pairs + masked LM) as Parquet.
+
+    \b
+    Examples:
+      mlmprep build corpus/ out/            # raw text -> Parquet shards + index.json
+      mlmprep stats out/                    # what is in it, is it healthy
+      mlmprep show out/ -n 3                # decode a few instances, masks visible
+      mlmprep validate out/                 # checksums + invariants
+    """
+
+
+@main.command(name="build")
+@click.argument("inputs", nargs=-1, required=True)
+@click.argument("output_dir")
+@click.option(
+    "--input-format",
+    type=click.Choice(INPUT_FORMATS),
+    default="auto",
+    show_default=True,
+    help="text: blank-line documents, a paragraph per line; jsonl/parquet: a document "
+    "per record; sentences: Google's one sentence per line (not re-split). "
+    "auto: by extension (.jsonl, .parquet, else text).",
+)
+@click.option(
+    "--text-field",
+    default="text",
+    show_default=True,
+    help="Field (jsonl) or column (parquet) holding the text.",
+)
+@click.option(
+    "--tokenizer",
+    default="bert-base-uncased",
+    show_default=True,
+    help="Bundled name, a vocab.txt or a Hugging Face tokenizer.json (WordPiece).",
+)
+@click.option(
+    "--lowercase/--no-lowercase",
+    default=None,
+    help="Lowercase before WordPiece (vocab.txt only). [default: lowercase]",
+)
+@click.option("--max-seq-length", default=128, show_default=True, type=int)
+@click.option("--max-predictions-per-seq", default=20, show_default=True, type=int)
+@click.option("--masked-lm-prob", default=0.15, show_default=True, type=float)
+@click.option("--short-seq-prob", default=0.1, show_default=True, type=float)
+@click.option(
+    "--dupe-factor",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Passes over the data, each with fresh pairs and masks (Google's reference "
+    "uses 10 with static masking). Documents are tokenized once.",
+)
+@click.option(
+    "--masking",
+    type=click.Choice(MASKING_MODES),
+    default="static",
+    show_default=True,
+    help="static: masks written to the shards; dynamic: special_tokens_mask written, "
+    "the trainer's collator masks each batch.",
+)
+@click.option("--seed", default=12345, show_default=True, type=int)
+@click.option(
+    "--shard-size",
+    default=100_000,
+    show_default=True,
+    type=int,
+    help="Maximum rows per output shard.",
+)
+@click.option(
+    "--unit-size",
+    default=8 * 1024 * 1024,
+    show_default=True,
+    type=int,
+    help="Bytes of raw text per work unit (NSP negatives come from the same unit).",
+)
+@click.option(
+    "--validation-fraction",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Share of documents held out as validation-*.parquet.",
+)
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="Worker processes. [default: CPUs this process may use]",
+)
+@click.option(
+    "--strict", is_flag=True, help="Fail on the first bad document instead of counting it."
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a different build in OUTPUT_DIR (only files mlmprep wrote).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no warnings.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@_friendly
+def build_command(
+    inputs: tuple[str, ...],
+    output_dir: str,
+    workers: int | None,
+    strict: bool,
+    overwrite: bool,
+    quiet: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Build Parquet shards of BERT instances from INPUTS (files, directories, globs).
+
+    \b
+    Examples:
+      mlmprep build corpus/ out/
+      mlmprep build 'shards/*.jsonl.gz' out/ --dupe-factor 5 --workers 8
+      mlmprep build books.txt.gz out/ --input-format sentences --seed 1 --json
+
+    Running the same command again after a crash resumes; after a finished build it is a
+    no-op. Compressed inputs (.gz .bz2 .xz .zst) are read as streams.
+    """
+    config = BuildConfig(**options)
+    workers = workers if workers is not None else available_cpus()
+    if workers < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--workers")
+    run = RunOptions(
+        workers=workers,
+        strict=strict,
+        overwrite=overwrite,
+        progress=not quiet and not as_json and sys.stderr.isatty(),
+    )
+    summary = build(list(inputs), output_dir, config, run)
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+        return
+    if summary["already_built"]:
+        click.echo(f"{output_dir} already holds this build; nothing to do.")
+    if not quiet:
+        for warning in summary["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
+    skipped = sum(summary["accounting"]["documents"]["skipped"].values())
+    rows = ", ".join(f"{n} {split}" for split, n in summary["rows"].items())
+    click.echo(
+        f"documents: {summary['documents']} used, {skipped} skipped\n"
+        f"sentences: {summary['sentences']}\n"
+        f"instances: {summary['instances']} ({rows})\n"
+        f"shards:    {summary['shards']} in {output_dir}\n"
+        f"speed:     {summary['mb_per_s']:.2f} MB/s, {summary['instances_per_s']:.0f} "
+        f"instances/s ({summary['seconds']:.1f} s)"
+    )
+
+
+@main.command(name="stats")
+@click.argument("output_dir")
+@click.option(
+    "--split", default="train", show_default=True, type=click.Choice(["train", "validation"])
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_friendly
+def stats_command(output_dir: str, split: str, as_json: bool) -> None:
+    """Statistics of a build: lengths, NSP balance, masking, [UNK] rate, accounting.
+
+    \b
+    Example:
+      mlmprep stats out/ --json | jq .nsp_random_fraction
+    """
+    stats = compute_stats(output_dir, split)
+    if as_json:
+        click.echo(json.dumps(stats, sort_keys=True))
+        return
+    split_text = " / ".join(f"{k} {v:.3f}" for k, v in stats["mask_split"].items())
+    documents = stats["documents"]
+    click.echo(
+        f"instances:            {stats['instances']} in {stats['shards']} shards "
+        f"(rows per shard {stats['rows_per_shard']['min']}-{stats['rows_per_shard']['max']})\n"
+        f"tokens:               {stats['tokens']} (mean {stats['mean_tokens']:.1f}, median "
+        f"{stats['median_tokens']}, p95 {stats['p95_tokens']})\n"
+        f"shorter than max:     {stats['frac_shorter_than_max']:.3f}\n"
+        f"NSP random next:      {stats['nsp_random_fraction']:.4f} (forced by one-sentence "
+        f"chunks: {stats['forced_random_fraction']:.4f}; "
+        f"{stats['single_sentence_chunks']} such chunks)\n"
+        f"masked per instance:  {stats['mean_masked']:.2f} ({stats['masked_per_token']:.4f} "
+        f"per token)\n"
+        f"mask/random/kept:     {split_text}\n"
+        f"[UNK] rate:           {stats['unk_rate']:.5f}\n"
+        f"sentences cut:        {stats['sentences_cut']} (longer than max_seq_length - 3)\n"
+        f"documents:            {documents['read']} read, {documents['used']} used, "
+        f"skipped {documents['skipped'] or 0}"
+    )
+    click.echo("length histogram:")
+    peak = max(stats["length_histogram"].values(), default=1)
+    for bucket, n in stats["length_histogram"].items():
+        click.echo(f"  {bucket:>9} {n:>8} {'#' * max(1, round(40 * n / peak))}")
+
+
+@main.command(name="show")
+@click.argument("output_dir")
+@click.option("-n", "count", default=3, show_default=True, type=int, help="Instances to show.")
+@click.option(
+    "--split", default="train", show_default=True, type=click.Choice(["train", "validation"])
+)
+@_friendly
+def show_command(output_dir: str, count: int, split: str) -> None:
+    """Decode instances to text; masked positions appear as [MASK](original).
+
+    \b
+    Example:
+      mlmprep show out/ -n 3
+    """
+    click.echo("\n\n".join(show(output_dir, count, split)))
+
+
+@main.command(name="validate")
+@click.argument("output_dir")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_friendly
+def validate_command(output_dir: str, as_json: bool) -> None:
+    """Re-hash every shard against index.json and check every row's invariants.
+
+    Exits 1 naming the first bad shard and row.
+
+    \b
+    Example:
+      mlmprep validate out/ && echo healthy
+    """
+    result = validate(output_dir)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    elif result["ok"]:
+        click.echo(f"ok: {result['shards']} shards, {result['rows']} rows")
+    else:
+        for problem in result["problems"]:
+            click.echo(f"Error: {problem}", err=True)
+    if not result["ok"]:
+        sys.exit(1)

@@ -1,0 +1,86 @@
+"""BuildConfig: every option that changes the output bytes, validated once."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+INPUT_FORMATS = ("auto", "text", "jsonl", "parquet", "sentences")
+MASKING_MODES = ("static", "dynamic")
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Options of one build. Two builds with equal configs and inputs write equal bytes."""
+
+    input_format: str = "auto"
+    text_field: str = "text"
+    tokenizer: str = "bert-base-uncased"
+    lowercase: bool | None = None
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 1
+    masking: str = "static"
+    seed: int = 12345
+    shard_size: int = 100_000
+    unit_size: int = 8 * MiB
+    validation_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(
+            self.input_format in INPUT_FORMATS,
+            f"--input-format must be one of {', '.join(INPUT_FORMATS)}, not {self.input_format!r}",
+        )
+        _check(
+            self.masking in MASKING_MODES,
+            f"--masking must be one of {', '.join(MASKING_MODES)}, not {self.masking!r}",
+        )
+        _check(bool(self.text_field), "--text-field must not be empty")
+        _check(
+            self.max_seq_length >= 8,
+            f"--max-seq-length must be at least 8 (room for [CLS] A [SEP] B [SEP]), "
+            f"got {self.max_seq_length}",
+        )
+        _check(
+            self.max_seq_length <= 32767,
+            f"--max-seq-length must be at most 32767, got {self.max_seq_length}",
+        )
+        _check(
+            self.max_predictions_per_seq >= 1,
+            f"--max-predictions-per-seq must be at least 1, got {self.max_predictions_per_seq}",
+        )
+        for name in ("masked_lm_prob", "short_seq_prob", "validation_fraction"):
+            value = getattr(self, name)
+            _check(
+                0.0 <= value <= 1.0,
+                f"--{name.replace('_', '-')} must be a probability in [0, 1], got {value}",
+            )
+        _check(
+            self.validation_fraction < 1.0,
+            "--validation-fraction must be below 1 (some documents must stay for training)",
+        )
+        _check(self.dupe_factor >= 1, f"--dupe-factor must be at least 1, got {self.dupe_factor}")
+        _check(0 <= self.seed < 2**63, f"--seed must be in [0, 2**63), got {self.seed}")
+        _check(self.shard_size >= 1, f"--shard-size must be at least 1 row, got {self.shard_size}")
+        _check(
+            self.unit_size >= 4096, f"--unit-size must be at least 4096 bytes, got {self.unit_size}"
+        )
+
+    @property
+    def max_num_tokens(self) -> int:
+        """Tokens left for segments A and B after [CLS], [SEP], [SEP]."""
+        return self.max_seq_length - 3
+
+    def to_dict(self) -> dict:
+        """Plain dict for the manifest and Parquet metadata."""
+        return dataclasses.asdict(self)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)

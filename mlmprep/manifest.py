@@ -1,0 +1,142 @@
+"""index.json and the work directory's resume records: read, write atomically, compare."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import tokenizers
+
+from . import __version__
+from .errors import OutputError
+
+INDEX = "index.json"
+TOKENIZER_FILE = "tokenizer.json"
+WORK_DIR = ".mlmprep-work"
+PLAN = "plan.json"
+UNITS_DIR = "units"
+SHARDS_DIR = "shards"
+IDENTITY_KEYS = ("config", "fingerprint", "tokenizer", "versions")
+
+
+def versions() -> dict[str, str]:
+    """Versions that decide the output bytes."""
+    return {
+        "mlmprep": __version__,
+        "numpy": np.__version__,
+        "pyarrow": pa.__version__,
+        "tokenizers": tokenizers.__version__,
+    }
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json_atomically(path: str, data: Any) -> None:
+    """Write JSON to a temporary name, fsync, then rename: never half-written under `path`."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def read_index(output_dir: str) -> dict:
+    """The manifest of a finished build, with a clear error when there is none."""
+    path = os.path.join(output_dir, INDEX)
+    if not os.path.exists(path):
+        raise OutputError(
+            f"{path}: not found; is {output_dir} an mlmprep build output "
+            "(run 'mlmprep build' first)?"
+        )
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as exc:
+        raise OutputError(
+            f"{path}: unreadable manifest ({exc}); rebuild with --overwrite"
+        ) from None
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    """Names of the identity sections (and config keys) that differ between two builds."""
+    found = []
+    for key in IDENTITY_KEYS:
+        if old.get(key) == new.get(key):
+            continue
+        if key == "config" and isinstance(old.get(key), dict):
+            changed = sorted(
+                k for k in set(old[key]) | set(new[key]) if old[key].get(k) != new[key].get(k)
+            )
+            found.append("config (" + ", ".join(changed) + ")")
+        else:
+            found.append("inputs (files, sizes or mtimes)" if key == "fingerprint" else key)
+    return found
+
+
+class WorkState:
+    """The work directory under the output: the plan, and a record per finished unit/shard."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.output_dir = output_dir
+        self.path = os.path.join(output_dir, WORK_DIR)
+
+    def exists(self) -> bool:
+        return os.path.exists(os.path.join(self.path, PLAN))
+
+    def start(self, plan: dict) -> None:
+        os.makedirs(os.path.join(self.path, UNITS_DIR), exist_ok=True)
+        os.makedirs(os.path.join(self.path, SHARDS_DIR), exist_ok=True)
+        write_json_atomically(os.path.join(self.path, PLAN), plan)
+
+    def plan(self) -> dict:
+        return read_json(os.path.join(self.path, PLAN))
+
+    def record(self, kind: str, name: str, data: dict) -> None:
+        write_json_atomically(os.path.join(self.path, kind, f"{name}.json"), data)
+
+    def records(self, kind: str) -> dict[str, dict]:
+        directory = os.path.join(self.path, kind)
+        if not os.path.isdir(directory):
+            return {}
+        return {
+            n[:-5]: read_json(os.path.join(directory, n))
+            for n in sorted(os.listdir(directory))
+            if n.endswith(".json")
+        }
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def remove_build(output_dir: str) -> None:
+    """--overwrite: delete only what mlmprep wrote (listed shards, manifest, work dir)."""
+    names = [INDEX, TOKENIZER_FILE]
+    index_path = os.path.join(output_dir, INDEX)
+    if os.path.exists(index_path):
+        with contextlib.suppress(OSError, ValueError):
+            names += [s["name"] for s in read_json(index_path).get("shards", [])]
+    work = WorkState(output_dir)
+    names += [record["name"] for record in work.records(SHARDS_DIR).values()]
+    for name in names:
+        path = os.path.join(output_dir, os.path.basename(name))
+        if os.path.isfile(path):
+            os.remove(path)
+    work.remove()

@@ -1,0 +1,222 @@
+"""Pure: tokenized documents -> (segment A, segment B, NSP label) spans (Devlin et al. 2018).
+
+Segments are contiguous runs of whole sentences, so an instance is four token offsets
+into the flat id array of its unit plus a label. All randomness comes from the `rng`
+argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NSP_TARGET = 0.5
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Token ids of many documents, flat: ids, sentence offsets, document offsets (in sentences)."""
+
+    ids: np.ndarray
+    sentence_starts: np.ndarray
+    document_starts: np.ndarray
+
+    @property
+    def num_documents(self) -> int:
+        return len(self.document_starts) - 1
+
+    @property
+    def num_sentences(self) -> int:
+        return len(self.sentence_starts) - 1
+
+    def document_of_token(self, token_index: np.ndarray) -> np.ndarray:
+        """Document index of each token offset (for tests and checks)."""
+        sentence = np.searchsorted(self.sentence_starts, token_index, side="right") - 1
+        return np.searchsorted(self.document_starts, sentence, side="right") - 1
+
+
+def make_corpus(
+    documents: list[tuple[np.ndarray, np.ndarray]], max_num_tokens: int
+) -> tuple[Corpus, int]:
+    """Flatten (ids, sentence lengths) per document into a Corpus.
+
+    Empty sentences are dropped; a sentence longer than `max_num_tokens` is cut into
+    pieces of that length. Returns the corpus and the number of sentences cut.
+    Documents must have at least one token.
+    """
+    ids = np.concatenate([d[0] for d in documents]) if documents else np.zeros(0, np.int32)
+    lengths = [d[1][d[1] > 0] for d in documents]
+    counts = np.array([len(x) for x in lengths], dtype=np.int64)
+    flat = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    pieces = np.maximum(1, -(-flat // max_num_tokens))
+    cut = int(np.count_nonzero(pieces > 1))
+    if cut:
+        owner = np.repeat(np.arange(len(flat)), pieces)
+        first = np.concatenate(([0], np.cumsum(pieces)[:-1]))
+        piece_index = np.arange(len(owner)) - first[owner]
+        remaining = flat[owner] - piece_index * max_num_tokens
+        flat = np.minimum(remaining, max_num_tokens)
+        doc_of_sentence = np.repeat(np.arange(len(counts)), counts)
+        counts = np.bincount(doc_of_sentence[owner], minlength=len(counts)).astype(np.int64)
+    sentence_starts = np.concatenate(([0], np.cumsum(flat))).astype(np.int64)
+    document_starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    return Corpus(ids, sentence_starts, document_starts), cut
+
+
+@dataclass
+class Pairs:
+    """Instances as spans into Corpus.ids: A = ids[a_start:a_start+a_len], likewise B."""
+
+    a_start: np.ndarray
+    a_len: np.ndarray
+    b_start: np.ndarray
+    b_len: np.ndarray
+    label: np.ndarray
+    counts: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+class NspBalancer:
+    """Coin for multi-sentence chunks so that random pairs make 50% of each unit's pass.
+
+    Single-sentence chunks must take a random B. With `f` their recent share (an
+    exponential moving average, since documents of one unit differ), a multi-sentence
+    chunk takes a random B with probability (0.5 - f) / (1 - f), nudged by the running
+    surplus or deficit of random pairs so the unit's total lands on 50%. Once f >= 0.5
+    the probability is 0: every multi-sentence chunk keeps its true continuation.
+    """
+
+    SMOOTHING = 0.02
+    GAIN = 0.1
+
+    def __init__(self) -> None:
+        self.single_share = 0.0
+        self.chunks = 0
+        self.random = 0
+
+    def probability(self) -> float:
+        f = self.single_share
+        base = (NSP_TARGET - f) / (1.0 - f) if f < NSP_TARGET else 0.0
+        deficit = NSP_TARGET * self.chunks - self.random
+        return min(1.0, max(0.0, base + self.GAIN * deficit))
+
+    def record(self, single_sentence: bool, is_random: bool) -> None:
+        self.single_share += self.SMOOTHING * (single_sentence - self.single_share)
+        self.chunks += 1
+        self.random += is_random
+
+
+def build_pairs(
+    corpus: Corpus, max_num_tokens: int, short_seq_prob: float, rng: np.random.Generator
+) -> Pairs:
+    """One pass over all documents: chunk, split into A/B, pick NSP negatives, truncate."""
+    lengths = np.diff(corpus.sentence_starts).tolist()
+    starts = corpus.sentence_starts.tolist()
+    doc_starts = corpus.document_starts.tolist()
+    n_docs = corpus.num_documents
+    a_start, a_end_tok, b_start, b_end_tok, labels = [], [], [], [], []
+    chunks = single = forced = no_partner = 0
+    balancer = NspBalancer()
+    for d in range(n_docs):
+        first_sentence, end_sentence = doc_starts[d], doc_starts[d + 1]
+        target = max_num_tokens
+        if rng.random() < short_seq_prob:
+            target = int(rng.integers(2, max_num_tokens + 1))
+        chunk_first = i = first_sentence
+        chunk_tokens = 0
+        while i < end_sentence:
+            chunk_tokens += lengths[i]
+            if i == end_sentence - 1 or chunk_tokens >= target:
+                n_chunk = i - chunk_first + 1
+                a_end = 1 if n_chunk == 1 else int(rng.integers(1, n_chunk))
+                if n_chunk == 1 and n_docs == 1:
+                    no_partner += 1
+                else:
+                    chunks += 1
+                    single += n_chunk == 1
+                    is_random = n_docs > 1 and (
+                        n_chunk == 1 or rng.random() < balancer.probability()
+                    )
+                    balancer.record(n_chunk == 1, is_random)
+                    a0, a1 = starts[chunk_first], starts[chunk_first + a_end]
+                    if is_random:
+                        forced += n_chunk == 1
+                        b0, b1 = _random_segment(
+                            rng, d, n_docs, doc_starts, starts, lengths, target - (a1 - a0)
+                        )
+                        i = chunk_first + a_end - 1  # unused sentences start the next chunk
+                    else:
+                        b0, b1 = a1, starts[i + 1]
+                    a_start.append(a0)
+                    a_end_tok.append(a1)
+                    b_start.append(b0)
+                    b_end_tok.append(b1)
+                    labels.append(int(is_random))
+                chunk_first = i + 1
+                chunk_tokens = 0
+            i += 1
+    pairs = Pairs(
+        np.array(a_start, np.int64),
+        np.array(a_end_tok, np.int64) - a_start,
+        np.array(b_start, np.int64),
+        np.array(b_end_tok, np.int64) - b_start,
+        np.array(labels, np.int8),
+    )
+    truncate_pairs(pairs, max_num_tokens, rng)
+    pairs.counts = {
+        "chunks": chunks,
+        "single_sentence_chunks": single,
+        "forced_random": forced,
+        "random_next": int(pairs.label.sum()),
+        "skipped_single_sentence_no_partner": no_partner,
+    }
+    return pairs
+
+
+def _random_segment(
+    rng: np.random.Generator,
+    doc: int,
+    n_docs: int,
+    doc_starts: list,
+    starts: list,
+    lengths: list,
+    target_b: int,
+) -> tuple[int, int]:
+    """Token span of sentences from another document, from a random sentence on, >= target_b."""
+    other = int(rng.integers(n_docs - 1))
+    if other >= doc:
+        other += 1
+    end = doc_starts[other + 1]
+    j = first = int(rng.integers(doc_starts[other], end))
+    total = 0
+    while j < end:
+        total += lengths[j]
+        j += 1
+        if total >= target_b:
+            break
+    return starts[first], starts[j]
+
+
+def truncate_pairs(pairs: Pairs, max_num_tokens: int, rng: np.random.Generator) -> None:
+    """Cut each pair to max_num_tokens in place, as the reference does token by token.
+
+    The reference drops one token from the longer segment (B on a tie), from the front or
+    the back with p=0.5, until the pair fits. The final lengths follow in closed form and
+    the number of front drops of each segment is Binomial(drops, 0.5).
+    """
+    la, lb = pairs.a_len, pairs.b_len
+    excess = np.maximum(la + lb - max_num_tokens, 0)
+    first_a = np.where(la > lb, np.minimum(excess, la - lb), 0)
+    first_b = np.where(lb > la, np.minimum(excess, lb - la), 0)
+    rest = excess - first_a - first_b
+    drop_a = first_a + rest // 2
+    drop_b = first_b + (rest + 1) // 2
+    front_a = rng.binomial(drop_a, 0.5)
+    front_b = rng.binomial(drop_b, 0.5)
+    pairs.a_start += front_a
+    pairs.a_len -= drop_a
+    pairs.b_start += front_b
+    pairs.b_len -= drop_b

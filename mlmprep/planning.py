@@ -1,0 +1,222 @@
+"""Resolve inputs (files, directories, globs) and cut them into work units.
+
+The plan depends only on the sorted input paths, their sizes and the config; never on
+the worker count or the engine.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import math
+import os
+import re
+from dataclasses import asdict, dataclass
+
+from .config import BuildConfig
+from .errors import InputError
+from .readers import BINARY_SNIFF_BYTES, detect_format, open_binary, split_suffixes
+
+COMPRESSION_RATIO = 4  # raw/compressed size guess where the format does not record it
+BYTES_PER_TOKEN = 3.0  # conservative (English ~4.3, Chinese ~3): overestimates instances
+SPLITTABLE_FORMATS = ("text", "jsonl", "sentences")
+_BLANK_LINES = re.compile(rb"\n(?:[ \t\r]*\n)+")
+SCAN_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """A whole file, or the byte range [start, end) of an uncompressed one."""
+
+    path: str
+    format: str
+    start: int = 0
+    end: int | None = None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A group of whole small files, or a range of whole documents of a large file."""
+
+    index: int
+    sources: tuple[Source, ...]
+    raw_bytes: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Unit:
+        return cls(data["index"], tuple(Source(**s) for s in data["sources"]), data["raw_bytes"])
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A resolved input file with what the plan needs of it."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    raw_size: int
+    binary: bool
+
+
+def resolve_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> list[str]:
+    """Expand files, directories (recursively) and globs to a sorted list of files.
+
+    Hidden files and anything inside the output directory are left out.
+    """
+    out = os.path.realpath(output_dir)
+    found: set[str] = set()
+    for spec in inputs:
+        if glob.has_magic(spec):
+            matches = glob.glob(spec, recursive=True)
+            if not matches:
+                raise InputError(
+                    f"{spec}: the pattern matches no file; check the glob and quote it"
+                )
+        elif os.path.exists(spec):
+            matches = [spec]
+        else:
+            raise InputError(f"{spec}: no such file or directory")
+        for match in matches:
+            if os.path.isdir(match):
+                found.update(_walk(match, out))
+            elif not _inside(os.path.realpath(match), out):
+                found.add(os.path.normpath(match))
+    if not found:
+        raise InputError(
+            f"{', '.join(inputs)}: no input files found (directories are empty "
+            "or hold only the output); pass text, jsonl or parquet files"
+        )
+    return sorted(found)
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory + os.sep)
+
+
+def _walk(directory: str, out: str) -> list[str]:
+    files = []
+    for root, dirs, names in os.walk(directory):
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and not _inside(os.path.realpath(os.path.join(root, d)), out)
+        )
+        files += [os.path.normpath(os.path.join(root, n)) for n in names if not n.startswith(".")]
+    return files
+
+
+def describe_inputs(paths: list[str]) -> list[InputFile]:
+    """Sizes, mtimes, raw-size estimates and a binary sniff of each input file."""
+    described = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            binary, raw_size = _sniff(path, stat.st_size)
+        except PermissionError:
+            raise InputError(
+                f"{path}: cannot read (permission denied); check its permissions"
+            ) from None
+        except OSError as exc:
+            raise InputError(
+                f"{path}: cannot read ({exc}); re-create the file or leave it out"
+            ) from None
+        described.append(InputFile(path, stat.st_size, stat.st_mtime_ns, raw_size, binary))
+    return described
+
+
+def _sniff(path: str, size: int) -> tuple[bool, int]:
+    if path.lower().endswith(".parquet"):
+        return False, size
+    with open_binary(path) as stream:
+        head = stream.read(BINARY_SNIFF_BYTES)
+    _, compression = split_suffixes(path)
+    if compression is None:
+        raw = size
+    elif compression == "gzip" and size >= 4:
+        with open(path, "rb") as handle:
+            handle.seek(-4, os.SEEK_END)
+            raw = max(int.from_bytes(handle.read(4), "little"), size)
+    else:
+        raw = size * COMPRESSION_RATIO
+    return b"\x00" in head, raw
+
+
+def fingerprint(files: list[InputFile]) -> list[dict]:
+    """Sorted paths, sizes and mtimes: a changed input makes a different fingerprint."""
+    return [{"path": f.path, "size": f.size, "mtime_ns": f.mtime_ns} for f in files]
+
+
+def plan_units(files: list[InputFile], config: BuildConfig) -> list[Unit]:
+    """Cut the inputs into units of about config.unit_size raw bytes."""
+    units: list[Unit] = []
+    group: list[Source] = []
+    group_bytes = 0
+
+    def close_group() -> None:
+        nonlocal group, group_bytes
+        if group:
+            units.append(Unit(len(units), tuple(group), group_bytes))
+            group, group_bytes = [], 0
+
+    for file in files:
+        if file.binary:
+            continue
+        fmt = detect_format(file.path, config.input_format)
+        _, compression = split_suffixes(file.path)
+        if compression is None and fmt in SPLITTABLE_FORMATS and file.size > config.unit_size:
+            close_group()
+            bounds = _range_bounds(file.path, file.size, fmt, config.unit_size)
+            for start, end in itertools.pairwise(bounds):
+                units.append(Unit(len(units), (Source(file.path, fmt, start, end),), end - start))
+            continue
+        group.append(Source(file.path, fmt))
+        group_bytes += file.raw_size
+        if group_bytes >= config.unit_size:
+            close_group()
+    close_group()
+    return units
+
+
+def _range_bounds(path: str, size: int, fmt: str, unit_size: int) -> list[int]:
+    """Document starts near every multiple of unit_size, plus 0 and the file size."""
+    bounds = [0]
+    with open(path, "rb") as handle:
+        for k in range(1, math.ceil(size / unit_size)):
+            start = max(k * unit_size, bounds[-1] + 1)
+            if start >= size:
+                break
+            boundary = _next_document_start(handle, start, fmt, size)
+            if boundary < size and boundary > bounds[-1]:
+                bounds.append(boundary)
+    bounds.append(size)
+    return bounds
+
+
+def _next_document_start(handle, offset: int, fmt: str, size: int) -> int:
+    """First document start at or after `offset`, found by scanning in blocks."""
+    pattern = re.compile(rb"\n") if fmt == "jsonl" else _BLANK_LINES
+    handle.seek(offset - 1)
+    carried = b""
+    base = offset - 1
+    while True:
+        block = handle.read(SCAN_BLOCK)
+        if not block:
+            return size
+        buffer = carried + block
+        match = pattern.search(buffer)
+        if match and match.end() < len(buffer):
+            return base + match.end()
+        cut = buffer.rfind(b"\n")
+        cut = 0 if cut < 0 else cut
+        base += cut
+        carried = buffer[cut:]
+
+
+def estimate_buckets(files: list[InputFile], config: BuildConfig, share: float) -> int:
+    """Number of spill buckets so that one bucket is about one shard (from raw-size guesses)."""
+    raw = sum(f.raw_size for f in files if not f.binary) * share
+    instances = raw * config.dupe_factor / (BYTES_PER_TOKEN * config.max_num_tokens * 0.9)
+    return max(1, math.ceil(instances / config.shard_size))

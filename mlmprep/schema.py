@@ -1,0 +1,65 @@
+"""The one Parquet schema of mlmprep output, and record batches built from flat arrays."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+
+from .config import BuildConfig
+from .instances import Instances
+from .masking import Masked
+
+SCHEMA_VERSION = 1
+METADATA_KEY = b"mlmprep"
+COMPRESSION = "zstd"
+
+
+def output_schema(config: BuildConfig) -> pa.Schema:
+    """Columns for this build; columns that do not apply are left out (DESIGN.md §5)."""
+    fields = [
+        pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
+        pa.field("token_type_ids", pa.list_(pa.int8()), nullable=False),
+        pa.field("next_sentence_label", pa.int8(), nullable=False),
+    ]
+    if config.masking == "static":
+        fields += [
+            pa.field("masked_lm_positions", pa.list_(pa.int32()), nullable=False),
+            pa.field("masked_lm_ids", pa.list_(pa.int32()), nullable=False),
+        ]
+    else:
+        fields.append(pa.field("special_tokens_mask", pa.list_(pa.int8()), nullable=False))
+    fields.append(pa.field("num_tokens", pa.int16(), nullable=False))
+    return pa.schema(fields)
+
+
+def _list(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
+    return pa.ListArray.from_arrays(
+        pa.array(offsets.astype(np.int32)), pa.array(values, type=value_type)
+    )
+
+
+def record_batch(
+    config: BuildConfig, instances: Instances, masked: Masked | None
+) -> pa.RecordBatch:
+    """Rows of one pass of one unit as an Arrow record batch in the output schema."""
+    schema = output_schema(config)
+    tokens = masked.tokens if masked is not None else instances.tokens
+    columns = {
+        "input_ids": _list(instances.offsets, tokens, pa.int32()),
+        "token_type_ids": _list(instances.offsets, instances.token_types, pa.int8()),
+        "next_sentence_label": pa.array(instances.labels, type=pa.int8()),
+    }
+    if masked is not None:
+        columns["masked_lm_positions"] = _list(masked.offsets, masked.positions, pa.int32())
+        columns["masked_lm_ids"] = _list(masked.offsets, masked.original_ids, pa.int32())
+    else:
+        columns["special_tokens_mask"] = _list(instances.offsets, instances.special, pa.int8())
+    columns["num_tokens"] = pa.array(instances.lengths.astype(np.int16), type=pa.int16())
+    return pa.record_batch([columns[name] for name in schema.names], schema=schema)
+
+
+def with_metadata(schema: pa.Schema, facts: dict) -> pa.Schema:
+    """Attach the build's key facts (config, tokenizer, versions) to a schema."""
+    return schema.with_metadata({METADATA_KEY: json.dumps(facts, sort_keys=True).encode()})

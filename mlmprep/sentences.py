@@ -1,0 +1,91 @@
+"""Rule-based sentence splitter for English and Chinese text (no model, no downloads)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+CLOSERS = "\"'”’)]}»」』）》〕"
+OPENERS = "\"'“‘([{«「『（《"
+_BOUNDARY = re.compile(
+    rf"(?P<zh>[。！？；]+[{re.escape(CLOSERS)}]*\s*)"
+    rf"|(?P<en>(?:[.!?]+|…+)[{re.escape(CLOSERS)}]*\s+)"
+)
+_LAST_WORD = re.compile(rf"[{re.escape(OPENERS)}]*(\S+)$")
+ABBREVIATIONS = frozenset(
+    {
+        *"mr mrs ms messrs dr st jr sr prof rev gen col capt lt sgt hon gov sen rep".split(),
+        *"e.g i.e viz cf vs al approx dept est fig figs vol vols pp ch sec art ed eds".split(),
+        *"inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec mt ft".split(),
+    }
+)
+NUMBER_ABBREVIATIONS = frozenset({"no", "nos", "p", "art", "vol"})
+MAX_SENTENCE_CHARS = 20_000
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Split one paragraph into sentences; whitespace around sentences is stripped."""
+    sentences = []
+    start = 0
+    for match in _BOUNDARY.finditer(paragraph):
+        end = match.end()
+        if end >= len(paragraph):
+            break
+        if match.group("en") is not None and not _english_boundary(paragraph, match.start(), end):
+            continue
+        piece = paragraph[start:end].strip()
+        if piece:
+            sentences.append(piece)
+        start = end
+    piece = paragraph[start:].strip()
+    if piece:
+        sentences.append(piece)
+    return sentences
+
+
+def _english_boundary(text: str, punct_start: int, next_start: int) -> bool:
+    """Is the '.', '!' or '?' at punct_start a sentence end, given the text after it?"""
+    following = text[next_start : next_start + 2].lstrip(OPENERS)[:1]
+    if not following:
+        following = text[next_start : next_start + 1]
+    if not (following.isupper() or following.isdigit() or following in OPENERS):
+        return False
+    if text[punct_start] != ".":
+        return True
+    word_match = _LAST_WORD.search(text, 0, punct_start)
+    if word_match is None:
+        return True
+    word = word_match.group(1).lower()
+    if len(word) == 1 and word.isalpha():
+        return False  # an initial: "J. R. R. Tolkien"
+    if word in ABBREVIATIONS:
+        return False
+    return not (word in NUMBER_ABBREVIATIONS and following.isdigit())
+
+
+def cut_long(sentence: str, limit: int = MAX_SENTENCE_CHARS) -> list[str]:
+    """Cut a sentence longer than `limit` characters at whitespace, so memory stays bounded."""
+    if len(sentence) <= limit:
+        return [sentence]
+    pieces = []
+    start = 0
+    while len(sentence) - start > limit:
+        cut = sentence.rfind(" ", start + limit // 2, start + limit)
+        if cut <= start:
+            cut = start + limit
+        pieces.append(sentence[start:cut])
+        start = cut
+    pieces.append(sentence[start:])
+    return [piece for piece in (p.strip() for p in pieces) if piece]
+
+
+def document_sentences(lines: Iterable[str], presplit: bool) -> list[str]:
+    """The sentences of a document: lines split into sentences unless already split."""
+    sentences: list[str] = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        for sentence in [line] if presplit else split_sentences(line):
+            sentences.extend(cut_long(sentence))
+    return sentences

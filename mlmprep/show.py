@@ -1,0 +1,68 @@
+"""Decode a few instances to text with segments and masks visible."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pyarrow.parquet as pq
+
+from .errors import OutputError
+from .manifest import read_index
+from .tokenization import WordPieceEncoder
+
+SPECIAL_NAMES = ("[CLS]", "[SEP]")
+
+
+def iter_rows(output_dir: str, split: str = "train") -> Iterator[dict]:
+    """Rows of a build's shards as dicts, shard by shard, in stored order."""
+    index = read_index(output_dir)
+    for shard in (s for s in index["shards"] if s["split"] == split):
+        for batch in pq.ParquetFile(os.path.join(output_dir, shard["name"])).iter_batches(256):
+            yield from batch.to_pylist()
+
+
+def load_output_tokenizer(output_dir: str) -> WordPieceEncoder:
+    """The tokenizer copied into the build output."""
+    path = os.path.join(output_dir, "tokenizer.json")
+    if not os.path.exists(path):
+        raise OutputError(f"{path}: missing; rebuild the output with 'mlmprep build'")
+    return WordPieceEncoder(path)
+
+
+def render(row: dict, encoder: WordPieceEncoder) -> str:
+    """One instance as text: '[MASK](original)' marks masked positions, B after the first [SEP]."""
+    originals = dict(zip(row.get("masked_lm_positions") or [], row.get("masked_lm_ids") or []))
+    words: list[str] = []
+    for position, token_id in enumerate(row["input_ids"]):
+        token = encoder.id_to_token(token_id)
+        if position in originals:
+            words.append(f"{token}({encoder.id_to_token(originals[position])})")
+        elif token.startswith("##") and words:
+            words[-1] += token[2:]
+        else:
+            words.append(token)
+    text = " ".join(words)
+    lines = []
+    if "next_sentence_label" in row:
+        kind = "random next" if row["next_sentence_label"] else "true next"
+        lines.append(
+            f"next_sentence_label={row['next_sentence_label']} ({kind})  "
+            f"tokens={row['num_tokens']}  masked={len(originals)}"
+        )
+    segments = text.split(" [SEP] ", 1)
+    lines.append(f"  A: {segments[0]} [SEP]")
+    if len(segments) > 1:
+        lines.append(f"  B: {segments[1]}")
+    return "\n".join(lines)
+
+
+def show(output_dir: str, count: int, split: str = "train") -> list[str]:
+    """Rendered text of the first `count` rows of a split."""
+    encoder = load_output_tokenizer(output_dir)
+    rendered = []
+    for row in iter_rows(output_dir, split):
+        if len(rendered) >= count:
+            break
+        rendered.append(render(row, encoder))
+    return rendered

@@ -1,0 +1,128 @@
+"""Statistics of a build, computed by streaming over its shards (bounded memory)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .manifest import read_index
+
+HISTOGRAM_BIN = 16
+BATCH_ROWS = 8192
+
+
+def _flat(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Values and offsets of a list column as numpy arrays."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    offsets = array.offsets.to_numpy().astype(np.int64)
+    values = array.values.to_numpy()
+    return values[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+
+class _Totals:
+    def __init__(self, max_len: int) -> None:
+        self.length_counts = np.zeros(max_len + 1, np.int64)
+        self.labels = {"next_sentence_label": np.zeros(2, np.int64)}
+        self.masked = 0
+        self.split = np.zeros(3, np.int64)  # mask, random, kept
+        self.unk = 0
+        self.content_tokens = 0
+        self.rows_per_shard: list[int] = []
+
+    def add(self, batch: pa.RecordBatch, special: dict[str, int]) -> None:
+        lengths = batch.column("num_tokens").to_numpy().astype(np.int64)
+        np.add.at(self.length_counts, np.minimum(lengths, len(self.length_counts) - 1), 1)
+        if "next_sentence_label" in batch.schema.names:
+            labels = batch.column("next_sentence_label").to_numpy()
+            self.labels["next_sentence_label"] += np.bincount(labels, minlength=2)[:2]
+        ids, offsets = _flat(batch.column("input_ids"))
+        is_content = ~np.isin(ids, [special["[CLS]"], special["[SEP]"]])
+        unk = ids == special["[UNK]"]
+        if "masked_lm_positions" in batch.schema.names:
+            positions, pos_offsets = _flat(batch.column("masked_lm_positions"))
+            originals, _ = _flat(batch.column("masked_lm_ids"))
+            row = np.repeat(np.arange(len(pos_offsets) - 1), np.diff(pos_offsets))
+            flat_positions = offsets[row] + positions
+            replaced = ids[flat_positions]
+            is_mask = replaced == special["[MASK]"]
+            kept = (replaced == originals) & ~is_mask
+            self.masked += len(positions)
+            self.split += [int(is_mask.sum()), int((~is_mask & ~kept).sum()), int(kept.sum())]
+            unk[flat_positions] = originals == special["[UNK]"]
+        self.unk += int((unk & is_content).sum())
+        self.content_tokens += int(is_content.sum())
+
+
+def compute_stats(output_dir: str, split: str = "train") -> dict:
+    """The keys of DESIGN.md §5 for one split of a build."""
+    index = read_index(output_dir)
+    config = index["config"]
+    special = index["tokenizer"]["special_ids"]
+    max_len = config["max_seq_length"]
+    totals = _Totals(max_len)
+    shards = [s for s in index["shards"] if s["split"] == split]
+    for shard in shards:
+        parquet = pq.ParquetFile(os.path.join(output_dir, shard["name"]))
+        totals.rows_per_shard.append(parquet.metadata.num_rows)
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+            totals.add(batch, special)
+    counts = totals.length_counts
+    instances = int(counts.sum())
+    tokens = int((counts * np.arange(len(counts))).sum())
+    cumulative = np.cumsum(counts)
+    labels = totals.labels["next_sentence_label"]
+    build_counts = index.get("counts", {})
+    chunks = build_counts.get("chunks", 0)
+    return {
+        "split": split,
+        "instances": instances,
+        "shards": len(shards),
+        "tokens": tokens,
+        "mean_tokens": round(tokens / instances, 3) if instances else 0.0,
+        "median_tokens": _quantile(cumulative, 0.5),
+        "p95_tokens": _quantile(cumulative, 0.95),
+        "frac_shorter_than_max": round(float(counts[:max_len].sum()) / instances, 4)
+        if instances
+        else 0.0,
+        "length_histogram": _histogram(counts),
+        "nsp_random_fraction": round(float(labels[1]) / instances, 4) if instances else 0.0,
+        "forced_random_fraction": round(build_counts.get("forced_random", 0) / chunks, 4)
+        if chunks
+        else 0.0,
+        "single_sentence_chunks": build_counts.get("single_sentence_chunks", 0),
+        "sentences_cut": build_counts.get("sentences_cut", 0),
+        "mean_masked": round(totals.masked / instances, 3) if instances else 0.0,
+        "masked_per_token": round(totals.masked / tokens, 4) if tokens else 0.0,
+        "mask_split": _split(totals.split),
+        "unk_rate": round(totals.unk / totals.content_tokens, 5) if totals.content_tokens else 0.0,
+        "rows_per_shard": {
+            "min": min(totals.rows_per_shard, default=0),
+            "max": max(totals.rows_per_shard, default=0),
+        },
+        **index["accounting"],
+    }
+
+
+def _quantile(cumulative: np.ndarray, q: float) -> int:
+    if not len(cumulative) or cumulative[-1] == 0:
+        return 0
+    return int(np.searchsorted(cumulative, q * cumulative[-1]))
+
+
+def _histogram(counts: np.ndarray) -> dict[str, int]:
+    histogram = {}
+    for start in range(0, len(counts), HISTOGRAM_BIN):
+        n = int(counts[start : start + HISTOGRAM_BIN].sum())
+        if n:
+            end = min(start + HISTOGRAM_BIN, len(counts)) - 1
+            histogram[f"{start}-{end}"] = n
+    return histogram
+
+
+def _split(split: np.ndarray) -> dict[str, float]:
+    total = int(split.sum())
+    names = ("mask", "random", "kept")
+    return {name: round(float(n) / total, 4) if total else 0.0 for name, n in zip(names, split)}

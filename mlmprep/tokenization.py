@@ -1,0 +1,208 @@
+"""Load the WordPiece tokenizer and encode documents to token ids, one array per sentence run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers
+from tokenizers.models import WordPiece
+
+from .errors import TokenizerError
+
+BUNDLED = {"bert-base-uncased": ("bert-base-uncased-vocab.txt", True)}
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+SENTENCE_MARK = "\ue000"  # private-use character: never produced by our readers
+BATCH_CHARS = 1 << 20
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """Ids of the special tokens every BERT vocabulary must have."""
+
+    pad: int
+    unk: int
+    cls: int
+    sep: int
+    mask: int
+
+    def to_dict(self) -> dict:
+        return {
+            "[PAD]": self.pad,
+            "[UNK]": self.unk,
+            "[CLS]": self.cls,
+            "[SEP]": self.sep,
+            "[MASK]": self.mask,
+        }
+
+
+class WordPieceEncoder:
+    """A loaded tokenizer plus what mlmprep needs of it: special ids, random-id pool, sha256."""
+
+    def __init__(self, spec: str, lowercase: bool | None = None) -> None:
+        self.name, tokenizer = _load(spec, lowercase)
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self.json = tokenizer.to_str()
+        self.sha256 = hashlib.sha256(self.json.encode("utf-8")).hexdigest()
+        self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+        ids = {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
+        missing = [token for token, i in ids.items() if i is None]
+        if missing:
+            raise TokenizerError(
+                f"{spec}: the vocabulary has no {' '.join(missing)}; "
+                "a BERT vocabulary needs [PAD] [UNK] [CLS] [SEP] [MASK]"
+            )
+        self.special = SpecialIds(
+            ids["[PAD]"], ids["[UNK]"], ids["[CLS]"], ids["[SEP]"], ids["[MASK]"]
+        )
+        excluded = set(ids.values()) | {
+            i for i, token in tokenizer.get_added_tokens_decoder().items() if token.special
+        }
+        self.random_pool = np.array(
+            [i for i in range(self.vocab_size) if i not in excluded], dtype=np.int32
+        )
+        self._tokenizer = tokenizer
+        self._marked = Tokenizer.from_str(self.json)
+        self._marked.add_special_tokens([AddedToken(SENTENCE_MARK, special=True, normalized=False)])
+        self._mark_id = self._marked.token_to_id(SENTENCE_MARK)
+        self._structural = np.array(
+            [self.special.cls, self.special.sep, self.special.mask, self.special.pad],
+            dtype=np.int32,
+        )
+
+    def id_to_token(self, token_id: int) -> str:
+        return self._tokenizer.id_to_token(int(token_id)) or "[UNK]"
+
+    def encode_documents(
+        self, documents: list[list[str]]
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Encode documents (lists of sentences) in bounded batches.
+
+        Returns, per document, all its token ids (int32) and the token count of each
+        sentence. Sentences are joined with a private marker token, so one `encode_batch`
+        call covers many documents and cutting at sentence boundaries is exact.
+        """
+        pieces: list[tuple[int, str]] = []
+        for index, sentences in enumerate(documents):
+            piece: list[str] = []
+            size = 0
+            for sentence in sentences:
+                if SENTENCE_MARK in sentence:
+                    sentence = sentence.replace(SENTENCE_MARK, " ")
+                if piece and size + len(sentence) > BATCH_CHARS:
+                    pieces.append((index, SENTENCE_MARK.join(piece)))
+                    piece, size = [], 0
+                piece.append(sentence)
+                size += len(sentence) + 1
+            pieces.append((index, SENTENCE_MARK.join(piece)))
+        doc_ids: list[list[np.ndarray]] = [[] for _ in documents]
+        doc_lengths: list[list[np.ndarray]] = [[] for _ in documents]
+        batch: list[tuple[int, str]] = []
+        batch_chars = 0
+        for index, text in pieces:
+            batch.append((index, text))
+            batch_chars += len(text)
+            if batch_chars >= BATCH_CHARS:
+                self._encode_batch(batch, doc_ids, doc_lengths)
+                batch, batch_chars = [], 0
+        if batch:
+            self._encode_batch(batch, doc_ids, doc_lengths)
+        return (
+            [_concat(parts, np.int32) for parts in doc_ids],
+            [_concat(parts, np.int64) for parts in doc_lengths],
+        )
+
+    def _encode_batch(self, batch: list[tuple[int, str]], doc_ids: list, doc_lengths: list) -> None:
+        encodings = self._marked.encode_batch_fast(
+            [text for _, text in batch], add_special_tokens=False
+        )
+        for (index, _), encoding in zip(batch, encodings):
+            ids = np.array(encoding.ids, dtype=np.int32)
+            marks = np.flatnonzero(ids == self._mark_id)
+            bounds = np.concatenate(([-1], marks, [len(ids)]))
+            doc_lengths[index].append(np.diff(bounds) - 1)
+            ids = ids[ids != self._mark_id]
+            # literal "[SEP]" etc. in the text must not become structure
+            ids[np.isin(ids, self._structural)] = self.special.unk
+            doc_ids[index].append(ids)
+
+    def encode_plain(self, texts: list[str]) -> list[list[int]]:
+        """Plain encode without special tokens (used by benchmarks and tests)."""
+        return [e.ids for e in self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+
+    def manifest_entry(self) -> dict:
+        """The tokenizer section of index.json."""
+        return {
+            "name": self.name,
+            "vocab_size": self.vocab_size,
+            "sha256": self.sha256,
+            "special_ids": self.special.to_dict(),
+            "file": "tokenizer.json",
+        }
+
+
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts).astype(dtype, copy=False)
+
+
+def _load(spec: str, lowercase: bool | None) -> tuple[str, Tokenizer]:
+    """Resolve a bundled name, a vocab.txt path or a tokenizer.json path."""
+    if spec in BUNDLED:
+        filename, default_lowercase = BUNDLED[spec]
+        text = resources.files("mlmprep.data").joinpath(filename).read_text(encoding="utf-8")
+        lower = default_lowercase if lowercase is None else lowercase
+        return spec, wordpiece_from_vocab(text, lower)
+    if not os.path.exists(spec):
+        raise TokenizerError(
+            f"{spec}: tokenizer not found; pass --tokenizer bert-base-uncased, "
+            "a vocab.txt or a tokenizer.json"
+        )
+    try:
+        with open(spec, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TokenizerError(f"{spec}: cannot read the tokenizer ({exc})") from None
+    name = os.path.basename(spec)
+    if spec.endswith(".json"):
+        return name, _from_json(spec, text)
+    return name, wordpiece_from_vocab(text, True if lowercase is None else lowercase)
+
+
+def _from_json(spec: str, text: str) -> Tokenizer:
+    try:
+        tokenizer = Tokenizer.from_str(text)
+        model_type = json.loads(text).get("model", {}).get("type")
+    except Exception as exc:  # tokenizers raises plain Exception on bad JSON
+        raise TokenizerError(f"{spec}: not a valid tokenizer.json ({exc})") from None
+    if model_type != "WordPiece":
+        raise TokenizerError(
+            f"{spec}: model type is {model_type}, mlmprep needs a WordPiece "
+            "tokenizer (whole-word logic relies on '##' continuations)"
+        )
+    return tokenizer
+
+
+def wordpiece_from_vocab(text: str, lowercase: bool) -> Tokenizer:
+    """A BERT WordPiece tokenizer from vocab.txt contents (split on '\\n' only)."""
+    vocab: dict[str, int] = {}
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for index, line in enumerate(lines):
+        vocab.setdefault(line.rstrip("\r"), index)
+    if "[UNK]" not in vocab:
+        raise TokenizerError(
+            "the vocabulary has no [UNK]; a BERT vocabulary needs [PAD] [UNK] [CLS] [SEP] [MASK]"
+        )
+    tokenizer = Tokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    return tokenizer
