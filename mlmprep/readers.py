@@ -1,4 +1,4 @@
-"""Input files -> documents: text, jsonl, parquet and sentence-per-line formats, maybe compressed."""
+"""Input files -> documents: text, jsonl, parquet, sentence-per-line; compressed or not."""
 
 from __future__ import annotations
 

@@ -48,7 +48,8 @@ def _english_boundary(text: str, punct_start: int, next_start: int) -> bool:
     following = text[next_start : next_start + 2].lstrip(OPENERS)[:1]
     if not following:
         following = text[next_start : next_start + 1]
-    if not (following.isupper() or following.isdigit() or following in OPENERS):
+    starts_sentence = following.isupper() or following.isdigit() or following in OPENERS
+    if not (starts_sentence or _is_cjk(following)):
         return False
     if text[punct_start] != ".":
         return True
@@ -61,6 +62,11 @@ def _english_boundary(text: str, punct_start: int, next_start: int) -> bool:
     if word in ABBREVIATIONS:
         return False
     return not (word in NUMBER_ABBREVIATIONS and following.isdigit())
+
+
+def _is_cjk(char: str) -> bool:
+    """Ideographs and kana have no case: after '.', '!' or '?' they start a sentence."""
+    return bool(char) and char >= "\u2e80" and char.isalpha()
 
 
 def cut_long(sentence: str, limit: int = MAX_SENTENCE_CHARS) -> list[str]:

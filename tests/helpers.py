@@ -1,0 +1,52 @@
+"""Helpers shared by the tests: the bundled sample, the shared corpora (optional), builds."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from mlmprep.build import RunOptions, build
+from mlmprep.config import BuildConfig
+
+SAMPLE_DIR = Path(str(resources.files("mlmprep.data").joinpath("sample")))
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+
+
+def shared_corpus(relative: str) -> Path:
+    """A file of ../shared/corpora, or skip the test with the reason."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"{path} is absent (shared corpora are only on developer machines)")
+    return path
+
+
+def shard_hashes(output_dir: Path) -> dict[str, str]:
+    """sha256 of every Parquet file in an output directory."""
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(output_dir.glob("*.parquet"))
+    }
+
+
+def run_build(inputs, output_dir, workers: int = 1, **options) -> dict:
+    """Build with the library API and return the summary."""
+    config = BuildConfig(**options)
+    return build([str(p) for p in inputs], str(output_dir), config, RunOptions(workers=workers))
+
+
+def write_text(path: Path, documents: list[list[str]]) -> Path:
+    """Write blank-line-separated documents, one paragraph per line."""
+    path.write_text("\n\n".join("\n".join(d) for d in documents) + "\n", encoding="utf-8")
+    return path
+
+
+def plain_sample(directory: Path) -> Path:
+    """The bundled sample decompressed, so large files can be split into byte-range units."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in sorted(SAMPLE_DIR.glob("*.txt.gz")):
+        (directory / path.name[:-3]).write_bytes(gzip.decompress(path.read_bytes()))
+    return directory

@@ -1,0 +1,188 @@
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from mlmprep.errors import OutputError
+from mlmprep.stats import compute_stats
+from mlmprep.tokenization import WordPieceEncoder
+from mlmprep.validate import validate
+
+from .helpers import (
+    SAMPLE_DIR,
+    plain_sample,
+    run_build,
+    shard_hashes,
+    shared_corpus,
+    write_text,
+)
+
+SMALL_UNITS = {"unit_size": 32 * 1024, "shard_size": 400}
+
+
+def test_sample_build_is_valid_and_complete(sample_build):
+    index = json.loads((sample_build / "index.json").read_text())
+    assert set(index) >= {
+        "schema_version",
+        "config",
+        "tokenizer",
+        "versions",
+        "shards",
+        "accounting",
+        "run",
+    }
+    documents = index["accounting"]["documents"]
+    assert documents["read"] == documents["used"] + sum(documents["skipped"].values())
+    assert documents["used"] == 37
+    assert (sample_build / "tokenizer.json").exists()
+    assert validate(str(sample_build))["ok"]
+    table = pq.read_table(sample_build / index["shards"][0]["name"])
+    assert table.schema.names == [
+        "input_ids",
+        "token_type_ids",
+        "next_sentence_label",
+        "masked_lm_positions",
+        "masked_lm_ids",
+        "num_tokens",
+    ]
+    metadata = json.loads(table.schema.metadata[b"mlmprep"])
+    assert metadata["config"]["seed"] == 12345
+    assert "input_fingerprint" not in metadata["config"]
+
+
+def test_every_row_meets_the_invariants(sample_build):
+    index = json.loads((sample_build / "index.json").read_text())
+    rows = pq.read_table(sample_build / index["shards"][0]["name"]).to_pylist()
+    assert len(rows) > 500
+    for row in rows:
+        ids = row["input_ids"]
+        assert ids[0] == 101 and ids[-1] == 102 and ids.count(102) == 2
+        assert len(ids) <= 128 and row["num_tokens"] == len(ids)
+        first_sep = ids.index(102)
+        assert row["token_type_ids"] == [0] * (first_sep + 1) + [1] * (len(ids) - first_sep - 1)
+        positions = row["masked_lm_positions"]
+        assert positions == sorted(set(positions))
+        assert all(0 < p < len(ids) - 1 and p != first_sep for p in positions)
+        expected = min(20, max(1, round(len(ids) * 0.15)))
+        assert len(positions) == expected
+        assert len(row["masked_lm_ids"]) == len(positions)
+        for p, original in zip(positions, row["masked_lm_ids"]):
+            assert ids[p] == original or ids[p] not in (0, 100, 101, 102)
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
+    run_build([SAMPLE_DIR], tmp_path / "a", seed=7)
+    run_build([SAMPLE_DIR], tmp_path / "b", seed=7)
+    run_build([SAMPLE_DIR], tmp_path / "c", seed=8)
+    assert shard_hashes(tmp_path / "a") == shard_hashes(tmp_path / "b")
+    assert shard_hashes(tmp_path / "a") != shard_hashes(tmp_path / "c")
+
+
+def test_byte_identical_for_any_worker_count(tmp_path):
+    plain = plain_sample(tmp_path / "plain")
+    hashes = []
+    for workers in (1, 2, 3):
+        summary = run_build([plain], tmp_path / f"w{workers}", workers=workers, **SMALL_UNITS)
+        assert summary["shards"] > 1
+        hashes.append(shard_hashes(tmp_path / f"w{workers}"))
+    assert hashes[0] == hashes[1] == hashes[2]
+    index = json.loads((tmp_path / "w1" / "index.json").read_text())
+    assert index["run"]["units"] > 5
+
+
+def test_masking_mode_does_not_change_pairs(tmp_path):
+    run_build([SAMPLE_DIR], tmp_path / "static")
+    run_build([SAMPLE_DIR], tmp_path / "dynamic", masking="dynamic")
+    static = pq.read_table(next((tmp_path / "static").glob("train-*.parquet")))
+    dynamic = pq.read_table(next((tmp_path / "dynamic").glob("train-*.parquet")))
+    assert "special_tokens_mask" in dynamic.schema.names
+    assert "masked_lm_positions" not in dynamic.schema.names
+    assert static.column("next_sentence_label").equals(dynamic.column("next_sentence_label"))
+    assert static.column("token_type_ids").equals(dynamic.column("token_type_ids"))
+    unmasked = static.to_pylist()
+    for row, dyn in zip(unmasked, dynamic.to_pylist()):
+        ids = list(row["input_ids"])
+        for p, original in zip(row["masked_lm_positions"], row["masked_lm_ids"]):
+            ids[p] = original
+        assert ids == dyn["input_ids"]
+        assert dyn["special_tokens_mask"] == [int(t in (101, 102)) for t in ids]
+
+
+def test_nsp_balance_end_to_end_over_20000_pairs(tmp_path):
+    run_build([SAMPLE_DIR], tmp_path / "out", dupe_factor=30)
+    stats = compute_stats(str(tmp_path / "out"))
+    assert stats["instances"] >= 20_000
+    assert abs(stats["nsp_random_fraction"] - 0.5) <= 0.01
+    assert stats["forced_random_fraction"] > 0
+
+
+def test_shuffle_is_global(tmp_path):
+    encoder = WordPieceEncoder("bert-base-uncased")
+    words = [
+        w
+        for w, i in sorted(encoder._tokenizer.get_vocab().items(), key=lambda x: x[1])
+        if w.isalpha() and w.isascii() and len(w) > 3
+    ][:4000]
+    rng = np.random.default_rng(0)
+    documents, owner = [], {}
+    for d in range(20):
+        own = words[d * 100 : (d + 1) * 100]
+        owner.update({encoder._tokenizer.token_to_id(w): d for w in own})
+        documents.append([" ".join(rng.choice(own, 12)).capitalize() + "." for _ in range(200)])
+    path = write_text(tmp_path / "docs.txt", documents)
+    summary = run_build([path], tmp_path / "out", shard_size=50, masking="dynamic")
+    assert summary["shards"] >= 8
+    shards_of_document: dict[int, set] = {}
+    for shard in sorted((tmp_path / "out").glob("train-*.parquet")):
+        for ids in pq.read_table(shard).column("input_ids").to_pylist():
+            shards_of_document.setdefault(owner[ids[1]], set()).add(shard.name)
+    assert len(shards_of_document) == 20
+    assert min(len(s) for s in shards_of_document.values()) >= summary["shards"] // 2
+
+
+def test_rerun_is_a_no_op_and_other_config_is_refused(tmp_path):
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out)
+    before = shard_hashes(out)
+    assert run_build([SAMPLE_DIR], out)["already_built"] is True
+    assert shard_hashes(out) == before
+    with pytest.raises(OutputError, match=r"config \(seed\) differ.*--overwrite"):
+        run_build([SAMPLE_DIR], out, seed=1)
+
+
+def test_overwrite_removes_only_mlmprep_files(tmp_path):
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out, **SMALL_UNITS)
+    (out / "notes.txt").write_text("mine")
+    from mlmprep.build import RunOptions, build
+    from mlmprep.config import BuildConfig
+
+    build([str(SAMPLE_DIR)], str(out), BuildConfig(seed=3), RunOptions(overwrite=True))
+    assert (out / "notes.txt").read_text() == "mine"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["index.json", "notes.txt", "tokenizer.json", "train-00000-of-00001.parquet"]
+
+
+def test_validation_fraction_holds_out_whole_documents(tmp_path):
+    summary = run_build([SAMPLE_DIR], tmp_path / "out", validation_fraction=0.3)
+    assert summary["rows"]["validation"] > 0 and summary["rows"]["train"] > 0
+    assert list((tmp_path / "out").glob("validation-00000-of-*.parquet"))
+    assert (
+        compute_stats(str(tmp_path / "out"), "validation")["instances"]
+        == (summary["rows"]["validation"])
+    )
+
+
+def test_reference_bands_on_shared_en_books(tmp_path):
+    corpus = shared_corpus("sentences/en-books.txt.gz")
+    run_build([corpus], tmp_path / "out", input_format="sentences")
+    stats = compute_stats(str(tmp_path / "out"))
+    assert 117.5 <= stats["mean_tokens"] <= 120.1
+    assert 0.16 <= stats["frac_shorter_than_max"] <= 0.22
+    assert 17.4 <= stats["mean_masked"] <= 17.9
+    assert 0.148 <= stats["masked_per_token"] <= 0.150
+    for name, share in (("mask", 0.8), ("random", 0.1), ("kept", 0.1)):
+        assert abs(stats["mask_split"][name] - share) <= 0.01
+    assert abs(stats["nsp_random_fraction"] - 0.5) <= 0.01
+    assert 19_000 <= stats["instances"] <= 20_300

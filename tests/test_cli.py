@@ -1,0 +1,128 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mlmprep.cli import main
+
+from .helpers import SAMPLE_DIR
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_build_json_summary_then_stats_show_validate(runner, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(main, ["build", str(SAMPLE_DIR), str(out), "--json", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["documents"] == 37 and summary["shards"] == 1
+    assert summary["instances"] == summary["rows"]["train"] > 500
+
+    stats = json.loads(runner.invoke(main, ["stats", str(out), "--json"]).stdout)
+    for key in (
+        "instances",
+        "shards",
+        "tokens",
+        "mean_tokens",
+        "median_tokens",
+        "p95_tokens",
+        "frac_shorter_than_max",
+        "length_histogram",
+        "nsp_random_fraction",
+        "forced_random_fraction",
+        "mean_masked",
+        "masked_per_token",
+        "mask_split",
+        "unk_rate",
+        "rows_per_shard",
+        "documents",
+        "files",
+        "repaired",
+    ):
+        assert key in stats
+    assert stats["instances"] == summary["instances"]
+
+    text = runner.invoke(main, ["stats", str(out)]).stdout
+    assert f"instances:            {summary['instances']} in 1 shards" in text
+
+    shown = runner.invoke(main, ["show", str(out), "-n", "2"])
+    assert shown.exit_code == 0
+    assert shown.stdout.count("next_sentence_label=") == 2
+    assert "[MASK](" in shown.stdout and "  B: " in shown.stdout
+
+    checked = runner.invoke(main, ["validate", str(out)])
+    assert checked.exit_code == 0
+    assert checked.stdout.strip() == f"ok: 1 shards, {summary['instances']} rows"
+
+
+def test_second_run_says_nothing_to_do(runner, tmp_path):
+    out = str(tmp_path / "out")
+    runner.invoke(main, ["build", str(SAMPLE_DIR), out, "-q", "--workers", "1"])
+    again = runner.invoke(main, ["build", str(SAMPLE_DIR), out, "-q", "--workers", "1"])
+    assert again.exit_code == 0
+    assert "already holds this build; nothing to do" in again.stdout
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["build", "missing-dir", "OUT"], 1, "Error: missing-dir: no such file or directory\n"),
+        (
+            ["build", "IN", "OUT", "--masked-lm-prob", "1.5"],
+            2,
+            "Error: --masked-lm-prob must be a probability in [0, 1], got 1.5\n",
+        ),
+        (
+            ["build", "IN", "OUT", "--max-seq-length", "4"],
+            2,
+            "Error: --max-seq-length must be at least 8 (room for [CLS] A [SEP] B [SEP]), got 4\n",
+        ),
+        (
+            ["build", "IN", "OUT", "--tokenizer", "nope.txt"],
+            2,
+            "Error: nope.txt: tokenizer not found; pass --tokenizer bert-base-uncased, "
+            "a vocab.txt or a tokenizer.json\n",
+        ),
+        (
+            ["stats", "IN"],
+            1,
+            "Error: IN/index.json: not found; is IN an mlmprep build output "
+            "(run 'mlmprep build' first)?\n",
+        ),
+    ],
+)
+def test_errors_are_one_line_with_exit_codes(runner, tmp_path, monkeypatch, args, code, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "IN").mkdir()
+    (tmp_path / "IN" / "a.txt").write_text("Some text. More text.\n")
+    result = runner.invoke(main, args)
+    assert result.exit_code == code
+    assert result.stderr == message
+    assert "Traceback" not in result.output
+
+
+def test_validate_reports_damage(runner, tmp_path):
+    out = tmp_path / "out"
+    runner.invoke(
+        main, ["build", str(SAMPLE_DIR), str(out), "-q", "--workers", "1", "--shard-size", "300"]
+    )
+    shards = sorted(out.glob("train-*.parquet"))
+    assert len(shards) >= 2
+    data = bytearray(shards[0].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shards[0].write_bytes(bytes(data))
+    shards[1].write_bytes(shards[1].read_bytes()[:-100])
+    result = runner.invoke(main, ["validate", str(out)])
+    assert result.exit_code == 1
+    assert f"Error: {shards[0].name}: sha256 differs from index.json (damaged)" in result.stderr
+    assert f"Error: {shards[1].name}: " in result.stderr and "truncated" in result.stderr
+
+
+def test_help_has_examples(runner):
+    for command in ([], ["build"], ["stats"], ["show"], ["validate"]):
+        result = runner.invoke(main, [*command, "--help"])
+        assert result.exit_code == 0
+        assert "mlmprep " in result.stdout and "Example" in result.stdout

@@ -1,0 +1,103 @@
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlmprep.instances import assemble, gather_ranges
+from mlmprep.masking import mask_tokens, num_to_mask
+from mlmprep.pairs import Pairs
+
+CLS, SEP, MASK = 101, 102, 103
+POOL = np.array([i for i in range(200, 1000)], np.int32)
+
+
+def test_gather_ranges_exact():
+    got = gather_ranges(np.array([5, 0, 9]), np.array([2, 0, 3]))
+    assert got.tolist() == [5, 6, 9, 10, 11]
+
+
+def test_assemble_exact_rows():
+    ids = np.array([1, 2, 3, 4, 5, 6, 7], np.int32)
+    pairs = Pairs(
+        np.array([0, 4]), np.array([2, 1]), np.array([2, 0]), np.array([1, 3]), np.array([0, 1])
+    )
+    rows = assemble(ids, pairs, CLS, SEP)
+    assert rows.offsets.tolist() == [0, 6, 13]
+    assert rows.tokens.tolist() == [CLS, 1, 2, SEP, 3, SEP, CLS, 5, SEP, 1, 2, 3, SEP]
+    assert rows.token_types.tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1]
+    assert rows.special.tolist() == [1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 0, 1]
+    assert rows.labels.tolist() == [0, 1]
+
+
+def test_num_to_mask_rounds_half_to_even_like_python():
+    lengths = np.array([30, 10, 3, 128, 500])
+    expected = [min(20, max(1, round(n * 0.15))) for n in lengths.tolist()]
+    assert num_to_mask(lengths, 0.15, 20).tolist() == expected
+    assert num_to_mask(np.array([30]), 0.15, 20).tolist() == [4]
+
+
+def make_rows(lengths: list[int], rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tokens, special = [], []
+    for n in lengths:
+        body = rng.integers(1000, 2000, size=n - 3).tolist()
+        cut = 1 + (n - 3) // 2
+        row = [CLS, *body[: cut - 1], SEP, *body[cut - 1 :], SEP]
+        tokens += row
+        special += [1] + [0] * (cut - 1) + [1] + [0] * (n - 2 - cut) + [1]
+    offsets = np.concatenate(([0], np.cumsum(lengths)))
+    return np.array(tokens, np.int32), offsets, np.array(special, np.int8)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(5, 140), min_size=1, max_size=30),
+    st.floats(0.0, 1.0),
+    st.integers(1, 30),
+    st.integers(0, 2**32 - 1),
+)
+def test_mask_invariants(lengths, prob, max_predictions, seed):
+    rng = np.random.default_rng(seed)
+    tokens, offsets, special = make_rows(lengths, rng)
+    masked = mask_tokens(tokens, offsets, special, prob, max_predictions, POOL, MASK, rng)
+    counts = np.diff(masked.offsets)
+    candidates = np.array(lengths) - 3
+    expected = np.minimum(num_to_mask(np.array(lengths), prob, max_predictions), candidates)
+    assert counts.tolist() == expected.tolist()
+    for row in range(len(lengths)):
+        positions = masked.positions[masked.offsets[row] : masked.offsets[row + 1]]
+        originals = masked.original_ids[masked.offsets[row] : masked.offsets[row + 1]]
+        assert np.all(np.diff(positions) > 0), "sorted and unique"
+        flat = offsets[row] + positions
+        assert not special[flat].any(), "never on [CLS]/[SEP]"
+        assert originals.tolist() == tokens[flat].tolist()
+    row_of = np.repeat(np.arange(len(lengths)), counts)
+    unchanged = np.ones(len(tokens), bool)
+    unchanged[offsets[row_of] + masked.positions] = False
+    assert np.array_equal(masked.tokens[unchanged], tokens[unchanged])
+
+
+def test_replacement_split_80_10_10_and_random_ids_never_special():
+    rng = np.random.default_rng(7)
+    tokens, offsets, special = make_rows([128] * 3000, rng)
+    masked = mask_tokens(tokens, offsets, special, 0.15, 20, POOL, MASK, rng)
+    row = np.repeat(np.arange(3000), np.diff(masked.offsets))
+    now = masked.tokens[offsets[row] + masked.positions]
+    is_mask = now == MASK
+    kept = now == masked.original_ids
+    random = ~is_mask & ~kept
+    total = len(now)
+    assert abs(is_mask.sum() / total - 0.8) < 0.01
+    assert abs(kept.sum() / total - 0.1) < 0.01
+    assert abs(random.sum() / total - 0.1) < 0.01
+    assert np.isin(now[random], POOL).all()
+
+
+def test_same_rng_same_masks_and_different_seed_differs():
+    tokens, offsets, special = make_rows([50, 60, 70], np.random.default_rng(0))
+
+    def run(seed):
+        return mask_tokens(
+            tokens, offsets, special, 0.15, 20, POOL, MASK, np.random.default_rng(seed)
+        )
+
+    assert np.array_equal(run(1).tokens, run(1).tokens)
+    assert not np.array_equal(run(1).positions, run(2).positions)

@@ -1,0 +1,142 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlmprep.pairs import Corpus, NspBalancer, Pairs, build_pairs, make_corpus, truncate_pairs
+
+
+def corpus_of(docs: list[list[int]], max_num_tokens: int = 1000) -> Corpus:
+    """docs[d][s] = token count of sentence s of document d; token ids encode (d, s, k)."""
+    documents = []
+    for d, lengths in enumerate(docs):
+        ids = [d * 10_000 + s * 100 + k for s, n in enumerate(lengths) for k in range(n)]
+        documents.append((np.array(ids, np.int32), np.array(lengths, np.int64)))
+    return make_corpus(documents, max_num_tokens)[0]
+
+
+def segments(corpus: Corpus, pairs: Pairs, i: int) -> tuple[list[int], list[int]]:
+    a = corpus.ids[pairs.a_start[i] : pairs.a_start[i] + pairs.a_len[i]].tolist()
+    b = corpus.ids[pairs.b_start[i] : pairs.b_start[i] + pairs.b_len[i]].tolist()
+    return a, b
+
+
+def test_make_corpus_cuts_long_sentences_and_drops_empty_ones():
+    documents = [
+        (np.arange(7, dtype=np.int32), np.array([0, 7], np.int64)),
+        (np.arange(2, dtype=np.int32), np.array([2], np.int64)),
+    ]
+    corpus, cut = make_corpus(documents, max_num_tokens=3)
+    assert cut == 1
+    assert corpus.sentence_starts.tolist() == [0, 3, 6, 7, 9]
+    assert corpus.document_starts.tolist() == [0, 3, 4]
+
+
+def test_single_document_pairs_are_true_continuations_exactly():
+    # One document of three 2-token sentences, target never reached: one chunk of 3 sentences.
+    corpus = corpus_of([[2, 2, 2]])
+    pairs = build_pairs(
+        corpus, max_num_tokens=100, short_seq_prob=0.0, rng=np.random.default_rng(0)
+    )
+    assert len(pairs) == 1
+    a, b = segments(corpus, pairs, 0)
+    assert pairs.label.tolist() == [0]  # no other document: B stays the true continuation
+    assert a + b == corpus.ids.tolist()
+    assert len(a) in (2, 4)
+
+
+def test_chunks_close_at_target_length():
+    # Sentences of 3 tokens, target 5: every chunk holds exactly two sentences.
+    corpus = corpus_of([[3] * 8, [3] * 8])
+    pairs = build_pairs(corpus, max_num_tokens=5, short_seq_prob=0.0, rng=np.random.default_rng(1))
+    for i in range(len(pairs)):
+        assert pairs.a_len[i] + pairs.b_len[i] <= 5
+    true_pairs = np.flatnonzero(pairs.label == 0)
+    assert len(true_pairs) > 0
+    for i in true_pairs:
+        a, b = segments(corpus, pairs, i)
+        assert len(a) >= 1 and len(b) >= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    docs=st.lists(st.lists(st.integers(1, 40), min_size=1, max_size=12), min_size=2, max_size=8),
+    max_num_tokens=st.integers(5, 60),
+    short=st.floats(0, 1),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_pair_invariants(docs, max_num_tokens, short, seed):
+    corpus = corpus_of(docs, max_num_tokens)
+    pairs = build_pairs(corpus, max_num_tokens, short, np.random.default_rng(seed))
+    assert np.all(pairs.a_len >= 1) and np.all(pairs.b_len >= 1)
+    assert np.all(pairs.a_len + pairs.b_len <= max_num_tokens)
+    doc_a = corpus.document_of_token(pairs.a_start)
+    doc_b = corpus.document_of_token(pairs.b_start)
+    doc_b_end = corpus.document_of_token(pairs.b_start + pairs.b_len - 1)
+    assert np.array_equal(doc_b, doc_b_end), "a segment never spans two documents"
+    random = pairs.label == 1
+    assert np.all(doc_a[random] != doc_b[random]), "random B comes from another document"
+    assert np.all(doc_a[~random] == doc_b[~random])
+    # a true B follows A directly, up to truncation at A's back and B's front
+    assert np.all(pairs.b_start[~random] >= pairs.a_start[~random] + pairs.a_len[~random])
+    assert pairs.counts["random_next"] == int(random.sum())
+    assert pairs.counts["forced_random"] == pairs.counts["single_sentence_chunks"]
+
+
+def reference_truncation(la: int, lb: int, max_num_tokens: int) -> tuple[int, int]:
+    """Google's truncate_seq_pair, token by token (lengths only)."""
+    while la + lb > max_num_tokens:
+        if la > lb:
+            la -= 1
+        else:
+            lb -= 1
+    return la, lb
+
+
+@given(st.integers(1, 300), st.integers(1, 300), st.integers(2, 200), st.integers(0, 1000))
+def test_truncation_matches_reference_lengths(la, lb, max_num_tokens, seed):
+    pairs = Pairs(
+        np.array([1000], np.int64),
+        np.array([la], np.int64),
+        np.array([5000], np.int64),
+        np.array([lb], np.int64),
+        np.array([0], np.int8),
+    )
+    truncate_pairs(pairs, max_num_tokens, np.random.default_rng(seed))
+    assert (pairs.a_len[0], pairs.b_len[0]) == reference_truncation(la, lb, max_num_tokens)
+    # the kept window lies inside the original segment
+    assert 1000 <= pairs.a_start[0] and pairs.a_start[0] + pairs.a_len[0] <= 1000 + la
+    assert 5000 <= pairs.b_start[0] and pairs.b_start[0] + pairs.b_len[0] <= 5000 + lb
+
+
+def test_truncation_drops_front_and_back_evenly():
+    n = 20_000
+    pairs = Pairs(
+        np.zeros(n, np.int64),
+        np.full(n, 100, np.int64),
+        np.zeros(n, np.int64),
+        np.full(n, 10, np.int64),
+        np.zeros(n, np.int8),
+    )
+    truncate_pairs(pairs, 50, np.random.default_rng(3))
+    assert np.all(pairs.a_len == 40)
+    assert abs(pairs.a_start.mean() - 30) < 0.2  # 60 drops, half from the front
+
+
+def test_balancer_stops_random_coin_when_single_sentence_chunks_dominate():
+    balancer = NspBalancer()
+    for _ in range(200):
+        balancer.record(single_sentence=True, is_random=True)
+    assert balancer.probability() == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_nsp_balance_on_20000_pairs(seed):
+    rng = np.random.default_rng(seed)
+    docs = [rng.integers(1, 60, size=rng.integers(1, 30)).tolist() for _ in range(4500)]
+    corpus = corpus_of(docs, 125)
+    pairs = build_pairs(corpus, 125, 0.1, np.random.default_rng(seed))
+    assert len(pairs) >= 20_000
+    single_share = pairs.counts["single_sentence_chunks"] / pairs.counts["chunks"]
+    assert 0.05 < single_share < 0.5  # forced random pairs exist and are compensated
+    assert abs(pairs.label.mean() - 0.5) <= 0.01

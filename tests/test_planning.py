@@ -1,0 +1,77 @@
+import os
+
+import pytest
+
+from mlmprep.config import BuildConfig
+from mlmprep.errors import InputError
+from mlmprep.planning import describe_inputs, plan_units, resolve_inputs
+from mlmprep.readers import InputReport, iter_documents
+
+
+def test_resolve_expands_dirs_and_globs_and_skips_output(tmp_path):
+    (tmp_path / "corpus" / "sub").mkdir(parents=True)
+    (tmp_path / "corpus" / "a.txt").write_text("x\n")
+    (tmp_path / "corpus" / "sub" / "b.txt").write_text("y\n")
+    (tmp_path / "corpus" / ".hidden").write_text("z\n")
+    out = tmp_path / "corpus" / "out"
+    out.mkdir()
+    (out / "train-00000-of-00001.parquet").write_text("not input")
+    found = resolve_inputs([str(tmp_path / "corpus")], str(out))
+    assert [os.path.relpath(p, tmp_path) for p in found] == ["corpus/a.txt", "corpus/sub/b.txt"]
+    assert resolve_inputs([str(tmp_path / "corpus" / "*.txt")], str(out)) == [
+        os.path.normpath(str(tmp_path / "corpus" / "a.txt"))
+    ]
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [("missing.txt", "no such file or directory"), ("*.nothing", "matches no file")],
+)
+def test_resolve_errors(tmp_path, monkeypatch, spec, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=message):
+        resolve_inputs([spec], "out")
+
+
+def test_empty_directory_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no input files found"):
+        resolve_inputs([str(tmp_path / "empty")], str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("fmt,sep", [("text", "\n\n"), ("jsonl", "\n")])
+def test_byte_range_units_cover_every_document_once(tmp_path, fmt, sep):
+    if fmt == "jsonl":
+        docs = [f'{{"text": "Document number {i}. It has words."}}' for i in range(3000)]
+        path = tmp_path / "big.jsonl"
+    else:
+        docs = [f"Document number {i}.\nIt has two paragraphs." for i in range(3000)]
+        path = tmp_path / "big.txt"
+    path.write_text(sep.join(docs) + "\n")
+    config = BuildConfig(unit_size=8192)
+    units = plan_units(describe_inputs([str(path)]), config)
+    assert len(units) > 5
+    seen = []
+    for unit in units:
+        (source,) = unit.sources
+        report = InputReport()
+        docs_in_unit = iter_documents(str(path), fmt, "text", report, source.start, source.end)
+        seen += [d.lines[0] for d in docs_in_unit]
+    assert len(seen) == 3000
+    assert len(set(seen)) == 3000
+
+
+def test_small_files_are_grouped_and_plan_ignores_worker_count(tmp_path):
+    for i in range(10):
+        (tmp_path / f"f{i}.txt").write_text("Some text here.\n" * 300)
+    files = describe_inputs(sorted(str(p) for p in tmp_path.glob("*.txt")))
+    units = plan_units(files, BuildConfig(unit_size=10_000))
+    assert [len(u.sources) for u in units] == [3, 3, 3, 1]
+
+
+def test_binary_files_are_left_out_of_the_plan(tmp_path):
+    (tmp_path / "a.txt").write_text("Text.\n")
+    (tmp_path / "b.bin").write_bytes(b"\x00\x01\x02" * 100)
+    files = describe_inputs(sorted(str(p) for p in tmp_path.iterdir()))
+    units = plan_units(files, BuildConfig())
+    assert [s.path for u in units for s in u.sources] == [str(tmp_path / "a.txt")]

@@ -1,0 +1,107 @@
+import bz2
+import gzip
+import json
+import lzma
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlmprep.errors import InputError
+from mlmprep.readers import InputReport, detect_format, iter_documents
+
+TEXT = "First para. Second sentence.\nAnother paragraph.\n\n\nDoc two line.\n"
+
+
+def read(path, fmt="auto", report=None, **kwargs):
+    report = report or InputReport()
+    fmt = detect_format(str(path), fmt)
+    return [d.lines for d in iter_documents(str(path), fmt, "text", report, **kwargs)], report
+
+
+def test_text_documents_split_on_blank_lines(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text(TEXT)
+    docs, report = read(path)
+    assert docs == [["First para. Second sentence.", "Another paragraph."], ["Doc two line."]]
+    assert report.files_read == 1
+
+
+@pytest.mark.parametrize(
+    "suffix,opener",
+    [(".gz", gzip.open), (".bz2", bz2.open), (".xz", lzma.open), (".zst", None)],
+)
+def test_compressed_inputs(tmp_path, suffix, opener):
+    path = tmp_path / f"a.txt{suffix}"
+    if opener is None:
+        with pa.CompressedOutputStream(str(path), "zstd") as out:
+            out.write(TEXT.encode())
+    else:
+        with opener(path, "wb") as out:
+            out.write(TEXT.encode())
+    docs, _ = read(path)
+    assert docs == [["First para. Second sentence.", "Another paragraph."], ["Doc two line."]]
+
+
+def test_jsonl_documents_and_bad_lines_are_counted(tmp_path):
+    path = tmp_path / "a.jsonl"
+    lines = [
+        json.dumps({"text": "Para one.\n\nPara two."}),
+        "{not json",
+        json.dumps({"body": "no text field"}),
+        json.dumps({"text": "Last."}),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    docs, report = read(path)
+    assert docs == [["Para one.", "", "Para two."], ["Last."]]
+    assert dict(report.documents_skipped) == {
+        "malformed JSON line": 1,
+        "missing text field 'text'": 1,
+    }
+    assert report.examples[0] == f"{path}:2: malformed JSON line"
+
+
+def test_strict_mode_names_file_and_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "ok"}\n{oops\n')
+    with pytest.raises(InputError, match=r"a\.jsonl:2: malformed JSON line"):
+        read(path, report=InputReport(strict=True))
+
+
+def test_invalid_utf8_is_replaced_and_counted(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"Good line.\nBad \xff byte.\n")
+    docs, report = read(path)
+    assert docs == [["Good line.", "Bad \ufffd byte."]]
+    assert dict(report.repaired) == {"invalid_utf8": 1}
+
+
+def test_parquet_input(tmp_path):
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"text": ["One. Two.", None, "Three."]}), path)
+    docs, report = read(path)
+    assert docs == [["One. Two."], ["Three."]]
+    assert sum(report.documents_skipped.values()) == 1
+
+
+def test_parquet_missing_column_is_a_clear_error(tmp_path):
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"body": ["x"]}), path)
+    with pytest.raises(InputError, match="no column 'text'"):
+        read(path)
+
+
+def test_corrupt_gzip_is_a_clear_error(tmp_path):
+    path = tmp_path / "a.txt.gz"
+    path.write_bytes(gzip.compress(TEXT.encode() * 100)[:-30])
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        read(path)
+
+
+def test_byte_range_reads_only_its_documents(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("A one.\n\nB two.\n\nC three.\n")
+    start = len("A one.\n\n")
+    end = start + len("B two.\n\n")
+    docs, _ = read(path, start=start, end=end)
+    assert docs == [["B two."]]

@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlmprep.errors import TokenizerError
+from mlmprep.tokenization import WordPieceEncoder
+
+from .helpers import shared_corpus
+
+
+@pytest.fixture(scope="module")
+def encoder() -> WordPieceEncoder:
+    return WordPieceEncoder("bert-base-uncased")
+
+
+def test_bundled_vocab_special_ids(encoder):
+    assert encoder.vocab_size == 30522
+    assert encoder.special.to_dict() == {
+        "[PAD]": 0,
+        "[UNK]": 100,
+        "[CLS]": 101,
+        "[SEP]": 102,
+        "[MASK]": 103,
+    }
+    assert not np.isin(encoder.random_pool, [0, 100, 101, 102, 103]).any()
+    assert len(encoder.random_pool) == 30522 - 5
+
+
+def test_encoding_cuts_exactly_at_sentences(encoder):
+    docs = [["Hello world.", "Unbelievable tokenization!"], ["One."]]
+    ids, lengths = encoder.encode_documents(docs)
+    assert lengths[0].tolist() == [3, 4]
+    assert ids[0].tolist() == encoder.encode_plain(["Hello world. Unbelievable tokenization!"])[0]
+    assert ids[1].tolist() == encoder.encode_plain(["One."])[0]
+
+
+def test_literal_special_tokens_in_text_do_not_become_structure(encoder):
+    ids, _ = encoder.encode_documents([["a [SEP] b [MASK] c"]])
+    assert not np.isin(ids[0], [101, 102, 103]).any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=5), max_size=6))
+def test_joint_encoding_equals_sentence_by_sentence(docs):
+    encoder = WordPieceEncoder("bert-base-uncased")
+    ids, lengths = encoder.encode_documents(docs)
+    for doc, doc_ids, doc_lengths in zip(docs, ids, lengths):
+        expected = [encoder.encode_plain([s.replace("\ue000", " ")])[0] for s in doc]
+        assert doc_lengths.tolist() == [len(e) for e in expected]
+        assert doc_ids.tolist() == [
+            (100 if t in (0, 101, 102, 103) else t) for e in expected for t in e
+        ]
+
+
+def test_vocab_without_mask_is_refused(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n")
+    with pytest.raises(TokenizerError, match=r"has no \[MASK\]"):
+        WordPieceEncoder(str(vocab))
+
+
+def test_missing_tokenizer_file(tmp_path):
+    with pytest.raises(TokenizerError, match="tokenizer not found"):
+        WordPieceEncoder(str(tmp_path / "nope.txt"))
+
+
+def test_non_wordpiece_tokenizer_json_is_refused(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    encoder = WordPieceEncoder("bert-base-uncased")
+    data = json.loads(encoder.json)
+    data["model"] = {"type": "BPE", "vocab": {"a": 0}, "merges": []}
+    path.write_text(json.dumps(data))
+    with pytest.raises(TokenizerError, match="needs a WordPiece"):
+        WordPieceEncoder(str(path))
+
+
+def test_tokenizer_json_round_trip(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(WordPieceEncoder("bert-base-uncased").json)
+    loaded = WordPieceEncoder(str(path))
+    assert loaded.encode_plain(["Hello there"]) == [[7592, 2045]]
+
+
+def test_chinese_vocab_keeps_line_separator_entries():
+    vocab = shared_corpus("vocab/bert-base-chinese-vocab.txt")
+    encoder = WordPieceEncoder(str(vocab), lowercase=True)
+    assert encoder.vocab_size == 21128
+    assert encoder.id_to_token(343) == "\u2028"
+    assert encoder.encode_plain(["中文"]) == [[704, 3152]]
