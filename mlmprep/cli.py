@@ -274,3 +274,7 @@ def validate_command(output_dir: str, as_json: bool) -> None:
             click.echo(f"Error: {problem}", err=True)
     if not result["ok"]:
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

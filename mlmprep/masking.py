@@ -45,11 +45,11 @@ def mask_tokens(
     ).astype(np.int64)
     wanted = np.minimum(num_to_mask(lengths, masked_lm_prob, max_predictions), candidates)
     width = int(lengths.max()) if n_rows else 0
-    keys = np.full((n_rows, width), 2.0)
+    keys = np.full((n_rows, width), 2.0, dtype=np.float32)
     row = np.repeat(np.arange(n_rows), lengths)
     column = np.arange(len(tokens)) - offsets[row]
-    drawn = rng.random(len(tokens))
-    keys[row, column] = np.where(special.astype(bool), 2.0, drawn)
+    drawn = rng.random(len(tokens), dtype=np.float32)
+    keys[row, column] = np.where(special.astype(bool), np.float32(2.0), drawn)
     k = min(max_predictions, width)
     smallest = np.argpartition(keys, k - 1, axis=1)[:, :k] if k else np.zeros((n_rows, 0), int)
     order = np.argsort(np.take_along_axis(keys, smallest, axis=1), axis=1, kind="stable")

@@ -79,6 +79,30 @@ class Pairs:
         return len(self.label)
 
 
+class UniformDraws:
+    """Uniform draws taken from a generator in blocks: per-call numpy overhead dominates
+    the pair loop otherwise. Deterministic for a given generator state."""
+
+    BLOCK = 4096
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._block: list[float] = []
+        self._next = 0
+
+    def random(self) -> float:
+        """A float in [0, 1)."""
+        if self._next == len(self._block):
+            self._block = self._rng.random(self.BLOCK).tolist()
+            self._next = 0
+        self._next += 1
+        return self._block[self._next - 1]
+
+    def integer(self, low: int, high: int) -> int:
+        """An integer in [low, high)."""
+        return low + int(self.random() * (high - low))
+
+
 class NspBalancer:
     """Coin for multi-sentence chunks so that random pairs make 50% of each unit's pass.
 
@@ -120,32 +144,33 @@ def build_pairs(
     a_start, a_end_tok, b_start, b_end_tok, labels = [], [], [], [], []
     chunks = single = forced = no_partner = 0
     balancer = NspBalancer()
+    draws = UniformDraws(rng)
     for d in range(n_docs):
         first_sentence, end_sentence = doc_starts[d], doc_starts[d + 1]
         target = max_num_tokens
-        if rng.random() < short_seq_prob:
-            target = int(rng.integers(2, max_num_tokens + 1))
+        if draws.random() < short_seq_prob:
+            target = draws.integer(2, max_num_tokens + 1)
         chunk_first = i = first_sentence
         chunk_tokens = 0
         while i < end_sentence:
             chunk_tokens += lengths[i]
             if i == end_sentence - 1 or chunk_tokens >= target:
                 n_chunk = i - chunk_first + 1
-                a_end = 1 if n_chunk == 1 else int(rng.integers(1, n_chunk))
+                a_end = 1 if n_chunk == 1 else draws.integer(1, n_chunk)
                 if n_chunk == 1 and n_docs == 1:
                     no_partner += 1
                 else:
                     chunks += 1
                     single += n_chunk == 1
                     is_random = n_docs > 1 and (
-                        n_chunk == 1 or rng.random() < balancer.probability()
+                        n_chunk == 1 or draws.random() < balancer.probability()
                     )
                     balancer.record(n_chunk == 1, is_random)
                     a0, a1 = starts[chunk_first], starts[chunk_first + a_end]
                     if is_random:
                         forced += n_chunk == 1
                         b0, b1 = _random_segment(
-                            rng, d, n_docs, doc_starts, starts, lengths, target - (a1 - a0)
+                            draws, d, n_docs, doc_starts, starts, lengths, target - (a1 - a0)
                         )
                         i = chunk_first + a_end - 1  # unused sentences start the next chunk
                     else:
@@ -177,7 +202,7 @@ def build_pairs(
 
 
 def _random_segment(
-    rng: np.random.Generator,
+    draws: UniformDraws,
     doc: int,
     n_docs: int,
     doc_starts: list,
@@ -186,11 +211,11 @@ def _random_segment(
     target_b: int,
 ) -> tuple[int, int]:
     """Token span of sentences from another document, from a random sentence on, >= target_b."""
-    other = int(rng.integers(n_docs - 1))
+    other = draws.integer(0, n_docs - 1)
     if other >= doc:
         other += 1
     end = doc_starts[other + 1]
-    j = first = int(rng.integers(doc_starts[other], end))
+    j = first = draws.integer(doc_starts[other], end)
     total = 0
     while j < end:
         total += lengths[j]

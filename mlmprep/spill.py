@@ -36,7 +36,7 @@ def write_spill(
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, f"unit-{unit_index:06d}.arrow")
         tmp = path + ".tmp"
-        part = table.take(pa.array(indices))
+        part = table if n_buckets == 1 else table.take(pa.array(indices))
         with pa.OSFile(tmp, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
             writer.write_table(part)
         os.replace(tmp, path)

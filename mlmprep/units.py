@@ -145,5 +145,9 @@ def _instances_table(
 
 
 def worker_init() -> None:
-    """Process-pool initializer: parallelism comes from processes, not tokenizer threads."""
+    """Parallelism comes from processes, not from tokenizer or Arrow threads.
+
+    Called in every pool worker and, with one worker, in the building process itself.
+    """
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    pa.set_cpu_count(1)

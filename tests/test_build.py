@@ -175,14 +175,27 @@ def test_validation_fraction_holds_out_whole_documents(tmp_path):
 
 
 def test_reference_bands_on_shared_en_books(tmp_path):
+    """Google's reference, six seeds, on this text: mean length 117.7-120.0 and so on.
+
+    The length-related figures move by about +-1.2 tokens between seeds (the short target
+    is drawn once per document, and a chapter holds dozens of instances), so they are
+    checked on the mean over three seeds; the rest is checked on every seed.
+    """
     corpus = shared_corpus("sentences/en-books.txt.gz")
-    run_build([corpus], tmp_path / "out", input_format="sentences")
-    stats = compute_stats(str(tmp_path / "out"))
-    assert 117.5 <= stats["mean_tokens"] <= 120.1
-    assert 0.16 <= stats["frac_shorter_than_max"] <= 0.22
-    assert 17.4 <= stats["mean_masked"] <= 17.9
-    assert 0.148 <= stats["masked_per_token"] <= 0.150
-    for name, share in (("mask", 0.8), ("random", 0.1), ("kept", 0.1)):
-        assert abs(stats["mask_split"][name] - share) <= 0.01
-    assert abs(stats["nsp_random_fraction"] - 0.5) <= 0.01
-    assert 19_000 <= stats["instances"] <= 20_300
+    runs = []
+    for seed in (12345, 1, 2):
+        run_build([corpus], tmp_path / str(seed), input_format="sentences", seed=seed)
+        runs.append(compute_stats(str(tmp_path / str(seed))))
+    for stats in runs:
+        assert 0.148 <= stats["masked_per_token"] <= 0.150
+        for name, share in (("mask", 0.8), ("random", 0.1), ("kept", 0.1)):
+            assert abs(stats["mask_split"][name] - share) <= 0.01
+        assert abs(stats["nsp_random_fraction"] - 0.5) <= 0.01
+        assert 18_500 <= stats["instances"] <= 20_300
+
+    def mean(key):
+        return sum(stats[key] for stats in runs) / len(runs)
+
+    assert 117.5 <= mean("mean_tokens") <= 120.1
+    assert 0.16 <= mean("frac_shorter_than_max") <= 0.22
+    assert 17.4 <= mean("mean_masked") <= 17.9

@@ -28,6 +28,8 @@ class LocalEngine:
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalEngine:
+        if self.workers == 1 and self._initializer is not None:
+            self._initializer()
         if self.workers > 1:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,

@@ -1,0 +1,229 @@
+"""Throughput and memory of `mlmprep build` against a plain `tokenizers` ceiling, same run.
+
+Builds a corpus of about --size-mb by repeating ../shared/corpora/ (en-books and en-tech,
+decompressed; or the bundled sample when shared/ is absent), then for each worker count:
+
+* ceiling: read the same files and `encode_batch` the same documents with N processes,
+  nothing else;
+* mlmprep: `mlmprep build` as a subprocess with --workers N.
+
+Prints MB/s, instances/s, peak RSS summed over all processes, and ratios.
+
+    make bench                                   # 100 MB, workers 1 and 2, dupe 1
+    make bench BENCH_ARGS="--size-mb 1000 --dupe-factor 5 --workers 2"
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from mlmprep.config import BuildConfig
+from mlmprep.planning import describe_inputs, plan_units, resolve_inputs
+from mlmprep.readers import InputReport, iter_documents
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "corpora"
+SAMPLE = ROOT / "mlmprep" / "data" / "sample"
+FILE_BYTES = 64 * 1024 * 1024
+
+
+def source_documents() -> list[str]:
+    """Blank-line documents from the shared corpora (or the bundled sample)."""
+    texts = []
+    if (SHARED / "en-books").is_dir():
+        for path in sorted((SHARED / "en-books").glob("*.txt.gz")):
+            texts.append(gzip.decompress(path.read_bytes()).decode())
+        for path in sorted((SHARED / "en-tech").glob("*.jsonl.gz")):
+            for line in gzip.decompress(path.read_bytes()).decode().splitlines():
+                texts.append(json.loads(line)["text"].replace("\n\n", "\n"))
+    else:
+        for path in sorted(SAMPLE.glob("*.txt.gz")):
+            texts.append(gzip.decompress(path.read_bytes()).decode())
+    return [d.strip() for t in texts for d in t.split("\n\n") if d.strip()]
+
+
+def make_corpus(directory: Path, size_mb: float) -> int:
+    """Write ~size_mb of text files (64 MB each) by repeating the source documents."""
+    directory.mkdir(parents=True, exist_ok=True)
+    documents = source_documents()
+    target = int(size_mb * 1e6)
+    written = file_index = 0
+    while written < target:
+        parts, size = [], 0
+        while size < min(FILE_BYTES, target - written):
+            doc = documents[(written + size) // 997 % len(documents)]
+            parts.append(doc)
+            size += len(doc.encode()) + 2
+        (directory / f"part-{file_index:05d}.txt").write_text("\n\n".join(parts) + "\n")
+        written += size
+        file_index += 1
+    return written
+
+
+def ceiling_unit(args: tuple) -> int:
+    """Read one unit's documents and encode them, nothing else. Returns token count."""
+    unit, tokenizer_spec = args
+    from mlmprep.tokenization import BATCH_CHARS, WordPieceEncoder
+
+    encoder = WordPieceEncoder(tokenizer_spec)
+    tokens = 0
+    batch, size = [], 0
+    for source in unit.sources:
+        for doc in iter_documents(
+            source.path, source.format, "text", InputReport(), source.start, source.end
+        ):
+            batch.append("\n".join(doc.lines))
+            size += len(batch[-1])
+            if size >= BATCH_CHARS:
+                tokens += sum(len(ids) for ids in encoder.encode_plain(batch))
+                batch, size = [], 0
+    if batch:
+        tokens += sum(len(ids) for ids in encoder.encode_plain(batch))
+    return tokens
+
+
+class RssSampler:
+    """Peak of the summed RSS of a process and all its descendants, sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss(self.pid))
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _tree_rss(root: int) -> int:
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack += children.get(pid, [])
+    return total
+
+
+def run_ceiling(corpus: Path, workers: int, tokenizer: str) -> tuple[float, int]:
+    files = describe_inputs(resolve_inputs([str(corpus)], "/nonexistent-output"))
+    units = plan_units(files, BuildConfig())
+    started = time.monotonic()
+    sampler = RssSampler(os.getpid())
+    with ProcessPoolExecutor(workers, initializer=_no_tokenizer_threads) as pool:
+        tokens = sum(pool.map(ceiling_unit, [(u, tokenizer) for u in units]))
+    peak = sampler.stop()
+    assert tokens > 0
+    return time.monotonic() - started, peak
+
+
+def _no_tokenizer_threads() -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def run_build(corpus: Path, out: Path, workers: int, dupe: int) -> tuple[float, int, dict]:
+    command = [
+        sys.executable,
+        "-m",
+        "mlmprep.cli",
+        "build",
+        str(corpus),
+        str(out),
+        "--json",
+        "--workers",
+        str(workers),
+        "--dupe-factor",
+        str(dupe),
+        "--overwrite",
+    ]
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    sampler = RssSampler(process.pid)
+    stdout, _ = process.communicate()
+    peak = sampler.stop()
+    if process.returncode:
+        raise SystemExit(f"build failed with exit code {process.returncode}")
+    return time.monotonic() - started, peak, json.loads(stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=float, default=100)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--dupe-factor", type=int, default=1)
+    parser.add_argument("--tokenizer", default="bert-base-uncased")
+    parser.add_argument("--work-dir", default=None, help="Where to write corpus and output.")
+    parser.add_argument("--skip-ceiling", action="store_true")
+    args = parser.parse_args()
+
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="mlmprep-bench-"))
+    corpus = work / f"corpus-{args.size_mb:g}mb"
+    if not corpus.exists():
+        make_corpus(corpus, args.size_mb)
+    size = sum(p.stat().st_size for p in corpus.iterdir())
+    print(
+        f"corpus: {size / 1e6:.1f} MB in {corpus} (source: "
+        f"{'shared corpora' if SHARED.is_dir() else 'bundled sample'}), "
+        f"dupe_factor {args.dupe_factor}, cpus {len(os.sched_getaffinity(0))}"
+    )
+    print(
+        f"{'run':<22}{'seconds':>9}{'MB/s':>9}{'inst/s':>10}{'peak RSS MB':>13}{'vs ceiling':>12}"
+    )
+    ceilings, builds = {}, {}
+    for workers in args.workers:
+        if not args.skip_ceiling:
+            seconds, peak = run_ceiling(corpus, workers, args.tokenizer)
+            ceilings[workers] = seconds
+            print(
+                f"{f'ceiling x{workers}':<22}{seconds:>9.2f}{size / 1e6 / seconds:>9.2f}"
+                f"{'':>10}{peak / 1e6:>13.0f}{'1.00':>12}"
+            )
+        seconds, peak, summary = run_build(corpus, work / "out", workers, args.dupe_factor)
+        builds[workers] = seconds
+        ratio = f"{ceilings[workers] / seconds:.2f}" if workers in ceilings else "-"
+        print(
+            f"{f'mlmprep x{workers}':<22}{seconds:>9.2f}{size / 1e6 / seconds:>9.2f}"
+            f"{summary['instances'] / seconds:>10.0f}{peak / 1e6:>13.0f}{ratio:>12}"
+        )
+    if 1 in builds and len(builds) > 1 and ceilings:
+        top = max(builds)
+        print(
+            f"speedup x{top} over x1: mlmprep {builds[1] / builds[top]:.2f}, "
+            f"ceiling {ceilings[1] / ceilings[top]:.2f}, ratio "
+            f"{(builds[1] / builds[top]) / (ceilings[1] / ceilings[top]):.2f}"
+        )
+    if not args.work_dir:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
