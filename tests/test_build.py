@@ -174,12 +174,19 @@ def test_validation_fraction_holds_out_whole_documents(tmp_path):
     )
 
 
+# Cutting a sentence longer than max_seq_length - 3 into pieces (DESIGN.md §3) keeps text
+# that the reference truncates away; on en-books (586 such sentences) that adds full-length
+# instances and moves the mean length up by about 0.9 token (measured: 7-seed mean 119.8
+# with cutting, 118.9 without). The length bands below are the reference's, widened by that.
+CUT_SHIFT_TOKENS = 1.0
+
+
 def test_reference_bands_on_shared_en_books(tmp_path):
     """Google's reference, six seeds, on this text: mean length 117.7-120.0 and so on.
 
-    The length-related figures move by about +-1.2 tokens between seeds (the short target
-    is drawn once per document, and a chapter holds dozens of instances), so they are
-    checked on the mean over three seeds; the rest is checked on every seed.
+    The length figures move by about +-1.2 tokens between seeds (the short target is drawn
+    once per document, and a chapter holds dozens of instances), so they are checked on the
+    mean over three seeds; the other figures are checked on every seed.
     """
     corpus = shared_corpus("sentences/en-books.txt.gz")
     runs = []
@@ -192,10 +199,11 @@ def test_reference_bands_on_shared_en_books(tmp_path):
             assert abs(stats["mask_split"][name] - share) <= 0.01
         assert abs(stats["nsp_random_fraction"] - 0.5) <= 0.01
         assert 18_500 <= stats["instances"] <= 20_300
+        assert stats["sentences_cut"] == 586
 
     def mean(key):
         return sum(stats[key] for stats in runs) / len(runs)
 
-    assert 117.5 <= mean("mean_tokens") <= 120.1
-    assert 0.16 <= mean("frac_shorter_than_max") <= 0.22
-    assert 17.4 <= mean("mean_masked") <= 17.9
+    assert 117.5 <= mean("mean_tokens") <= 120.1 + CUT_SHIFT_TOKENS
+    assert 0.16 - 0.01 * CUT_SHIFT_TOKENS <= mean("frac_shorter_than_max") <= 0.22
+    assert 17.4 <= mean("mean_masked") <= 17.9 + 0.15 * CUT_SHIFT_TOKENS
