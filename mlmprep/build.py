@@ -24,8 +24,16 @@ from .manifest import (
     remove_build,
     versions,
     write_json_atomically,
+    write_text_atomically,
 )
-from .planning import describe_inputs, estimate_buckets, fingerprint, plan_units, resolve_inputs
+from .planning import (
+    Unit,
+    describe_inputs,
+    estimate_buckets,
+    fingerprint,
+    plan_units,
+    resolve_inputs,
+)
 from .readers import InputReport
 from .schema import SCHEMA_VERSION, output_schema, with_metadata
 from .shuffle import ShardTask, shard_name, write_bucket_shards
@@ -63,6 +71,54 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
     }
     if _prepare_output(output_dir, identity, options.overwrite):
         return _summary(read_index(output_dir), already_built=True)
+    work = WorkState(output_dir)
+    if not work.exists():
+        work.start(_plan(files, config, inputs, identity))
+    plan = work.plan()
+    units = [Unit.from_dict(u) for u in plan["units"]]
+    buckets = plan["buckets"]
+    facts = {
+        "schema_version": SCHEMA_VERSION,
+        "tokenizer": identity["tokenizer"],
+        "versions": identity["versions"],
+        "config": {k: v for k, v in identity["config"].items() if k != "input_fingerprint"},
+    }
+    schema = with_metadata(output_schema(config), facts)
+    done = work.records(UNITS_DIR)
+    todo = [
+        UnitTask(u, config, work.path, buckets, options.strict)
+        for u in units
+        if _unit_name(u.index) not in done
+    ]
+    timings = {}
+    with LocalEngine(options.workers, worker_init) as engine:
+        _run_units(engine, work, units, todo, options.progress)
+        timings["units_seconds"] = round(time.monotonic() - started, 3)
+        results = list(work.records(UNITS_DIR).values())
+        peak_spill = spill_bytes(work.path)
+        tasks = _shard_tasks(results, buckets, config, output_dir, work, schema)
+        _run_shards(engine, work, tasks, options.progress)
+    timings["total_seconds"] = round(time.monotonic() - started, 3)
+    resumed = {
+        "units_done_before": len(units) - len(todo),
+        "bytes_processed": sum(t.unit.raw_bytes for t in todo),
+    }
+    index = _index(
+        identity,
+        results,
+        work.records(SHARDS_DIR),
+        files,
+        options,
+        {**timings, **resumed, "peak_spill_bytes": peak_spill},
+    )
+    write_text_atomically(os.path.join(output_dir, TOKENIZER_FILE), encoder.json)
+    write_json_atomically(os.path.join(output_dir, INDEX), index)
+    work.remove()
+    return _summary(index, already_built=False)
+
+
+def _plan(files: list, config: BuildConfig, inputs: list[str], identity: dict) -> dict:
+    """Units and bucket counts: from the inputs and config only, never the worker count."""
     units = plan_units(files, config)
     if not units:
         raise InputError(
@@ -74,69 +130,42 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
         "train": estimate_buckets(files, config, 1 - fraction),
         "validation": estimate_buckets(files, config, fraction) if fraction else 0,
     }
-    work = WorkState(output_dir)
-    if not work.exists():
-        work.start(
-            {"identity": identity, "buckets": buckets, "units": [u.to_dict() for u in units]}
-        )
-    facts = {
-        "schema_version": SCHEMA_VERSION,
-        "tokenizer": identity["tokenizer"],
-        "versions": identity["versions"],
-        "config": {k: v for k, v in identity["config"].items() if k != "input_fingerprint"},
-    }
-    schema = with_metadata(output_schema(config), facts)
+    return {"identity": identity, "buckets": buckets, "units": [u.to_dict() for u in units]}
 
-    done = work.records(UNITS_DIR)
-    todo = [
-        UnitTask(u, config, work.path, buckets, options.strict)
-        for u in units
-        if _unit_name(u.index) not in done
-    ]
-    timings = {}
-    with LocalEngine(options.workers, worker_init) as engine:
-        total_bytes = sum(u.raw_bytes for u in units)
-        with tqdm(
-            total=total_bytes,
-            initial=total_bytes - sum(t.unit.raw_bytes for t in todo),
-            unit="B",
-            unit_scale=True,
-            desc="units",
-            disable=not options.progress,
-            dynamic_ncols=True,
-        ) as bar:
-            for result in engine.map_unordered(process_unit, todo):
-                work.record(UNITS_DIR, _unit_name(result["unit"]), result)
-                bar.update(result["raw_bytes"])
-        timings["units_seconds"] = round(time.monotonic() - started, 3)
-        results = list(work.records(UNITS_DIR).values())
-        peak_spill = spill_bytes(work.path)
-        shard_tasks = _shard_tasks(results, buckets, config, output_dir, work, schema)
-        finished = work.records(SHARDS_DIR)
-        pending = [t for t in shard_tasks if not all(n in finished for n in t.names)]
-        with tqdm(
-            total=len(shard_tasks),
-            initial=len(shard_tasks) - len(pending),
-            unit="bucket",
-            desc="shards",
-            disable=not options.progress,
-            dynamic_ncols=True,
-        ) as bar:
-            for shards in engine.map_unordered(write_bucket_shards, pending):
-                for shard in shards:
-                    work.record(SHARDS_DIR, shard["name"], shard)
-                bar.update(1)
-    finished = work.records(SHARDS_DIR)
-    timings["total_seconds"] = round(time.monotonic() - started, 3)
-    index = _index(identity, results, finished, files, options, timings, peak_spill)
-    with open(os.path.join(output_dir, TOKENIZER_FILE + ".tmp"), "w", encoding="utf-8") as handle:
-        handle.write(encoder.json)
-    os.replace(
-        os.path.join(output_dir, TOKENIZER_FILE + ".tmp"), os.path.join(output_dir, TOKENIZER_FILE)
+
+def _progress(total: int, initial: int, unit: str, desc: str, enabled: bool) -> tqdm:
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit=unit,
+        unit_scale=unit == "B",
+        desc=desc,
+        disable=not enabled,
+        dynamic_ncols=True,
     )
-    write_json_atomically(os.path.join(output_dir, INDEX), index)
-    work.remove()
-    return _summary(index, already_built=False)
+
+
+def _run_units(
+    engine: LocalEngine, work: WorkState, units: list[Unit], todo: list[UnitTask], progress: bool
+) -> None:
+    """Process the units not done yet; record each as it finishes (for resume)."""
+    total = sum(u.raw_bytes for u in units)
+    remaining = sum(t.unit.raw_bytes for t in todo)
+    with _progress(total, total - remaining, "B", "units", progress) as bar:
+        for result in engine.map_unordered(process_unit, todo):
+            work.record(UNITS_DIR, _unit_name(result["unit"]), result)
+            bar.update(result["raw_bytes"])
+
+
+def _run_shards(
+    engine: LocalEngine, work: WorkState, tasks: list[ShardTask], progress: bool
+) -> None:
+    """Write the shards of every bucket not recorded as finished yet."""
+    finished = work.records(SHARDS_DIR)
+    pending = [t for t in tasks if not all(name in finished for name in t.names)]
+    with _progress(len(tasks), len(tasks) - len(pending), "bucket", "shards", progress) as bar:
+        for _ in engine.map_unordered(write_bucket_shards, pending):
+            bar.update(1)
 
 
 def _unit_name(index: int) -> str:
@@ -218,8 +247,7 @@ def _index(
     shards: dict[str, dict],
     files: list,
     options: RunOptions,
-    timings: dict,
-    peak_spill: int,
+    run: dict,
 ) -> dict:
     report = InputReport()
     counts: Counter = Counter()
@@ -244,8 +272,7 @@ def _index(
             "workers": options.workers,
             "input_bytes": sum(r["raw_bytes"] for r in results),
             "units": len(results),
-            "peak_spill_bytes": peak_spill,
-            **timings,
+            **run,
         },
     }
 
@@ -263,8 +290,9 @@ def _summary(index: dict, already_built: bool) -> dict:
         "rows": counts["rows"],
         "shards": len(index["shards"]),
         "input_bytes": run["input_bytes"],
+        "resumed_units": run["units_done_before"],
         "seconds": run["total_seconds"],
-        "mb_per_s": round(run["input_bytes"] / 1e6 / seconds, 3),
+        "mb_per_s": round(run["bytes_processed"] / 1e6 / seconds, 3),
         "instances_per_s": round(sum(counts["rows"].values()) / seconds, 1),
         "peak_spill_bytes": run["peak_spill_bytes"],
         "accounting": index["accounting"],

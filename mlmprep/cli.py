@@ -176,6 +176,8 @@ def build_command(
         return
     if summary["already_built"]:
         click.echo(f"{output_dir} already holds this build; nothing to do.")
+    elif summary["resumed_units"]:
+        click.echo(f"resumed: {summary['resumed_units']} units were already done")
     if not quiet:
         for warning in summary["warnings"]:
             click.echo(f"warning: {warning}", err=True)

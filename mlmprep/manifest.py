@@ -43,15 +43,23 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomically(path: str, data: Any) -> None:
-    """Write JSON to a temporary name, fsync, then rename: never half-written under `path`."""
+def write_text_atomically(path: str, text: str) -> None:
+    """Write to a temporary name, fsync, then rename: never half-written under `path`."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json_atomically(path: str, data: Any) -> None:
+    """JSON version of write_text_atomically."""
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: str) -> Any:

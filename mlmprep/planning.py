@@ -146,7 +146,9 @@ def _sniff(path: str, size: int) -> tuple[bool, int]:
 
 def fingerprint(files: list[InputFile]) -> list[dict]:
     """Sorted paths, sizes and mtimes: a changed input makes a different fingerprint."""
-    return [{"path": f.path, "size": f.size, "mtime_ns": f.mtime_ns} for f in files]
+    return [
+        {"path": os.path.abspath(f.path), "size": f.size, "mtime_ns": f.mtime_ns} for f in files
+    ]
 
 
 def plan_units(files: list[InputFile], config: BuildConfig) -> list[Unit]:

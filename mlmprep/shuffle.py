@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .manifest import sha256_file
+from .manifest import SHARDS_DIR, WorkState, sha256_file
 from .schema import COMPRESSION
 from .spill import bucket_dir, read_bucket
 
@@ -46,6 +46,10 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
             task.schema.metadata
         )
         shards.append(write_parquet_atomically(part, os.path.join(task.output_dir, name)))
+    work = WorkState(task.output_dir)
+    for shard in shards:
+        work.record(SHARDS_DIR, shard["name"], shard)
+    # only now: a rerun after a crash above still finds the bucket and redoes it
     shutil.rmtree(bucket_dir(task.work_dir, task.split, task.bucket), ignore_errors=True)
     return shards
 
