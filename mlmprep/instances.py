@@ -32,9 +32,11 @@ def gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     total = int(lengths.sum())
     if total == 0:
         return np.zeros(0, np.int64)
+    # int32 where it fits: these arrays are as long as all tokens of a unit pass
+    dtype = np.int32 if max(total, int(starts.max()) + int(lengths.max())) < 2**31 else np.int64
     ends = np.cumsum(lengths)
-    shift = np.repeat(starts - (ends - lengths), lengths)
-    return np.arange(total, dtype=np.int64) + shift
+    shift = np.repeat((starts - (ends - lengths)).astype(dtype), lengths)
+    return np.arange(total, dtype=dtype) + shift
 
 
 def assemble(ids: np.ndarray, pairs: Pairs, cls_id: int, sep_id: int) -> Instances:

@@ -8,6 +8,7 @@ import numpy as np
 
 MASK_SHARE = 0.8
 RANDOM_SHARE = 0.1
+BLOCK_ROWS = 4096
 
 
 @dataclass
@@ -40,23 +41,19 @@ def mask_tokens(
     """Choose positions uniformly among non-special tokens of each row and replace them."""
     lengths = np.diff(offsets)
     n_rows = len(lengths)
-    candidates = lengths - np.bincount(
-        np.repeat(np.arange(n_rows), lengths), weights=special, minlength=n_rows
-    ).astype(np.int64)
+    row_of_token = np.repeat(np.arange(n_rows, dtype=np.int32), lengths)
+    candidates = lengths - np.bincount(row_of_token, weights=special, minlength=n_rows).astype(
+        np.int64
+    )
+    del row_of_token
     wanted = np.minimum(num_to_mask(lengths, masked_lm_prob, max_predictions), candidates)
-    width = int(lengths.max()) if n_rows else 0
-    keys = np.full((n_rows, width), 2.0, dtype=np.float32)
-    row = np.repeat(np.arange(n_rows), lengths)
-    column = np.arange(len(tokens)) - offsets[row]
-    drawn = rng.random(len(tokens), dtype=np.float32)
-    keys[row, column] = np.where(special.astype(bool), np.float32(2.0), drawn)
-    k = min(max_predictions, width)
-    smallest = np.argpartition(keys, k - 1, axis=1)[:, :k] if k else np.zeros((n_rows, 0), int)
-    order = np.argsort(np.take_along_axis(keys, smallest, axis=1), axis=1, kind="stable")
-    ranked = np.take_along_axis(smallest, order, axis=1)
-    keep = np.arange(k)[None, :] < wanted[:, None]
-    chosen_rows = np.broadcast_to(np.arange(n_rows)[:, None], keep.shape)[keep]
-    chosen = np.sort(offsets[chosen_rows] + ranked[keep])
+    chosen = np.concatenate(
+        [np.zeros(0, np.int64)]
+        + [
+            _choose_block(offsets, special, wanted, first, max_predictions, rng)
+            for first in range(0, n_rows, BLOCK_ROWS)
+        ]
+    )
     masked = tokens.copy()
     original = tokens[chosen]
     outcome = rng.random(len(chosen))
@@ -66,6 +63,43 @@ def mask_tokens(
     masked[chosen[to_random]] = random_pool[
         rng.integers(len(random_pool), size=int(to_random.sum()))
     ]
-    row_of_chosen = np.searchsorted(offsets, chosen, side="right") - 1
-    mask_offsets = np.concatenate(([0], np.cumsum(np.bincount(row_of_chosen, minlength=n_rows))))
+    row_of_chosen = np.repeat(np.arange(n_rows), wanted)
+    mask_offsets = np.concatenate(([0], np.cumsum(wanted)))
     return Masked(masked, chosen - offsets[row_of_chosen], original, mask_offsets)
+
+
+def _choose_block(
+    offsets: np.ndarray,
+    special: np.ndarray,
+    wanted: np.ndarray,
+    first: int,
+    max_predictions: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Sorted flat positions chosen in rows [first, first + BLOCK_ROWS).
+
+    Each non-special token gets a uniform key; a row keeps its `wanted` smallest keys, a
+    uniform sample without replacement. Rows are laid out padded in a 2-D array so one
+    `argpartition` serves them all; blocks of rows keep that array small.
+    """
+    last = min(first + BLOCK_ROWS, len(offsets) - 1)
+    base = offsets[first]
+    local = offsets[first : last + 1] - base
+    lengths = np.diff(local)
+    n_rows, width = last - first, int(lengths.max())
+    keys = np.full(n_rows * width, 2.0, dtype=np.float32)
+    padded_index = np.arange(local[-1]) + np.repeat(np.arange(n_rows) * width - local[:-1], lengths)
+    drawn = rng.random(local[-1], dtype=np.float32)
+    drawn[special[base : base + local[-1]].astype(bool)] = 2.0
+    keys[padded_index] = drawn
+    keys = keys.reshape(n_rows, width)
+    k = min(max_predictions, width)
+    smallest = np.argpartition(keys, k - 1, axis=1)[:, :k]
+    ranked = np.take_along_axis(
+        smallest,
+        np.argsort(np.take_along_axis(keys, smallest, axis=1), axis=1, kind="stable"),
+        axis=1,
+    )
+    keep = np.arange(k)[None, :] < wanted[first:last, None]
+    starts = np.broadcast_to(offsets[first:last, None], keep.shape)
+    return np.sort(starts[keep] + ranked[keep])

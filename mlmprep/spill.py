@@ -16,32 +16,56 @@ def bucket_dir(work_dir: str, split: str, bucket: int) -> str:
     return os.path.join(work_dir, SPILL_DIR, split, f"bucket-{bucket:05d}")
 
 
-def write_spill(
-    table: pa.Table,
-    work_dir: str,
-    split: str,
-    unit_index: int,
-    n_buckets: int,
-    rng: np.random.Generator,
-) -> dict[int, int]:
-    """Deal rows j -> bucket (offset + j) % n_buckets from a seeded offset; write one
-    Arrow IPC file per non-empty bucket (tmp name + rename). Returns rows per bucket."""
-    offset = int(rng.integers(n_buckets))
-    rows = {}
-    for bucket in range(n_buckets):
-        indices = np.arange((bucket - offset) % n_buckets, table.num_rows, n_buckets)
-        if len(indices) == 0:
-            continue
-        directory = bucket_dir(work_dir, split, bucket)
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, f"unit-{unit_index:06d}.arrow")
-        tmp = path + ".tmp"
-        part = table if n_buckets == 1 else table.take(pa.array(indices))
-        with pa.OSFile(tmp, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(part)
-        os.replace(tmp, path)
-        rows[bucket] = len(indices)
-    return rows
+class SpillWriter:
+    """Deals one unit's rows round-robin into bucket files, pass by pass.
+
+    Row j of the unit (counting over all passes) goes to bucket (offset + j) % n_buckets,
+    with `offset` drawn from the unit's scatter stream, so buckets differ by at most one
+    row per unit. Files are written under a temporary name and renamed on `close`.
+    """
+
+    def __init__(
+        self, work_dir: str, split: str, unit_index: int, n_buckets: int, rng: np.random.Generator
+    ) -> None:
+        self._paths = [
+            os.path.join(bucket_dir(work_dir, split, b), f"unit-{unit_index:06d}.arrow")
+            for b in range(n_buckets)
+        ]
+        self._next_bucket = int(rng.integers(n_buckets))
+        self._writers: dict[int, tuple[pa.OSFile, ipc.RecordBatchFileWriter]] = {}
+        self.rows: dict[int, int] = {}
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Deal the rows of one pass."""
+        n_buckets = len(self._paths)
+        for bucket in range(n_buckets):
+            first = (bucket - self._next_bucket) % n_buckets
+            if first >= batch.num_rows:
+                continue
+            part = (
+                batch
+                if n_buckets == 1
+                else batch.take(pa.array(np.arange(first, batch.num_rows, n_buckets)))
+            )
+            self._writer(bucket, batch.schema).write_batch(part)
+            self.rows[bucket] = self.rows.get(bucket, 0) + part.num_rows
+        self._next_bucket = (self._next_bucket + batch.num_rows) % n_buckets
+
+    def _writer(self, bucket: int, schema: pa.Schema) -> ipc.RecordBatchFileWriter:
+        if bucket not in self._writers:
+            os.makedirs(os.path.dirname(self._paths[bucket]), exist_ok=True)
+            sink = pa.OSFile(self._paths[bucket] + ".tmp", "wb")
+            self._writers[bucket] = (sink, ipc.new_file(sink, schema))
+        return self._writers[bucket][1]
+
+    def close(self) -> dict[int, int]:
+        """Finish every bucket file (rename into place); return rows per bucket."""
+        for bucket, (sink, writer) in sorted(self._writers.items()):
+            writer.close()
+            sink.close()
+            os.replace(self._paths[bucket] + ".tmp", self._paths[bucket])
+        self._writers.clear()
+        return self.rows
 
 
 def read_bucket(work_dir: str, split: str, bucket: int, schema: pa.Schema) -> pa.Table:

@@ -15,9 +15,9 @@ from .masking import mask_tokens
 from .pairs import Corpus, build_pairs, make_corpus
 from .planning import Unit
 from .readers import Document, InputReport, iter_documents
-from .schema import output_schema, record_batch
+from .schema import record_batch
 from .sentences import document_sentences
-from .spill import SPLITS, write_spill
+from .spill import SPLITS, SpillWriter
 from .tokenization import BATCH_CHARS, WordPieceEncoder
 
 STREAM_PAIRS, STREAM_MASKING, STREAM_SCATTER, STREAM_SHUFFLE, STREAM_VALIDATION = range(5)
@@ -91,16 +91,21 @@ def process_unit(task: UnitTask) -> dict:
     flush()
 
     rows: dict[str, dict[int, int]] = {}
-    for split in SPLITS:
+    for split_index, split in enumerate(SPLITS):
         if not task.buckets[split]:
             continue
         corpus, cut = make_corpus(splits.pop(split), config.max_num_tokens)
         counts["sentences_cut"] += cut
-        table = _instances_table(corpus, config, encoder, task.unit.index, counts)
-        scatter = rng_for(config.seed, STREAM_SCATTER, task.unit.index, SPLITS.index(split))
-        rows[split] = write_spill(
-            table, task.work_dir, split, task.unit.index, task.buckets[split], scatter
+        spill = SpillWriter(
+            task.work_dir,
+            split,
+            task.unit.index,
+            task.buckets[split],
+            rng_for(config.seed, STREAM_SCATTER, task.unit.index, split_index),
         )
+        for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
+            spill.write(_pass_batch(corpus, config, encoder, task.unit.index, pass_index, counts))
+        rows[split] = spill.close()
     return {
         "unit": task.unit.index,
         "accounting": report.to_dict(),
@@ -111,37 +116,37 @@ def process_unit(task: UnitTask) -> dict:
     }
 
 
-def _instances_table(
-    corpus: Corpus, config: BuildConfig, encoder: WordPieceEncoder, unit_index: int, counts: Counter
-) -> pa.Table:
-    """All passes of one split of a unit as one Arrow table in the output schema."""
-    batches = []
-    if corpus.num_documents == 0:
-        return pa.Table.from_batches([], schema=output_schema(config))
-    for pass_index in range(config.dupe_factor):
-        pairs = build_pairs(
-            corpus,
-            config.max_num_tokens,
-            config.short_seq_prob,
-            rng_for(config.seed, STREAM_PAIRS, unit_index, pass_index),
+def _pass_batch(
+    corpus: Corpus,
+    config: BuildConfig,
+    encoder: WordPieceEncoder,
+    unit_index: int,
+    pass_index: int,
+    counts: Counter,
+) -> pa.RecordBatch:
+    """One pass over a unit's documents: pairs, rows and masks as one record batch."""
+    pairs = build_pairs(
+        corpus,
+        config.max_num_tokens,
+        config.short_seq_prob,
+        rng_for(config.seed, STREAM_PAIRS, unit_index, pass_index),
+    )
+    counts.update(pairs.counts)
+    instances = assemble(corpus.ids, pairs, encoder.special.cls, encoder.special.sep)
+    counts["instances"] += len(instances)
+    masked = None
+    if config.masking == "static":
+        masked = mask_tokens(
+            instances.tokens,
+            instances.offsets,
+            instances.special,
+            config.masked_lm_prob,
+            config.max_predictions_per_seq,
+            encoder.random_pool,
+            encoder.special.mask,
+            rng_for(config.seed, STREAM_MASKING, unit_index, pass_index),
         )
-        counts.update(pairs.counts)
-        instances = assemble(corpus.ids, pairs, encoder.special.cls, encoder.special.sep)
-        masked = None
-        if config.masking == "static":
-            masked = mask_tokens(
-                instances.tokens,
-                instances.offsets,
-                instances.special,
-                config.masked_lm_prob,
-                config.max_predictions_per_seq,
-                encoder.random_pool,
-                encoder.special.mask,
-                rng_for(config.seed, STREAM_MASKING, unit_index, pass_index),
-            )
-        batches.append(record_batch(config, instances, masked))
-        counts["instances"] += len(instances)
-    return pa.Table.from_batches(batches, schema=output_schema(config))
+    return record_batch(config, instances, masked)
 
 
 def worker_init() -> None:
