@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import time
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from .accounting import InputReport
 from .config import BuildConfig
 from .engines.local import LocalEngine
 from .errors import InputError, OutputError
@@ -34,7 +36,6 @@ from .planning import (
     plan_units,
     resolve_inputs,
 )
-from .readers import InputReport
 from .schema import SCHEMA_VERSION, output_schema, with_metadata
 from .shuffle import ShardTask, shard_name, write_bucket_shards
 from .spill import SPLITS, spill_bytes
@@ -71,6 +72,35 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
     }
     if _prepare_output(output_dir, identity, options.overwrite):
         return _summary(read_index(output_dir), already_built=True)
+    try:
+        return _build(inputs, output_dir, config, options, files, identity, started)
+    except OSError as exc:  # from our own writes: input problems arrive as InputError
+        raise _write_error(output_dir, exc) from None
+
+
+def _write_error(output_dir: str, exc: OSError) -> OutputError:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return OutputError(
+            f"{output_dir}: no space left on device{where}; free some space and run the same "
+            "command again to resume"
+        )
+    return OutputError(
+        f"{output_dir}: cannot write ({exc.strerror or exc}){where}; check the output "
+        "directory, then run the same command again to resume"
+    )
+
+
+def _build(
+    inputs: list[str],
+    output_dir: str,
+    config: BuildConfig,
+    options: RunOptions,
+    files: list,
+    identity: dict,
+    started: float,
+) -> dict:
+    encoder = encoder_for(config)
     work = WorkState(output_dir)
     if not work.exists():
         work.start(_plan(files, config, inputs, identity))
@@ -95,6 +125,9 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
         _run_units(engine, work, units, todo, options.progress)
         timings["units_seconds"] = round(time.monotonic() - started, 3)
         results = list(work.records(UNITS_DIR).values())
+        if not any(r["accounting"]["documents"]["used"] for r in results):
+            work.remove()
+            raise _no_documents(inputs, results)
         peak_spill = spill_bytes(work.path)
         tasks = _shard_tasks(results, buckets, config, output_dir, work, schema)
         _run_shards(engine, work, tasks, options.progress)
@@ -115,6 +148,17 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
     write_json_atomically(os.path.join(output_dir, INDEX), index)
     work.remove()
     return _summary(index, already_built=False)
+
+
+def _no_documents(inputs: list[str], results: list[dict]) -> InputError:
+    report = InputReport()
+    for result in results:
+        report.merge_dict(result["accounting"], result["examples"])
+    skipped = dict(report.documents_skipped) or "none"
+    return InputError(
+        f"{', '.join(inputs)}: no documents found ({report.files_read} files read, documents "
+        f"skipped: {skipped}); check the files, --input-format and --text-field"
+    )
 
 
 def _plan(files: list, config: BuildConfig, inputs: list[str], identity: dict) -> dict:

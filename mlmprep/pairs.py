@@ -183,11 +183,12 @@ def build_pairs(
                 chunk_first = i + 1
                 chunk_tokens = 0
             i += 1
+    a0, b0 = np.array(a_start, np.int64), np.array(b_start, np.int64)
     pairs = Pairs(
-        np.array(a_start, np.int64),
-        np.array(a_end_tok, np.int64) - a_start,
-        np.array(b_start, np.int64),
-        np.array(b_end_tok, np.int64) - b_start,
+        a0,
+        np.array(a_end_tok, np.int64) - a0,
+        b0,
+        np.array(b_end_tok, np.int64) - b0,
         np.array(labels, np.int8),
     )
     truncate_pairs(pairs, max_num_tokens, rng)

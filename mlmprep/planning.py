@@ -15,7 +15,14 @@ from dataclasses import asdict, dataclass
 
 from .config import BuildConfig
 from .errors import InputError
-from .readers import BINARY_SNIFF_BYTES, detect_format, open_binary, split_suffixes
+from .readers import (
+    BINARY_SNIFF_BYTES,
+    READ_ERRORS,
+    detect_format,
+    open_binary,
+    read_error,
+    split_suffixes,
+)
 
 COMPRESSION_RATIO = 4  # raw/compressed size guess where the format does not record it
 BYTES_PER_TOKEN = 3.0  # conservative (English ~4.3, Chinese ~3): overestimates instances
@@ -115,14 +122,8 @@ def describe_inputs(paths: list[str]) -> list[InputFile]:
         try:
             stat = os.stat(path)
             binary, raw_size = _sniff(path, stat.st_size)
-        except PermissionError:
-            raise InputError(
-                f"{path}: cannot read (permission denied); check its permissions"
-            ) from None
-        except OSError as exc:
-            raise InputError(
-                f"{path}: cannot read ({exc}); re-create the file or leave it out"
-            ) from None
+        except READ_ERRORS as exc:
+            raise read_error(path, exc) from None
         described.append(InputFile(path, stat.st_size, stat.st_mtime_ns, raw_size, binary))
     return described
 

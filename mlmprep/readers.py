@@ -6,14 +6,15 @@ import bz2
 import io
 import json
 import lzma
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import pyarrow as pa
 
+from .accounting import InputReport
 from .errors import InputError
+from .sentences import cut_long
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".xz": "xz"}
 FORMAT_BY_SUFFIX = {
@@ -25,75 +26,19 @@ FORMAT_BY_SUFFIX = {
     ".parquet": "parquet",
 }
 BINARY_SNIFF_BYTES = 8192
-MAX_EXAMPLES = 5
+LINE_BYTES = 1 << 20  # longest piece of a line read at once; longer lines are cut at whitespace
+PART_CHARS = 1 << 20  # a long document is handed on in parts of about this many characters
 
 
 @dataclass
 class Document:
-    """One input document: paragraphs to split, or sentences already split (`presplit`)."""
+    """A document, or one part of a long one: paragraphs to split, or sentences already
+    split (`presplit`). `continued` says that more parts of the same document follow."""
 
     location: str
     lines: list[str]
     presplit: bool = False
-
-
-@dataclass
-class InputReport:
-    """Accounting of what was read: every document is either used or skipped with a reason."""
-
-    documents_read: int = 0
-    documents_used: int = 0
-    documents_skipped: Counter = field(default_factory=Counter)
-    files_read: int = 0
-    files_skipped: Counter = field(default_factory=Counter)
-    repaired: Counter = field(default_factory=Counter)
-    examples: list[str] = field(default_factory=list)
-    strict: bool = False
-
-    def skip_document(self, location: str, reason: str) -> None:
-        """Count a document that is dropped; in strict mode, fail naming it."""
-        self.documents_read += 1
-        self.documents_skipped[reason] += 1
-        self._problem(location, reason)
-
-    def skip_file(self, path: str, reason: str) -> None:
-        """Count a file that yields nothing (binary, unreadable)."""
-        self.files_skipped[reason] += 1
-        self._problem(path, reason)
-
-    def repair(self, location: str, reason: str) -> None:
-        """Count a document used after repairing its bytes."""
-        self.repaired[reason] += 1
-        self._problem(location, f"{reason} (replaced)")
-
-    def _problem(self, location: str, reason: str) -> None:
-        message = f"{location}: {reason}"
-        if self.strict:
-            raise InputError(f"{message} (--strict is on; drop --strict to skip and count it)")
-        if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append(message)
-
-    def merge_dict(self, data: dict, examples: list[str]) -> None:
-        """Add counts from another report's `to_dict()` (from another unit or process)."""
-        self.documents_read += data["documents"]["read"]
-        self.documents_used += data["documents"]["used"]
-        self.documents_skipped.update(data["documents"]["skipped"])
-        self.files_read += data["files"]["read"]
-        self.files_skipped.update(data["files"]["skipped"])
-        self.repaired.update(data["repaired"])
-        self.examples.extend(examples[: MAX_EXAMPLES - len(self.examples)])
-
-    def to_dict(self) -> dict:
-        """The accounting section of index.json (DESIGN.md §5)."""
-        return {
-            "documents": {
-                "read": self.documents_read,
-                "used": self.documents_used,
-                "skipped": dict(sorted(self.documents_skipped.items())),
-            },
-            "files": {"read": self.files_read, "skipped": dict(sorted(self.files_skipped.items()))},
-            "repaired": dict(sorted(self.repaired.items())),
-        }
+    continued: bool = False
 
 
 def split_suffixes(path: str) -> tuple[str, str | None]:
@@ -151,33 +96,69 @@ def iter_documents(
                 stream.seek(start)
             else:
                 report.files_read += 1
-            lines = _numbered_lines(stream, path, start, end)
             if fmt == "jsonl":
+                lines = _numbered_lines(stream, path, start, end, piece_bytes=None)
                 yield from _jsonl_documents(lines, text_field, report)
             else:
+                lines = _numbered_lines(stream, path, start, end, piece_bytes=LINE_BYTES)
                 yield from _blank_line_documents(lines, report, presplit=fmt == "sentences")
-    except (OSError, EOFError, pa.ArrowException, lzma.LZMAError) as exc:
-        if isinstance(exc, PermissionError):
-            raise InputError(
-                f"{path}: cannot read ({exc.strerror}); check its permissions"
-            ) from None
-        if isinstance(exc, FileNotFoundError):
-            raise InputError(f"{path}: file vanished during the build") from None
-        raise InputError(
-            f"{path}: corrupt or truncated data ({exc}); re-create the file or leave it out"
-        ) from None
+    except READ_ERRORS as exc:
+        raise read_error(path, exc) from None
+
+
+READ_ERRORS = (OSError, EOFError, pa.ArrowException, lzma.LZMAError)
+
+
+def read_error(path: str, exc: BaseException) -> InputError:
+    """The one-line message for a file that cannot be read (permissions, corruption)."""
+    if isinstance(exc, PermissionError):
+        return InputError(f"{path}: cannot read (permission denied); check its permissions")
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"{path}: file vanished during the build")
+    return InputError(
+        f"{path}: corrupt or truncated data ({exc}); re-create the file or leave it out"
+    )
 
 
 def _numbered_lines(
-    stream: BinaryIO, path: str, start: int, end: int | None
+    stream: BinaryIO, path: str, start: int, end: int | None, piece_bytes: int | None
 ) -> Iterator[tuple[str, bytes]]:
-    """Yield (location, raw line) pairs; location is path:line, or path@byte for ranges."""
-    position = start
-    for number, raw in enumerate(stream, 1):
-        if end is not None and position >= end:
+    """Yield (location, raw line) pairs; location is path:line, or path@byte for ranges.
+
+    With `piece_bytes`, a longer line comes in pieces cut at whitespace (never inside a
+    UTF-8 character), so a 50 MB line without newline is never held whole.
+    """
+    position, number, pending = start, 0, b""
+    location = path
+    while True:
+        at_line_start = not pending
+        if at_line_start and end is not None and position >= end:
             return
-        yield (f"{path}:{number}" if start == 0 else f"{path}@{position}"), raw
-        position += len(raw)
+        read = stream.readline(piece_bytes or -1)
+        piece = pending + read
+        if not piece:
+            return
+        if at_line_start:
+            number += 1
+            location = f"{path}:{number}" if start == 0 else f"{path}@{position}"
+        pending = b""
+        if piece_bytes and len(read) == piece_bytes and not read.endswith(b"\n"):
+            cut = _piece_end(piece)
+            piece, pending = piece[:cut], piece[cut:]
+        position += len(piece)
+        yield location, piece
+
+
+def _piece_end(data: bytes) -> int:
+    """Where to cut a piece of a long line: after the last blank in its second half, or
+    before the last UTF-8 lead byte."""
+    blank = max(data.rfind(b" "), data.rfind(b"\t"))
+    if blank >= len(data) // 2:
+        return blank + 1
+    cut = len(data) - 1
+    while cut > 0 and data[cut] & 0xC0 == 0x80:
+        cut -= 1
+    return cut or len(data)
 
 
 def _decode(raw: bytes, location: str, report: InputReport) -> str:
@@ -193,18 +174,41 @@ def _blank_line_documents(
 ) -> Iterator[Document]:
     """Documents separated by blank lines; each line a paragraph (or a sentence if presplit)."""
     current: list[str] = []
+    part_size = 0
+    started = False
     first = ""
     for location, raw in lines:
         text = _decode(raw, location, report).strip()
         if text:
-            if not current:
-                first = location
+            if not started:
+                first, started = location, True
             current.append(text)
-        elif current:
+            part_size += len(text)
+            if part_size >= PART_CHARS:
+                yield Document(first, current, presplit, continued=True)
+                current, part_size = [], 0
+        elif started:
             yield Document(first, current, presplit)
-            current = []
-    if current:
+            current, part_size, started = [], 0, False
+    if started:
         yield Document(first, current, presplit)
+
+
+def _parts(location: str, text: str) -> Iterator[Document]:
+    """A jsonl/parquet document, in parts of about PART_CHARS when it is long."""
+    if len(text) <= PART_CHARS:
+        yield Document(location, text.split("\n"))
+        return
+    pieces = [p for paragraph in text.split("\n") for p in cut_long(paragraph, PART_CHARS)]
+    part: list[str] = []
+    size = 0
+    for piece in pieces:
+        if part and size + len(piece) > PART_CHARS:
+            yield Document(location, part, continued=True)
+            part, size = [], 0
+        part.append(piece)
+        size += len(piece)
+    yield Document(location, part)
 
 
 def _jsonl_documents(
@@ -222,7 +226,7 @@ def _jsonl_documents(
         if not isinstance(text, str):
             report.skip_document(location, f"missing text field {text_field!r}")
             continue
-        yield Document(location, text.split("\n"))
+        yield from _parts(location, text)
 
 
 def _parquet_documents(path: str, text_field: str, report: InputReport) -> Iterator[Document]:
@@ -243,4 +247,4 @@ def _parquet_documents(path: str, text_field: str, report: InputReport) -> Itera
             if not isinstance(text, str):
                 report.skip_document(location, f"missing text field {text_field!r}")
                 continue
-            yield Document(location, text.split("\n"))
+            yield from _parts(location, text)

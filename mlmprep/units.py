@@ -9,12 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from .accounting import InputReport
 from .config import BuildConfig
 from .instances import assemble
 from .masking import mask_tokens
 from .pairs import Corpus, build_pairs, make_corpus
 from .planning import Unit
-from .readers import Document, InputReport, iter_documents
+from .readers import Document, iter_documents
 from .schema import record_batch
 from .sentences import document_sentences
 from .spill import SPLITS, SpillWriter
@@ -48,53 +49,71 @@ class UnitTask:
     strict: bool = False
 
 
+class _DocumentCollector:
+    """Encodes document parts in bounded batches and gathers whole documents per split.
+
+    A long document arrives in parts; its token arrays grow part by part, so no more
+    than about BATCH_CHARS of text is held as Python strings at any time.
+    """
+
+    def __init__(self, encoder: WordPieceEncoder, report: InputReport, counts: Counter) -> None:
+        self.encoder, self.report, self.counts = encoder, report, counts
+        self.splits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in SPLITS}
+        self._pending: list[tuple[int, list[str]]] = []
+        self._pending_chars = 0
+        self._open: dict[int, dict] = {}
+
+    def add(self, key: int, split: str, document: Document) -> None:
+        """Take one part of document `key`; encode when enough text is pending."""
+        state = self._open.setdefault(
+            key, {"split": split, "location": document.location, "ids": [], "lengths": []}
+        )
+        state["complete"] = not document.continued
+        sentences = document_sentences(document.lines, document.presplit)
+        if sentences:
+            self._pending.append((key, sentences))
+            self._pending_chars += sum(len(s) for s in sentences)
+        if self._pending_chars >= BATCH_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Encode what is pending and close every complete document, in document order."""
+        if self._pending:
+            ids, lengths = self.encoder.encode_documents([s for _, s in self._pending])
+            for (key, _), part_ids, part_lengths in zip(self._pending, ids, lengths):
+                self._open[key]["ids"].append(part_ids)
+                self._open[key]["lengths"].append(part_lengths)
+            self._pending, self._pending_chars = [], 0
+        for key in [k for k, state in self._open.items() if state["complete"]]:
+            self._close(self._open.pop(key))
+
+    def _close(self, state: dict) -> None:
+        if not state["ids"]:
+            self.report.skip_document(state["location"], "empty")
+            return
+        ids = np.concatenate(state["ids"])
+        lengths = np.concatenate(state["lengths"])
+        if len(ids) == 0:
+            self.report.skip_document(state["location"], "no tokens")
+            return
+        self.report.use_document()
+        self.counts["sentences"] += int(np.count_nonzero(lengths))
+        self.counts["tokens"] += len(ids)
+        self.splits[state["split"]].append((ids, lengths))
+
+
 def process_unit(task: UnitTask) -> dict:
     """Read, split, tokenize, pair, mask and scatter one unit; return its counts."""
     config = task.config
-    encoder = encoder_for(config)
     report = InputReport(strict=task.strict)
-    splits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in SPLITS}
     counts: Counter = Counter()
-    pending: list[tuple[str, Document, list[str]]] = []
-    pending_chars = 0
-    held_out = rng_for(config.seed, STREAM_VALIDATION, task.unit.index)
-
-    def flush() -> None:
-        nonlocal pending, pending_chars
-        ids, lengths = encoder.encode_documents([sentences for _, _, sentences in pending])
-        for (split, document, _), doc_ids, doc_lengths in zip(pending, ids, lengths):
-            if len(doc_ids) == 0:
-                report.skip_document(document.location, "no tokens")
-                continue
-            report.documents_read += 1
-            report.documents_used += 1
-            counts["sentences"] += int(np.count_nonzero(doc_lengths))
-            counts["tokens"] += len(doc_ids)
-            splits[split].append((doc_ids, doc_lengths))
-        pending, pending_chars = [], 0
-
-    for source in task.unit.sources:
-        for document in iter_documents(
-            source.path, source.format, config.text_field, report, source.start, source.end
-        ):
-            sentences = document_sentences(document.lines, document.presplit)
-            if not sentences:
-                report.skip_document(document.location, "empty")
-                continue
-            is_validation = (
-                config.validation_fraction > 0 and held_out.random() < config.validation_fraction
-            )
-            pending.append(("validation" if is_validation else "train", document, sentences))
-            pending_chars += sum(len(s) for s in sentences)
-            if pending_chars >= BATCH_CHARS:
-                flush()
-    flush()
-
+    encoder = encoder_for(config)
+    documents = _read_unit(task, encoder, report, counts)
     rows: dict[str, dict[int, int]] = {}
     for split_index, split in enumerate(SPLITS):
         if not task.buckets[split]:
             continue
-        corpus, cut = make_corpus(splits.pop(split), config.max_num_tokens)
+        corpus, cut = make_corpus(documents.pop(split), config.max_num_tokens)
         counts["sentences_cut"] += cut
         spill = SpillWriter(
             task.work_dir,
@@ -114,6 +133,33 @@ def process_unit(task: UnitTask) -> dict:
         "rows": rows,
         "raw_bytes": task.unit.raw_bytes,
     }
+
+
+def _read_unit(
+    task: UnitTask, encoder: WordPieceEncoder, report: InputReport, counts: Counter
+) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Token ids and sentence lengths of every document of the unit, by split.
+
+    Whole documents are held out for validation, drawn from the unit's own stream.
+    """
+    config = task.config
+    collector = _DocumentCollector(encoder, report, counts)
+    held_out = rng_for(config.seed, STREAM_VALIDATION, task.unit.index)
+    key, split, starts_document = 0, "train", True
+    for source in task.unit.sources:
+        for document in iter_documents(
+            source.path, source.format, config.text_field, report, source.start, source.end
+        ):
+            if starts_document:
+                validation = config.validation_fraction > 0 and (
+                    held_out.random() < config.validation_fraction
+                )
+                split = "validation" if validation else "train"
+            collector.add(key, split, document)
+            starts_document = not document.continued
+            key += starts_document
+    collector.flush()
+    return collector.splits
 
 
 def _pass_batch(

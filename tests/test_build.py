@@ -207,3 +207,19 @@ def test_reference_bands_on_shared_en_books(tmp_path):
     assert 117.5 <= mean("mean_tokens") <= 120.1 + CUT_SHIFT_TOKENS
     assert 0.16 - 0.01 * CUT_SHIFT_TOKENS <= mean("frac_shorter_than_max") <= 0.22
     assert 17.4 <= mean("mean_masked") <= 17.9 + 0.15 * CUT_SHIFT_TOKENS
+
+
+def test_a_huge_document_is_tokenized_in_full(tmp_path, monkeypatch):
+    monkeypatch.setattr("mlmprep.readers.LINE_BYTES", 8192)
+    monkeypatch.setattr("mlmprep.readers.PART_CHARS", 20_000)
+    monkeypatch.setattr("mlmprep.tokenization.BATCH_CHARS", 20_000)
+    text = " ".join(f"Sentence number {i} has a few words." for i in range(20_000))
+    path = tmp_path / "one-line.txt"
+    path.write_text(text)
+    (tmp_path / "other.txt").write_text("Another document. It is short.\n")
+    summary = run_build([path, tmp_path / "other.txt"], tmp_path / "out")
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    expected = len(WordPieceEncoder("bert-base-uncased").encode_plain([text])[0])
+    assert summary["documents"] == 2
+    assert index["counts"]["tokens"] == expected + 7
+    assert validate(str(tmp_path / "out"))["ok"]

@@ -2,10 +2,11 @@ import os
 
 import pytest
 
+from mlmprep.accounting import InputReport
 from mlmprep.config import BuildConfig
 from mlmprep.errors import InputError
 from mlmprep.planning import describe_inputs, plan_units, resolve_inputs
-from mlmprep.readers import InputReport, iter_documents
+from mlmprep.readers import iter_documents
 
 
 def test_resolve_expands_dirs_and_globs_and_skips_output(tmp_path):

@@ -1,5 +1,6 @@
 import bz2
 import gzip
+import io
 import json
 import lzma
 
@@ -7,8 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mlmprep.accounting import InputReport
 from mlmprep.errors import InputError
-from mlmprep.readers import InputReport, detect_format, iter_documents
+from mlmprep.readers import detect_format, iter_documents
 
 TEXT = "First para. Second sentence.\nAnother paragraph.\n\n\nDoc two line.\n"
 
@@ -105,3 +107,36 @@ def test_byte_range_reads_only_its_documents(tmp_path):
     end = start + len("B two.\n\n")
     docs, _ = read(path, start=start, end=end)
     assert docs == [["B two."]]
+
+
+def test_long_line_comes_in_pieces_cut_at_whitespace_or_character_boundary(tmp_path):
+    from mlmprep.readers import _numbered_lines
+
+    line = ("wörd " * 30 + "ü" * 50).encode() * 20
+    pieces = [raw for _, raw in _numbered_lines(io.BytesIO(line + b"\n"), "f", 0, None, 64)]
+    assert all(len(p) <= 128 for p in pieces) and len(pieces) > 10
+    assert b"".join(pieces) == line + b"\n"
+    for piece in pieces:
+        piece.decode("utf-8")  # never cut inside a character
+
+
+def test_long_single_line_document_is_handed_on_in_parts(tmp_path, monkeypatch):
+    monkeypatch.setattr("mlmprep.readers.LINE_BYTES", 4096)
+    monkeypatch.setattr("mlmprep.readers.PART_CHARS", 10_000)
+    path = tmp_path / "a.txt"
+    path.write_text("Some words here. " * 20_000)  # one 340 kB line, no newline
+    parts = list(iter_documents(str(path), "text", "text", InputReport()))
+    assert len(parts) > 20
+    assert all(p.continued for p in parts[:-1]) and not parts[-1].continued
+    assert all(sum(map(len, p.lines)) < 10_000 + 4096 for p in parts)
+    assert {p.location for p in parts} == {f"{path}:1"}
+
+
+def test_long_jsonl_document_is_handed_on_in_parts(tmp_path, monkeypatch):
+    monkeypatch.setattr("mlmprep.readers.PART_CHARS", 10_000)
+    path = tmp_path / "a.jsonl"
+    text = "Some words here. " * 5_000
+    path.write_text(json.dumps({"text": text}) + "\n")
+    parts = list(iter_documents(str(path), "jsonl", "text", InputReport()))
+    assert len(parts) >= 8
+    assert " ".join(" ".join(p.lines) for p in parts).split() == text.split()

@@ -1,0 +1,197 @@
+"""Bad input and failing writes: one-line messages, exit codes, nothing half-written."""
+
+import errno
+import gzip
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mlmprep.shuffle
+from mlmprep.cli import main
+from mlmprep.errors import MlmprepError
+
+from .helpers import SAMPLE_DIR, run_build, shard_hashes
+
+SENTENCES = "The first sentence is here. A second one follows it.\n"
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(main, ["build", *args, "--workers", "1", "-q"])
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_truncated_gzip(tmp_path):
+    path = tmp_path / "a.txt.gz"
+    path.write_bytes(gzip.compress(SENTENCES.encode() * 2000)[:-50])
+    result = invoke(str(path), str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {path}: corrupt or truncated data (")
+    assert result.stderr.endswith("; re-create the file or leave it out\n")
+    assert result.stderr.count("\n") == 1
+
+
+def test_unreadable_file(tmp_path, monkeypatch):
+    path = tmp_path / "a.txt"
+    path.write_text(SENTENCES)
+
+    def refuse(name):
+        raise PermissionError(errno.EACCES, "Permission denied", name)
+
+    monkeypatch.setattr("mlmprep.planning.open_binary", refuse)
+    result = invoke(str(path), str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert (
+        result.stderr == f"Error: {path}: cannot read (permission denied); check its permissions\n"
+    )
+
+
+def test_output_directory_not_writable(tmp_path, monkeypatch):
+    (tmp_path / "a.txt").write_text(SENTENCES)
+
+    def refuse(name, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", name)
+
+    monkeypatch.setattr("mlmprep.build.open", refuse, raising=False)
+    result = invoke(str(tmp_path / "a.txt"), str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {tmp_path / 'out'}: output directory not writable (Permission denied); "
+        "choose another output or fix its permissions\n"
+    )
+
+
+def test_disk_full_leaves_no_partial_shard_and_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    real_write = pq.write_table
+
+    def full_disk(table, where, **kwargs):
+        real_write(table.slice(0, 10), where, **kwargs)  # something lands in the temp file
+        raise OSError(errno.ENOSPC, "No space left on device", where)
+
+    monkeypatch.setattr(mlmprep.shuffle.pq, "write_table", full_disk)
+    result = invoke(str(SAMPLE_DIR), str(out))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {out}: no space left on device (")
+    assert result.stderr.endswith("free some space and run the same command again to resume\n")
+    assert list(out.glob("*.parquet*")) == []
+    assert not (out / "index.json").exists()
+
+    monkeypatch.setattr(mlmprep.shuffle.pq, "write_table", real_write)
+    assert invoke(str(SAMPLE_DIR), str(out)).exit_code == 0
+    run_build([SAMPLE_DIR], tmp_path / "clean")
+    assert shard_hashes(out) == shard_hashes(tmp_path / "clean")
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_no_documents(tmp_path, content):
+    path = tmp_path / "empty.txt"
+    path.write_text(content)
+    result = invoke(str(path), str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {path}: no documents found (1 files read, documents skipped: none); "
+        "check the files, --input-format and --text-field\n"
+    )
+
+
+def test_strict_fails_on_first_bad_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps({"text": SENTENCES}) + "\n{broken\n")
+    result = invoke(str(path), str(tmp_path / "out"), "--strict")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {path}:2: malformed JSON line (--strict is on; drop --strict to skip and "
+        "count it)\n"
+    )
+
+
+def test_accounting_identity_with_mixed_bad_input(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = [
+        json.dumps({"text": SENTENCES * 3}),
+        "{oops",
+        json.dumps({"t": 1}),
+        json.dumps({"text": "   "}),
+        json.dumps({"text": SENTENCES}),
+    ]
+    (corpus / "a.jsonl").write_text("\n".join(lines) + "\n")
+    (corpus / "b.bin").write_bytes(b"\x00\x01binary" * 50)
+    (corpus / "c.txt").write_bytes(b"Bad \xff byte here. " + SENTENCES.encode())
+    summary = run_build([corpus], tmp_path / "out")
+    accounting = summary["accounting"]
+    documents = accounting["documents"]
+    assert documents["read"] == documents["used"] + sum(documents["skipped"].values())
+    assert documents["used"] == 3
+    assert documents["skipped"] == {
+        "empty": 1,
+        "malformed JSON line": 1,
+        "missing text field 'text'": 1,
+    }
+    assert accounting["files"] == {"read": 2, "skipped": {"binary file (NUL bytes)": 1}}
+    assert accounting["repaired"] == {"invalid_utf8": 1}
+    assert f"{corpus / 'a.jsonl'}:2: malformed JSON line" in summary["warnings"]
+
+
+FUZZ = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@FUZZ
+@given(data=st.binary(max_size=3000), name=st.sampled_from(["a.txt", "a.jsonl", "a.txt.gz"]))
+def test_random_bytes_never_crash(tmp_path_factory, data, name):
+    directory = tmp_path_factory.mktemp("fuzz")
+    (directory / name).write_bytes(data)
+    check_no_traceback(directory / name, directory / "out")
+
+
+@FUZZ
+@given(cut=st.integers(1, 2000), suffix=st.sampled_from([".gz", ".bz2", ".xz"]))
+def test_truncated_compressed_files_never_crash(tmp_path_factory, cut, suffix):
+    import bz2
+    import lzma
+
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[suffix]
+    blob = compress((SENTENCES * 200).encode())
+    directory = tmp_path_factory.mktemp("fuzz")
+    path = directory / f"a.txt{suffix}"
+    path.write_bytes(blob[: max(1, len(blob) - cut)])
+    check_no_traceback(path, directory / "out")
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.one_of(
+            st.dictionaries(
+                st.sampled_from(["text", "id"]), st.one_of(st.text(), st.integers(), st.none())
+            ),
+            st.text(),
+            st.integers(),
+            st.lists(st.integers()),
+        ),
+        max_size=20,
+    )
+)
+def test_random_json_never_crashes(tmp_path_factory, records):
+    directory = tmp_path_factory.mktemp("fuzz")
+    path = directory / "a.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    check_no_traceback(path, directory / "out")
+
+
+def check_no_traceback(path, out):
+    """A build either succeeds with a consistent accounting or raises a MlmprepError."""
+    try:
+        summary = run_build([path], out)
+    except MlmprepError as exc:
+        assert "\n" not in str(exc)
+        return
+    documents = summary["accounting"]["documents"]
+    assert documents["read"] == documents["used"] + sum(documents["skipped"].values())
