@@ -19,6 +19,8 @@ from .show import show
 from .stats import compute_stats
 from .validate import validate
 
+DEFAULTS = BuildConfig()
+
 
 def _friendly(function: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors (and Ctrl-C) into one-line messages with exit codes, no traceback."""
@@ -57,7 +59,7 @@ def main() -> None:
 @click.option(
     "--input-format",
     type=click.Choice(INPUT_FORMATS),
-    default="auto",
+    default=DEFAULTS.input_format,
     show_default=True,
     help="text: blank-line documents, a paragraph per line; jsonl/parquet: a document "
     "per record; sentences: Google's one sentence per line (not re-split). "
@@ -65,13 +67,13 @@ def main() -> None:
 )
 @click.option(
     "--text-field",
-    default="text",
+    default=DEFAULTS.text_field,
     show_default=True,
     help="Field (jsonl) or column (parquet) holding the text.",
 )
 @click.option(
     "--tokenizer",
-    default="bert-base-uncased",
+    default=DEFAULTS.tokenizer,
     show_default=True,
     help="Bundled name, a vocab.txt or a Hugging Face tokenizer.json (WordPiece).",
 )
@@ -80,13 +82,33 @@ def main() -> None:
     default=None,
     help="Lowercase before WordPiece (vocab.txt only). [default: lowercase]",
 )
-@click.option("--max-seq-length", default=128, show_default=True, type=int)
-@click.option("--max-predictions-per-seq", default=20, show_default=True, type=int)
-@click.option("--masked-lm-prob", default=0.15, show_default=True, type=float)
-@click.option("--short-seq-prob", default=0.1, show_default=True, type=float)
+@click.option(
+    "--max-seq-length",
+    default=DEFAULTS.max_seq_length,
+    show_default=True,
+    help="Tokens per instance, [CLS] and both [SEP] included.",
+)
+@click.option(
+    "--max-predictions-per-seq",
+    default=DEFAULTS.max_predictions_per_seq,
+    show_default=True,
+    help="At most this many masked positions per instance.",
+)
+@click.option(
+    "--masked-lm-prob",
+    default=DEFAULTS.masked_lm_prob,
+    show_default=True,
+    help="Share of tokens to mask: round(len * p), at least 1.",
+)
+@click.option(
+    "--short-seq-prob",
+    default=DEFAULTS.short_seq_prob,
+    show_default=True,
+    help="Share of documents whose target length is random in [2, max].",
+)
 @click.option(
     "--dupe-factor",
-    default=1,
+    default=DEFAULTS.dupe_factor,
     show_default=True,
     type=int,
     help="Passes over the data, each with fresh pairs and masks (Google's reference "
@@ -95,29 +117,31 @@ def main() -> None:
 @click.option(
     "--masking",
     type=click.Choice(MASKING_MODES),
-    default="static",
+    default=DEFAULTS.masking,
     show_default=True,
     help="static: masks written to the shards; dynamic: special_tokens_mask written, "
     "the trainer's collator masks each batch.",
 )
-@click.option("--seed", default=12345, show_default=True, type=int)
+@click.option(
+    "--seed", default=DEFAULTS.seed, show_default=True, help="Every random choice derives from it."
+)
 @click.option(
     "--shard-size",
-    default=100_000,
+    default=DEFAULTS.shard_size,
     show_default=True,
     type=int,
     help="Maximum rows per output shard.",
 )
 @click.option(
     "--unit-size",
-    default=8 * 1024 * 1024,
+    default=DEFAULTS.unit_size,
     show_default=True,
     type=int,
     help="Bytes of raw text per work unit (NSP negatives come from the same unit).",
 )
 @click.option(
     "--validation-fraction",
-    default=0.0,
+    default=DEFAULTS.validation_fraction,
     show_default=True,
     type=float,
     help="Share of documents held out as validation-*.parquet.",
