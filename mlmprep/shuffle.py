@@ -38,27 +38,34 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
     """Shuffle the bucket and cut it into len(task.names) near-equal shards."""
     table = read_bucket(task.work_dir, task.split, task.bucket, task.schema)
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(task.rng_seed)))
-    table = table.take(pa.array(rng.permutation(table.num_rows)))
+    order = rng.permutation(table.num_rows)
     bounds = np.linspace(0, table.num_rows, len(task.names) + 1).round().astype(int)
-    shards = []
-    for name, start, end in zip(task.names, bounds, bounds[1:]):
-        part = table.slice(int(start), int(end - start)).replace_schema_metadata(
-            task.schema.metadata
+    shards = [
+        write_parquet_atomically(
+            table, order[start:end], task.schema, os.path.join(task.output_dir, name)
         )
-        shards.append(write_parquet_atomically(part, os.path.join(task.output_dir, name)))
+        for name, start, end in zip(task.names, bounds, bounds[1:])
+    ]
     work = WorkState(task.output_dir)
     for shard in shards:
         work.record(SHARDS_DIR, shard["name"], shard)
     # only now: a rerun after a crash above still finds the bucket and redoes it
     shutil.rmtree(bucket_dir(task.work_dir, task.split, task.bucket), ignore_errors=True)
+    pa.default_memory_pool().release_unused()
     return shards
 
 
-def write_parquet_atomically(table: pa.Table, path: str) -> dict:
-    """Write to a temporary name, fsync, rename into place; return name, rows, bytes, sha256."""
+def write_parquet_atomically(
+    table: pa.Table, rows: np.ndarray, schema: pa.Schema, path: str
+) -> dict:
+    """Write table rows `rows` (in that order) one row group at a time to a temporary
+    name, then rename into place; return name, rows, bytes, sha256."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        pq.write_table(table, tmp, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
+        with pq.ParquetWriter(tmp, schema, compression=COMPRESSION) as writer:
+            for start in range(0, len(rows), ROW_GROUP_ROWS):
+                group = table.take(pa.array(rows[start : start + ROW_GROUP_ROWS]))
+                writer.write_table(group.replace_schema_metadata(schema.metadata))
         digest = sha256_file(tmp)
         os.replace(tmp, path)
     finally:
@@ -66,7 +73,7 @@ def write_parquet_atomically(table: pa.Table, path: str) -> dict:
             os.remove(tmp)
     return {
         "name": os.path.basename(path),
-        "rows": table.num_rows,
+        "rows": len(rows),
         "bytes": os.path.getsize(path),
         "sha256": digest,
     }

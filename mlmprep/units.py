@@ -125,6 +125,7 @@ def process_unit(task: UnitTask) -> dict:
         for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
             spill.write(_pass_batch(corpus, config, encoder, task.unit.index, pass_index, counts))
         rows[split] = spill.close()
+    pa.default_memory_pool().release_unused()
     return {
         "unit": task.unit.index,
         "accounting": report.to_dict(),

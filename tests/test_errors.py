@@ -67,13 +67,13 @@ def test_output_directory_not_writable(tmp_path, monkeypatch):
 
 def test_disk_full_leaves_no_partial_shard_and_resumes(tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real_write = pq.write_table
 
-    def full_disk(table, where, **kwargs):
-        real_write(table.slice(0, 10), where, **kwargs)  # something lands in the temp file
-        raise OSError(errno.ENOSPC, "No space left on device", where)
+    class FullDisk(pq.ParquetWriter):
+        def write_table(self, table, *args, **kwargs):
+            super().write_table(table, *args, **kwargs)  # something lands in the temp file
+            raise OSError(errno.ENOSPC, "No space left on device", self.where)
 
-    monkeypatch.setattr(mlmprep.shuffle.pq, "write_table", full_disk)
+    monkeypatch.setattr(mlmprep.shuffle.pq, "ParquetWriter", FullDisk)
     result = invoke(str(SAMPLE_DIR), str(out))
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {out}: no space left on device (")
@@ -81,7 +81,7 @@ def test_disk_full_leaves_no_partial_shard_and_resumes(tmp_path, monkeypatch):
     assert list(out.glob("*.parquet*")) == []
     assert not (out / "index.json").exists()
 
-    monkeypatch.setattr(mlmprep.shuffle.pq, "write_table", real_write)
+    monkeypatch.undo()
     assert invoke(str(SAMPLE_DIR), str(out)).exit_code == 0
     run_build([SAMPLE_DIR], tmp_path / "clean")
     assert shard_hashes(out) == shard_hashes(tmp_path / "clean")
