@@ -10,6 +10,7 @@ OPENERS = "\"'“‘([{«「『（《"
 ZH_ENDS = "。！？；"
 EN_ENDS = ".!?…"
 # One character class is ~8x faster in `re` than an alternation of the two rule sets.
+_ZH_END_SET = frozenset(ZH_ENDS)
 _BOUNDARY = re.compile(rf"[{EN_ENDS}{ZH_ENDS}][{EN_ENDS}{ZH_ENDS}{re.escape(CLOSERS)}]*\s*")
 ABBREVIATIONS = frozenset(
     {
@@ -31,8 +32,7 @@ def split_sentences(paragraph: str) -> list[str]:
         if end >= len(paragraph):
             break
         run = match.group()
-        is_chinese = any(char in ZH_ENDS for char in run)
-        if not is_chinese and not (
+        if _ZH_END_SET.isdisjoint(run) and not (
             run[-1].isspace() and _english_boundary(paragraph, match.start(), end)
         ):
             continue
@@ -96,5 +96,8 @@ def document_sentences(lines: Iterable[str], presplit: bool) -> list[str]:
         if not line:
             continue
         for sentence in [line] if presplit else split_sentences(line):
-            sentences.extend(cut_long(sentence))
+            if len(sentence) > MAX_SENTENCE_CHARS:
+                sentences.extend(cut_long(sentence))
+            else:
+                sentences.append(sentence)
     return sentences
