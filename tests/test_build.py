@@ -223,3 +223,20 @@ def test_a_huge_document_is_tokenized_in_full(tmp_path, monkeypatch):
     assert summary["documents"] == 2
     assert index["counts"]["tokens"] == expected + 7
     assert validate(str(tmp_path / "out"))["ok"]
+
+
+def test_each_document_is_tokenized_once_whatever_the_dupe_factor(tmp_path, monkeypatch):
+    seen = []
+    original = WordPieceEncoder.encode_documents
+
+    def counting(self, documents):
+        seen.extend(tuple(d) for d in documents)
+        return original(self, documents)
+
+    monkeypatch.setattr(WordPieceEncoder, "encode_documents", counting)
+    once = run_build([SAMPLE_DIR], tmp_path / "once")
+    count_once = len(seen)
+    seen.clear()
+    five = run_build([SAMPLE_DIR], tmp_path / "five", dupe_factor=5)
+    assert len(seen) == count_once == len(set(seen)) == 37
+    assert 4.5 * once["instances"] <= five["instances"] <= 5.5 * once["instances"]
