@@ -12,7 +12,7 @@ import click
 
 from . import __version__
 from .build import RunOptions, build
-from .config import INPUT_FORMATS, MASKING_MODES, BuildConfig
+from .config import INPUT_FORMATS, MASKING_MODES, OBJECTIVES, BuildConfig
 from .engines.local import available_cpus
 from .errors import MlmprepError
 from .show import show
@@ -113,6 +113,14 @@ def main() -> None:
     type=int,
     help="Passes over the data, each with fresh pairs and masks (Google's reference "
     "uses 10 with static masking). Documents are tokenized once.",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(OBJECTIVES),
+    default=DEFAULTS.objective,
+    show_default=True,
+    help="nsp: next sentence prediction (BERT); sop: sentence order prediction (ALBERT); "
+    "none: one segment per row, MLM only (RoBERTa).",
 )
 @click.option(
     "--masking",
@@ -235,29 +243,50 @@ def stats_command(output_dir: str, split: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(stats, sort_keys=True))
         return
-    split_text = " / ".join(f"{k} {v:.3f}" for k, v in stats["mask_split"].items())
+    click.echo(_stats_text(stats))
+
+
+def _label_line(stats: dict) -> str:
+    if stats["objective"] == "nsp":
+        return (
+            f"NSP random next:      {stats['nsp_random_fraction']:.4f} (forced by one-sentence "
+            f"chunks: {stats['forced_random_fraction']:.4f}; "
+            f"{stats['single_sentence_chunks']} such chunks)"
+        )
+    if stats["objective"] == "sop":
+        return (
+            f"SOP swapped:          {stats['sop_swapped_fraction']:.4f} (one-sentence documents "
+            f"skipped: {stats['skipped_single_sentence_documents']})"
+        )
+    return "labels:               none (MLM only)"
+
+
+def _stats_text(stats: dict) -> str:
+    """The human-readable report of `mlmprep stats`."""
     documents = stats["documents"]
-    click.echo(
+    lines = [
         f"instances:            {stats['instances']} in {stats['shards']} shards "
-        f"(rows per shard {stats['rows_per_shard']['min']}-{stats['rows_per_shard']['max']})\n"
+        f"(rows per shard {stats['rows_per_shard']['min']}-{stats['rows_per_shard']['max']})",
         f"tokens:               {stats['tokens']} (mean {stats['mean_tokens']:.1f}, median "
-        f"{stats['median_tokens']}, p95 {stats['p95_tokens']})\n"
-        f"shorter than max:     {stats['frac_shorter_than_max']:.3f}\n"
-        f"NSP random next:      {stats['nsp_random_fraction']:.4f} (forced by one-sentence "
-        f"chunks: {stats['forced_random_fraction']:.4f}; "
-        f"{stats['single_sentence_chunks']} such chunks)\n"
+        f"{stats['median_tokens']}, p95 {stats['p95_tokens']})",
+        f"shorter than max:     {stats['frac_shorter_than_max']:.3f}",
+        _label_line(stats),
         f"masked per instance:  {stats['mean_masked']:.2f} ({stats['masked_per_token']:.4f} "
-        f"per token)\n"
-        f"mask/random/kept:     {split_text}\n"
-        f"[UNK] rate:           {stats['unk_rate']:.5f}\n"
-        f"sentences cut:        {stats['sentences_cut']} (longer than max_seq_length - 3)\n"
+        "per token)",
+        "mask/random/kept:     "
+        + " / ".join(f"{k} {v:.3f}" for k, v in stats["mask_split"].items()),
+        f"[UNK] rate:           {stats['unk_rate']:.5f}",
+        f"sentences cut:        {stats['sentences_cut']} (longer than the segment limit)",
         f"documents:            {documents['read']} read, {documents['used']} used, "
-        f"skipped {documents['skipped'] or 0}"
-    )
-    click.echo("length histogram:")
+        f"skipped {documents['skipped'] or 0}",
+        "length histogram:",
+    ]
     peak = max(stats["length_histogram"].values(), default=1)
-    for bucket, n in stats["length_histogram"].items():
-        click.echo(f"  {bucket:>9} {n:>8} {'#' * max(1, round(40 * n / peak))}")
+    lines += [
+        f"  {bucket:>9} {n:>8} {'#' * max(1, round(40 * n / peak))}"
+        for bucket, n in stats["length_histogram"].items()
+    ]
+    return "\n".join(lines)
 
 
 @main.command(name="show")

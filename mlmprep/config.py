@@ -9,6 +9,8 @@ from .errors import ConfigError
 
 INPUT_FORMATS = ("auto", "text", "jsonl", "parquet", "sentences")
 MASKING_MODES = ("static", "dynamic")
+OBJECTIVES = ("nsp", "sop", "none")
+LABEL_COLUMNS = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "none": None}
 MiB = 1024 * 1024
 
 
@@ -26,6 +28,7 @@ class BuildConfig:
     short_seq_prob: float = 0.1
     dupe_factor: int = 1
     masking: str = "static"
+    objective: str = "nsp"
     seed: int = 12345
     shard_size: int = 100_000
     unit_size: int = 8 * MiB
@@ -39,6 +42,10 @@ class BuildConfig:
         _check(
             self.masking in MASKING_MODES,
             f"--masking must be one of {', '.join(MASKING_MODES)}, not {self.masking!r}",
+        )
+        _check(
+            self.objective in OBJECTIVES,
+            f"--objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}",
         )
         _check(bool(self.text_field), "--text-field must not be empty")
         _check(
@@ -72,9 +79,19 @@ class BuildConfig:
         )
 
     @property
+    def pairs(self) -> bool:
+        """True when an instance holds two segments (NSP, SOP)."""
+        return self.objective != "none"
+
+    @property
     def max_num_tokens(self) -> int:
-        """Tokens left for segments A and B after [CLS], [SEP], [SEP]."""
-        return self.max_seq_length - 3
+        """Tokens left for the segments after [CLS] and one [SEP] per segment."""
+        return self.max_seq_length - (3 if self.pairs else 2)
+
+    @property
+    def label_column(self) -> str | None:
+        """The label column of this objective (none for MLM only)."""
+        return LABEL_COLUMNS[self.objective]
 
     def to_dict(self) -> dict:
         """Plain dict for the manifest and Parquet metadata."""

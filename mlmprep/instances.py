@@ -39,21 +39,25 @@ def gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=dtype) + shift
 
 
-def assemble(ids: np.ndarray, pairs: Pairs, cls_id: int, sep_id: int) -> Instances:
-    """Build `[CLS] A [SEP] B [SEP]` rows for all pairs at once."""
+def assemble(
+    ids: np.ndarray, pairs: Pairs, cls_id: int, sep_id: int, pair: bool = True
+) -> Instances:
+    """Build `[CLS] A [SEP] B [SEP]` rows (or `[CLS] A [SEP]` when not `pair`) at once."""
     n = len(pairs)
     extended = np.concatenate((ids, np.array([cls_id, sep_id], dtype=ids.dtype)))
     cls_at, sep_at = len(ids), len(ids) + 1
     one = np.ones(n, np.int64)
-    seg_starts = np.stack(
-        [np.full(n, cls_at), pairs.a_start, np.full(n, sep_at), pairs.b_start, np.full(n, sep_at)],
-        axis=1,
-    ).ravel()
-    seg_lengths = np.stack([one, pairs.a_len, one, pairs.b_len, one], axis=1).ravel()
-    tokens = extended[gather_ranges(seg_starts, seg_lengths)]
-    seg_types = np.tile(np.array([0, 0, 0, 1, 1], np.int8), n)
-    token_types = np.repeat(seg_types, seg_lengths)
-    seg_special = np.tile(np.array([1, 0, 1, 0, 1], np.int8), n)
-    special = np.repeat(seg_special, seg_lengths)
-    offsets = np.concatenate(([0], np.cumsum(pairs.a_len + pairs.b_len + 3)))
+    starts = [np.full(n, cls_at), pairs.a_start, np.full(n, sep_at)]
+    lengths = [one, pairs.a_len, one]
+    types, specials = [0, 0, 0], [1, 0, 1]
+    if pair:
+        starts += [pairs.b_start, np.full(n, sep_at)]
+        lengths += [pairs.b_len, one]
+        types, specials = [*types, 1, 1], [*specials, 0, 1]
+    seg_lengths = np.stack(lengths, axis=1).ravel()
+    tokens = extended[gather_ranges(np.stack(starts, axis=1).ravel(), seg_lengths)]
+    token_types = np.repeat(np.tile(np.array(types, np.int8), n), seg_lengths)
+    special = np.repeat(np.tile(np.array(specials, np.int8), n), seg_lengths)
+    row_lengths = seg_lengths.reshape(n, len(lengths)).sum(axis=1)
+    offsets = np.concatenate(([0], np.cumsum(row_lengths)))
     return Instances(tokens, offsets, token_types, special, pairs.label.copy())

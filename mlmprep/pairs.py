@@ -78,6 +78,27 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.label)
 
+    @classmethod
+    def from_spans(
+        cls, a_start: list, a_end: list, b_start: list, b_end: list, labels: list
+    ) -> Pairs:
+        """Pairs from token offsets collected in Python lists."""
+        a0, b0 = np.array(a_start, np.int64), np.array(b_start, np.int64)
+        return cls(
+            a0,
+            np.array(a_end, np.int64) - a0,
+            b0,
+            np.array(b_end, np.int64) - b0,
+            np.array(labels, np.int8),
+        )
+
+
+def document_target(draws: UniformDraws, max_num_tokens: int, short_seq_prob: float) -> int:
+    """A document's target length: usually the maximum, sometimes random in [2, max]."""
+    if draws.random() < short_seq_prob:
+        return draws.integer(2, max_num_tokens + 1)
+    return max_num_tokens
+
 
 class UniformDraws:
     """Uniform draws taken from a generator in blocks: per-call numpy overhead dominates
@@ -147,9 +168,7 @@ def build_pairs(
     draws = UniformDraws(rng)
     for d in range(n_docs):
         first_sentence, end_sentence = doc_starts[d], doc_starts[d + 1]
-        target = max_num_tokens
-        if draws.random() < short_seq_prob:
-            target = draws.integer(2, max_num_tokens + 1)
+        target = document_target(draws, max_num_tokens, short_seq_prob)
         chunk_first = i = first_sentence
         chunk_tokens = 0
         while i < end_sentence:
@@ -183,14 +202,7 @@ def build_pairs(
                 chunk_first = i + 1
                 chunk_tokens = 0
             i += 1
-    a0, b0 = np.array(a_start, np.int64), np.array(b_start, np.int64)
-    pairs = Pairs(
-        a0,
-        np.array(a_end_tok, np.int64) - a0,
-        b0,
-        np.array(b_end_tok, np.int64) - b0,
-        np.array(labels, np.int8),
-    )
+    pairs = Pairs.from_spans(a_start, a_end_tok, b_start, b_end_tok, labels)
     truncate_pairs(pairs, max_num_tokens, rng)
     pairs.counts = {
         "chunks": chunks,

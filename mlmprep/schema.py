@@ -21,8 +21,9 @@ def output_schema(config: BuildConfig) -> pa.Schema:
     fields = [
         pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
         pa.field("token_type_ids", pa.list_(pa.int8()), nullable=False),
-        pa.field("next_sentence_label", pa.int8(), nullable=False),
     ]
+    if config.label_column:
+        fields.append(pa.field(config.label_column, pa.int8(), nullable=False))
     if config.masking == "static":
         fields += [
             pa.field("masked_lm_positions", pa.list_(pa.int32()), nullable=False),
@@ -49,8 +50,9 @@ def record_batch(
     columns = {
         "input_ids": _list(instances.offsets, tokens, pa.int32()),
         "token_type_ids": _list(instances.offsets, instances.token_types, pa.int8()),
-        "next_sentence_label": pa.array(instances.labels, type=pa.int8()),
     }
+    if config.label_column:
+        columns[config.label_column] = pa.array(instances.labels, type=pa.int8())
     if masked is not None:
         columns["masked_lm_positions"] = _list(masked.offsets, masked.positions, pa.int32())
         columns["masked_lm_ids"] = _list(masked.offsets, masked.original_ids, pa.int32())

@@ -43,13 +43,14 @@ def render(row: dict, encoder: WordPieceEncoder) -> str:
         else:
             words.append(token)
     text = " ".join(words)
-    lines = []
+    header = f"tokens={row['num_tokens']}  masked={len(originals)}"
     if "next_sentence_label" in row:
-        kind = "random next" if row["next_sentence_label"] else "true next"
-        lines.append(
-            f"next_sentence_label={row['next_sentence_label']} ({kind})  "
-            f"tokens={row['num_tokens']}  masked={len(originals)}"
-        )
+        label = row["next_sentence_label"]
+        header = f"next_sentence_label={label} ({'random' if label else 'true'} next)  " + header
+    elif "sentence_order_label" in row:
+        label = row["sentence_order_label"]
+        header = f"sentence_order_label={label} ({'swapped' if label else 'in order'})  " + header
+    lines = [header]
     segments = text.split(" [SEP] ", 1)
     lines.append(f"  A: {segments[0]} [SEP]")
     if len(segments) > 1:

@@ -25,7 +25,10 @@ def _flat(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
 class _Totals:
     def __init__(self, max_len: int) -> None:
         self.length_counts = np.zeros(max_len + 1, np.int64)
-        self.labels = {"next_sentence_label": np.zeros(2, np.int64)}
+        self.labels = {
+            "next_sentence_label": np.zeros(2, np.int64),
+            "sentence_order_label": np.zeros(2, np.int64),
+        }
         self.masked = 0
         self.split = np.zeros(3, np.int64)  # mask, random, kept
         self.unk = 0
@@ -35,9 +38,9 @@ class _Totals:
     def add(self, batch: pa.RecordBatch, special: dict[str, int]) -> None:
         lengths = batch.column("num_tokens").to_numpy().astype(np.int64)
         np.add.at(self.length_counts, np.minimum(lengths, len(self.length_counts) - 1), 1)
-        if "next_sentence_label" in batch.schema.names:
-            labels = batch.column("next_sentence_label").to_numpy()
-            self.labels["next_sentence_label"] += np.bincount(labels, minlength=2)[:2]
+        for name, counts in self.labels.items():
+            if name in batch.schema.names:
+                counts += np.bincount(batch.column(name).to_numpy(), minlength=2)[:2]
         ids, offsets = _flat(batch.column("input_ids"))
         is_content = ~np.isin(ids, [special["[CLS]"], special["[SEP]"]])
         unk = ids == special["[UNK]"]
@@ -73,7 +76,8 @@ def compute_stats(output_dir: str, split: str = "train") -> dict:
     instances = int(counts.sum())
     tokens = int((counts * np.arange(len(counts))).sum())
     cumulative = np.cumsum(counts)
-    labels = totals.labels["next_sentence_label"]
+    nsp = totals.labels["next_sentence_label"]
+    sop = totals.labels["sentence_order_label"]
     build_counts = index.get("counts", {})
     chunks = build_counts.get("chunks", 0)
     return {
@@ -88,7 +92,12 @@ def compute_stats(output_dir: str, split: str = "train") -> dict:
         if instances
         else 0.0,
         "length_histogram": _histogram(counts),
-        "nsp_random_fraction": round(float(labels[1]) / instances, 4) if instances else 0.0,
+        "objective": config.get("objective", "nsp"),
+        "nsp_random_fraction": round(float(nsp[1]) / instances, 4) if nsp.sum() else 0.0,
+        "sop_swapped_fraction": round(float(sop[1]) / instances, 4) if sop.sum() else 0.0,
+        "skipped_single_sentence_documents": build_counts.get(
+            "skipped_single_sentence_documents", 0
+        ),
         "forced_random_fraction": round(build_counts.get("forced_random", 0) / chunks, 4)
         if chunks
         else 0.0,

@@ -13,7 +13,8 @@ from .accounting import InputReport
 from .config import BuildConfig
 from .instances import assemble
 from .masking import mask_tokens
-from .pairs import Corpus, build_pairs, make_corpus
+from .objectives import make_spans
+from .pairs import Corpus, make_corpus
 from .planning import Unit
 from .readers import Document, iter_documents
 from .schema import record_batch
@@ -172,14 +173,17 @@ def _pass_batch(
     counts: Counter,
 ) -> pa.RecordBatch:
     """One pass over a unit's documents: pairs, rows and masks as one record batch."""
-    pairs = build_pairs(
+    pairs = make_spans(
+        config.objective,
         corpus,
         config.max_num_tokens,
         config.short_seq_prob,
         rng_for(config.seed, STREAM_PAIRS, unit_index, pass_index),
     )
     counts.update(pairs.counts)
-    instances = assemble(corpus.ids, pairs, encoder.special.cls, encoder.special.sep)
+    instances = assemble(
+        corpus.ids, pairs, encoder.special.cls, encoder.special.sep, pair=config.pairs
+    )
     counts["instances"] += len(instances)
     masked = None
     if config.masking == "static":

@@ -67,9 +67,10 @@ def _check_shard(path: str, schema: pa.Schema, index: dict, expected_rows: int) 
         return f"{parquet.metadata.num_rows} rows, {INDEX} says {expected_rows}"
     special = index["tokenizer"]["special_ids"]
     max_len = index["config"]["max_seq_length"]
+    segments = 1 if index["config"].get("objective") == "none" else 2
     first_row = 0
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-        bad = row_problems(batch, special, max_len)
+        bad = row_problems(batch, special, max_len, segments)
         if bad:
             row, reason = bad
             return f"row {first_row + row}: {reason}"
@@ -78,9 +79,11 @@ def _check_shard(path: str, schema: pa.Schema, index: dict, expected_rows: int) 
 
 
 def row_problems(
-    batch: pa.RecordBatch, special: dict[str, int], max_len: int
+    batch: pa.RecordBatch, special: dict[str, int], max_len: int, segments: int = 2
 ) -> tuple[int, str] | None:
-    """First row (index in batch) that breaks an invariant, with the reason; None if all hold."""
+    """First row (index in batch) that breaks an invariant, with the reason; None if all hold.
+
+    `segments` is 2 for `[CLS] A [SEP] B [SEP]` rows and 1 for `[CLS] A [SEP]` rows."""
     ids, offsets = _flat(batch.column("input_ids"))
     types, type_offsets = _flat(batch.column("token_type_ids"))
     lengths = np.diff(offsets)
@@ -93,7 +96,7 @@ def row_problems(
     np.minimum.at(first_sep, row_of[sep_positions], sep_positions - offsets[row_of[sep_positions]])
     checks = [
         (lengths > max_len, f"longer than max_seq_length {max_len}"),
-        (lengths < 5, "shorter than [CLS] A [SEP] B [SEP]"),
+        (lengths < 1 + 2 * segments, "shorter than one token per segment"),
         (
             batch.column("num_tokens").to_numpy() != lengths,
             "num_tokens differs from len(input_ids)",
@@ -102,13 +105,14 @@ def row_problems(
             ids[offsets[:-1].clip(max=max(len(ids) - 1, 0))] != special["[CLS]"],
             "does not start with [CLS]",
         ),
-        (sep_count != 2, "does not have exactly two [SEP]"),
+        (sep_count != segments, f"does not have exactly {segments} [SEP]"),
         (ids[(offsets[1:] - 1).clip(min=0)] != special["[SEP]"], "does not end with [SEP]"),
         (np.diff(type_offsets) != lengths, "token_type_ids length differs from input_ids"),
     ]
-    if "next_sentence_label" in batch.schema.names:
-        labels = batch.column("next_sentence_label").to_numpy()
-        checks.append((~np.isin(labels, (0, 1)), "next_sentence_label not in {0, 1}"))
+    for label in ("next_sentence_label", "sentence_order_label"):
+        if label in batch.schema.names:
+            values = batch.column(label).to_numpy()
+            checks.append((~np.isin(values, (0, 1)), f"{label} not in {{0, 1}}"))
     for failed, reason in checks:
         if failed.any():
             return int(np.argmax(failed)), reason

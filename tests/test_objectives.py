@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlmprep.objectives import build_single_segments, build_sop_pairs
+from mlmprep.stats import compute_stats
+from mlmprep.validate import validate
+
+from .helpers import SAMPLE_DIR, run_build
+from .test_pairs import corpus_of
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    docs=st.lists(st.lists(st.integers(1, 40), min_size=1, max_size=12), min_size=1, max_size=8),
+    max_num_tokens=st.integers(5, 60),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sop_b_is_the_true_continuation_before_the_swap(docs, max_num_tokens, seed):
+    corpus = corpus_of(docs, max_num_tokens)
+    pairs = build_sop_pairs(corpus, max_num_tokens, 0.1, np.random.default_rng(seed))
+    assert np.all(pairs.a_len >= 1) and np.all(pairs.b_len >= 1)
+    assert np.all(pairs.a_len + pairs.b_len <= max_num_tokens)
+    doc_a = corpus.document_of_token(pairs.a_start)
+    assert np.array_equal(doc_a, corpus.document_of_token(pairs.b_start))
+    in_order = pairs.label == 0
+    assert np.all(pairs.b_start[in_order] >= pairs.a_start[in_order] + pairs.a_len[in_order])
+    swapped = ~in_order
+    assert np.all(pairs.a_start[swapped] >= pairs.b_start[swapped] + pairs.b_len[swapped])
+    single = int(np.count_nonzero(np.diff(corpus.document_starts) == 1))  # after cutting
+    assert pairs.counts["skipped_single_sentence_documents"] == single
+
+
+def test_sop_exact_pair_on_a_hand_made_document():
+    # one document, two sentences, target never reached: one pair, A = s0, B = s1
+    corpus = corpus_of([[3, 2]])
+    pairs = build_sop_pairs(corpus, 100, 0.0, np.random.default_rng(4))
+    (label,) = pairs.label.tolist()
+    first, second = [0, 1, 2], [100, 101]
+    a = corpus.ids[pairs.a_start[0] : pairs.a_start[0] + pairs.a_len[0]].tolist()
+    b = corpus.ids[pairs.b_start[0] : pairs.b_start[0] + pairs.b_len[0]].tolist()
+    assert (a, b) == ((first, second) if label == 0 else (second, first))
+
+
+def test_sop_label_balance_on_20000_pairs():
+    rng = np.random.default_rng(5)
+    docs = [rng.integers(1, 60, size=rng.integers(1, 30)).tolist() for _ in range(6000)]
+    pairs = build_sop_pairs(corpus_of(docs, 125), 125, 0.1, np.random.default_rng(6))
+    assert len(pairs) >= 20_000
+    assert abs(pairs.label.mean() - 0.5) <= 0.01
+
+
+def test_single_segments_fill_to_the_target():
+    corpus = corpus_of([[4, 4, 4, 4, 4]])
+    pairs = build_single_segments(corpus, 8, 0.0, np.random.default_rng(0))
+    assert pairs.a_len.tolist() == [8, 8, 4]
+    assert pairs.b_len.tolist() == [0, 0, 0]
+
+
+def test_sop_and_none_builds_have_their_own_columns(tmp_path):
+    run_build([SAMPLE_DIR], tmp_path / "sop", objective="sop")
+    run_build([SAMPLE_DIR], tmp_path / "none", objective="none")
+    sop = pq.read_table(next((tmp_path / "sop").glob("train-*.parquet")))
+    none = pq.read_table(next((tmp_path / "none").glob("train-*.parquet")))
+    assert "sentence_order_label" in sop.schema.names
+    assert "next_sentence_label" not in sop.schema.names
+    assert not {"sentence_order_label", "next_sentence_label"} & set(none.schema.names)
+    for row in none.to_pylist():
+        assert row["input_ids"][0] == 101 and row["input_ids"].count(102) == 1
+        assert row["input_ids"][-1] == 102 and set(row["token_type_ids"]) == {0}
+        assert len(row["input_ids"]) <= 128
+    assert validate(str(tmp_path / "sop"))["ok"] and validate(str(tmp_path / "none"))["ok"]
+    stats = compute_stats(str(tmp_path / "sop"))
+    assert stats["objective"] == "sop" and 0.4 < stats["sop_swapped_fraction"] < 0.6
+    index = json.loads((tmp_path / "none" / "index.json").read_text())
+    assert index["config"]["objective"] == "none"
