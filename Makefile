@@ -28,12 +28,12 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check mlmprep tests benchmarks
-	$(BIN)/ruff format --check mlmprep tests benchmarks
+	$(BIN)/ruff check mlmprep tests benchmarks examples
+	$(BIN)/ruff format --check mlmprep tests benchmarks examples
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff format mlmprep tests benchmarks
-	$(BIN)/ruff check --fix mlmprep tests benchmarks
+	$(BIN)/ruff format mlmprep tests benchmarks examples
+	$(BIN)/ruff check --fix mlmprep tests benchmarks examples
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)

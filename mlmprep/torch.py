@@ -1,0 +1,235 @@
+"""PyTorch side: a collator for `BertForPreTraining` and datasets over mlmprep shards.
+
+Needs the `torch` extra (`pip install "mlmprep[torch]"`). The collator pads a batch to its
+longest row (or a multiple of 8), builds `attention_mask` and `labels` (-100 except at
+masked positions) and, for `--masking dynamic` builds, masks every batch with Hugging
+Face `DataCollatorForLanguageModeling` semantics from a seeded `torch.Generator`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from .manifest import read_index
+
+IGNORE_INDEX = -100
+STREAM_DYNAMIC_MASKING = 6
+LABEL_COLUMNS = ("next_sentence_label", "sentence_order_label")
+
+
+def _rank() -> tuple[int, int]:
+    """(rank, world size) of torch.distributed, or (0, 1) when it is not in use."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _worker() -> tuple[int, int]:
+    """(DataLoader worker id, number of workers), (0, 1) in the main process."""
+    info = get_worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
+
+
+class MlmCollator:
+    """Turns a list of mlmprep rows into padded tensors for `BertForPreTraining`.
+
+    Static builds: labels come from `masked_lm_positions` / `masked_lm_ids`.
+    Dynamic builds: each non-special token is selected with probability
+    `masked_lm_prob`, then 80% `[MASK]`, 10% a random non-special id, 10% kept. The
+    generator is seeded from (seed, epoch, DataLoader worker, rank): call `set_epoch`
+    before each epoch (before the DataLoader iterator is created) so epochs differ and
+    runs repeat.
+    """
+
+    def __init__(
+        self,
+        pad_id: int,
+        mask_id: int,
+        random_ids: np.ndarray,
+        masked_lm_prob: float = 0.15,
+        dynamic: bool = False,
+        seed: int = 0,
+        pad_to_multiple_of: int | None = None,
+    ) -> None:
+        if not 0.0 <= masked_lm_prob <= 1.0:
+            raise ValueError(f"masked_lm_prob must be in [0, 1], got {masked_lm_prob}")
+        if pad_to_multiple_of is not None and pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be positive, got {pad_to_multiple_of}")
+        if len(random_ids) == 0:
+            raise ValueError("random_ids must not be empty")
+        self.pad_id, self.mask_id = pad_id, mask_id
+        self.random_ids = torch.as_tensor(np.asarray(random_ids), dtype=torch.long)
+        self.masked_lm_prob, self.dynamic, self.seed = masked_lm_prob, dynamic, seed
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.epoch = 0
+        self._generator: torch.Generator | None = None
+        self._generator_key: tuple[int, int, int] | None = None
+
+    @classmethod
+    def from_build(cls, output_dir: str, pad_to_multiple_of: int | None = None) -> MlmCollator:
+        """A collator that matches a build: its special ids, masking mode, probability, seed."""
+        index = read_index(output_dir)
+        special = index["tokenizer"]["special_ids"]
+        config = index["config"]
+        excluded = set(special.values())
+        vocab_size = index["tokenizer"]["vocab_size"]
+        random_ids = np.array([i for i in range(vocab_size) if i not in excluded])
+        return cls(
+            pad_id=special["[PAD]"],
+            mask_id=special["[MASK]"],
+            random_ids=random_ids,
+            masked_lm_prob=config["masked_lm_prob"],
+            dynamic=config["masking"] == "dynamic",
+            seed=config["seed"],
+            pad_to_multiple_of=pad_to_multiple_of,
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Masks of epoch `epoch` (dynamic builds); call before iterating the DataLoader."""
+        self.epoch = epoch
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(row["input_ids"]) for row in rows)
+        if self.pad_to_multiple_of:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        token_type_ids = torch.zeros((len(rows), width), dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row["input_ids"])
+            input_ids[i, :n] = torch.as_tensor(row["input_ids"])
+            token_type_ids[i, :n] = torch.as_tensor(row["token_type_ids"])
+            attention_mask[i, :n] = 1
+        if self.dynamic:
+            special = torch.ones((len(rows), width), dtype=torch.bool)
+            for i, row in enumerate(rows):
+                special[i, : len(row["input_ids"])] = torch.as_tensor(
+                    row["special_tokens_mask"]
+                ).bool()
+            labels = self._mask(input_ids, special)
+        else:
+            labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+            for i, row in enumerate(rows):
+                positions = torch.as_tensor(row["masked_lm_positions"], dtype=torch.long)
+                labels[i, positions] = torch.as_tensor(row["masked_lm_ids"], dtype=torch.long)
+        batch = {
+            "input_ids": input_ids,
+            "token_type_ids": token_type_ids,
+            "attention_mask": attention_mask,
+            "labels": labels,
+        }
+        for column in LABEL_COLUMNS:
+            if column in rows[0]:
+                batch[column] = torch.tensor([row[column] for row in rows], dtype=torch.long)
+        return batch
+
+    def _pad_ids(self, sequences: list[list[int]], width: int) -> torch.Tensor:
+        """Token ids padded with [PAD] to `width`."""
+        return _pad(sequences, width, self.pad_id)
+
+    def _mask(self, input_ids: torch.Tensor, special: torch.Tensor) -> torch.Tensor:
+        """Mask `input_ids` in place; return the labels (Hugging Face semantics)."""
+        generator = self._current_generator()
+        labels = input_ids.clone()
+        probability = torch.full(input_ids.shape, self.masked_lm_prob)
+        probability.masked_fill_(special, 0.0)
+        selected = torch.bernoulli(probability, generator=generator).bool()
+        labels[~selected] = IGNORE_INDEX
+        replaced = torch.bernoulli(torch.full(input_ids.shape, 0.8), generator=generator).bool()
+        replaced &= selected
+        input_ids[replaced] = self.mask_id
+        randomized = torch.bernoulli(torch.full(input_ids.shape, 0.5), generator=generator).bool()
+        randomized &= selected & ~replaced
+        picks = torch.randint(len(self.random_ids), input_ids.shape, generator=generator)
+        input_ids[randomized] = self.random_ids[picks[randomized]]
+        return labels
+
+    def _current_generator(self) -> torch.Generator:
+        rank, _ = _rank()
+        worker, _ = _worker()
+        key = (self.epoch, worker, rank)
+        if self._generator is None or self._generator_key != key:
+            state = np.random.SeedSequence([self.seed, STREAM_DYNAMIC_MASKING, *key])
+            self._generator = torch.Generator().manual_seed(int(state.generate_state(1)[0]))
+            self._generator_key = key
+        return self._generator
+
+
+def _pad(sequences: list[list[int]], width: int, value: int) -> torch.Tensor:
+    """A (len(sequences), width) long tensor, each row padded with `value`."""
+    out = torch.full((len(sequences), width), value, dtype=torch.long)
+    for i, sequence in enumerate(sequences):
+        out[i, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
+    return out
+
+
+def _shard_paths(output_dir: str, split: str) -> list[str]:
+    index = read_index(output_dir)
+    return [os.path.join(output_dir, s["name"]) for s in index["shards"] if s["split"] == split]
+
+
+class MlmprepDataset(Dataset):
+    """Map-style dataset over one split of a build; rows are dicts of lists and ints.
+
+    Holds the split in memory as Arrow arrays (compact, no Python objects until a row is
+    read); use `MlmprepIterableDataset` when the split does not fit.
+    """
+
+    def __init__(self, output_dir: str, split: str = "train") -> None:
+        tables = [pq.read_table(path) for path in _shard_paths(output_dir, split)]
+        self.table = pa.concat_tables(tables).combine_chunks() if tables else None
+
+    def __len__(self) -> int:
+        return 0 if self.table is None else self.table.num_rows
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.table.slice(index, 1).to_pylist()[0]
+
+
+class MlmprepIterableDataset(IterableDataset):
+    """Streams one split row group by row group, with bounded memory.
+
+    Row groups are dealt to readers: reader g of W (g = rank * num_workers + worker id,
+    W = world size * num_workers) reads row groups g, g + W, g + 2W, ... of the list of
+    all (shard, row group) pairs, so DataLoader workers and distributed ranks never
+    read the same rows. With `shuffle`, that list is permuted per epoch from `seed`
+    (`set_epoch`), and rows inside each row group are permuted too.
+    """
+
+    def __init__(
+        self, output_dir: str, split: str = "train", shuffle: bool = True, seed: int = 0
+    ) -> None:
+        self.row_groups = [
+            (path, group)
+            for path in _shard_paths(output_dir, split)
+            for group in range(pq.ParquetFile(path).num_row_groups)
+        ]
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict]:
+        rank, world = _rank()
+        worker, workers = _worker()
+        reader, readers = rank * workers + worker, world * workers
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = (
+            rng.permutation(len(self.row_groups)) if self.shuffle else range(len(self.row_groups))
+        )
+        mine = [self.row_groups[i] for i in order][reader::readers]
+        for path, group in mine:
+            table = pq.ParquetFile(path).read_row_group(group)
+            rows = table.to_pylist()
+            if self.shuffle:
+                rows = [rows[i] for i in rng.permutation(len(rows))]
+            yield from rows

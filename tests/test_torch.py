@@ -1,0 +1,176 @@
+"""The PyTorch collator and datasets, Hugging Face `datasets`, and a real training step."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the torch extra is not installed")
+
+from mlmprep.torch import MlmCollator, MlmprepDataset, MlmprepIterableDataset  # noqa: E402
+
+from .helpers import SAMPLE_DIR, run_build  # noqa: E402
+
+ROWS = [
+    {
+        "input_ids": [101, 5, 103, 102, 7, 102],
+        "token_type_ids": [0, 0, 0, 0, 1, 1],
+        "masked_lm_positions": [2],
+        "masked_lm_ids": [6],
+        "next_sentence_label": 1,
+    },
+    {
+        "input_ids": [101, 8, 102, 9, 102],
+        "token_type_ids": [0, 0, 0, 1, 1],
+        "masked_lm_positions": [1, 3],
+        "masked_lm_ids": [8, 11],
+        "next_sentence_label": 0,
+    },
+]
+
+
+def static_collator(**kwargs) -> MlmCollator:
+    return MlmCollator(pad_id=0, mask_id=103, random_ids=np.arange(200, 300), **kwargs)
+
+
+def test_collator_pads_and_labels_exactly():
+    batch = static_collator()(ROWS)
+    assert batch["input_ids"].tolist() == [[101, 5, 103, 102, 7, 102], [101, 8, 102, 9, 102, 0]]
+    assert batch["token_type_ids"].tolist() == [[0, 0, 0, 0, 1, 1], [0, 0, 0, 1, 1, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]]
+    assert batch["labels"].tolist() == [
+        [-100, -100, 6, -100, -100, -100],
+        [-100, 8, -100, 11, -100, -100],
+    ]
+    assert batch["next_sentence_label"].tolist() == [1, 0]
+    assert all(t.dtype == torch.long for t in batch.values())
+
+
+def test_collator_pads_to_a_multiple_of_8():
+    batch = static_collator(pad_to_multiple_of=8)(ROWS)
+    assert batch["input_ids"].shape == (2, 8)
+    assert batch["attention_mask"].sum().item() == 11
+    assert batch["labels"][:, 6:].eq(-100).all()
+
+
+@pytest.fixture(scope="module")
+def dynamic_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dynamic")
+    run_build([SAMPLE_DIR], out, masking="dynamic")
+    return out
+
+
+def masked_batches(collator, rows, epoch):
+    collator.set_epoch(epoch)
+    return [collator([dict(r) for r in rows[i : i + 32]]) for i in range(0, len(rows), 32)]
+
+
+def test_dynamic_masking_rates_and_epochs(dynamic_build):
+    rows = [MlmprepDataset(str(dynamic_build))[i] for i in range(600)]
+    collator = MlmCollator.from_build(str(dynamic_build))
+    assert collator.dynamic and collator.masked_lm_prob == 0.15
+    batches = masked_batches(collator, rows, epoch=0)
+    selected = candidates = masked = kept = randomized = 0
+    for batch, start in zip(batches, range(0, len(rows), 32)):
+        originals = static_collator()._pad_ids(
+            [r["input_ids"] for r in rows[start : start + 32]], batch["input_ids"].shape[1]
+        )
+        special = torch.tensor(
+            [
+                r["special_tokens_mask"] + [1] * (batch["input_ids"].shape[1] - len(r["input_ids"]))
+                for r in rows[start : start + 32]
+            ]
+        ).bool()
+        chosen = batch["labels"] != -100
+        assert not (chosen & special).any()
+        assert torch.equal(batch["labels"][chosen], originals[chosen])
+        selected += chosen.sum().item()
+        candidates += (~special).sum().item()
+        now = batch["input_ids"][chosen]
+        masked += (now == 103).sum().item()
+        kept += ((now == originals[chosen]) & (now != 103)).sum().item()
+        randomized += ((now != originals[chosen]) & (now != 103)).sum().item()
+        assert torch.equal(batch["input_ids"][~chosen], originals[~chosen])
+    assert abs(selected / candidates - 0.15) < 0.01
+    assert abs(masked / selected - 0.8) < 0.02
+    assert abs(kept / selected - 0.1) < 0.015
+    assert abs(randomized / selected - 0.1) < 0.015
+    again = masked_batches(MlmCollator.from_build(str(dynamic_build)), rows, epoch=0)
+    assert all(torch.equal(a["labels"], b["labels"]) for a, b in zip(batches, again))
+    other = masked_batches(collator, rows, epoch=1)
+    assert not all(torch.equal(a["labels"], b["labels"]) for a, b in zip(batches, other))
+
+
+def test_iterable_dataset_splits_row_groups_over_workers(tmp_path):
+    run_build([SAMPLE_DIR], tmp_path / "out", shard_size=100)
+    dataset = MlmprepIterableDataset(str(tmp_path / "out"), shuffle=True, seed=1)
+    assert len(dataset.row_groups) >= 6
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2)
+    seen = [tuple(row["input_ids"]) for row in loader]
+    everything = [
+        tuple(MlmprepDataset(str(tmp_path / "out"))[i]["input_ids"])
+        for i in range(len(MlmprepDataset(str(tmp_path / "out"))))
+    ]
+    assert sorted(seen) == sorted(everything)
+
+
+def test_hugging_face_datasets_loads_a_build(sample_build, tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets", reason="datasets is not installed")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    index = json.loads((sample_build / "index.json").read_text())
+    files = [str(sample_build / s["name"]) for s in index["shards"]]
+    train = datasets.load_dataset(
+        "parquet", data_files={"train": files}, split="train", cache_dir=str(tmp_path / "cache")
+    )
+    assert train.num_rows == sum(s["rows"] for s in index["shards"])
+    assert list(train.features) == [
+        "input_ids",
+        "token_type_ids",
+        "next_sentence_label",
+        "masked_lm_positions",
+        "masked_lm_ids",
+        "num_tokens",
+    ]
+    assert train.features["input_ids"].feature.dtype == "int32"
+
+
+def test_tiny_bert_trains_and_its_mlm_loss_falls(sample_build):
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=128,
+    )
+    model = transformers.BertForPreTraining(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    dataset = MlmprepDataset(str(sample_build))
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=8,
+        shuffle=True,
+        collate_fn=MlmCollator.from_build(str(sample_build)),
+        generator=torch.Generator().manual_seed(0),
+    )
+    losses = []
+    batches = iter(loader)
+    for _ in range(30):
+        try:
+            batch = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            batch = next(batches)
+        output = model(**batch)
+        mlm = torch.nn.functional.cross_entropy(
+            output.prediction_logits.view(-1, config.vocab_size), batch["labels"].view(-1)
+        )
+        output.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(mlm.item())
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0
+    assert os.environ.get("TOKENIZERS_PARALLELISM") in (None, "false", "true")
