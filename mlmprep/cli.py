@@ -221,7 +221,8 @@ def build_command(
         f"instances: {summary['instances']} ({rows})\n"
         f"shards:    {summary['shards']} in {output_dir}\n"
         f"speed:     {summary['mb_per_s']:.2f} MB/s, {summary['instances_per_s']:.0f} "
-        f"instances/s ({summary['seconds']:.1f} s)"
+        f"instances/s ({summary['seconds']:.1f} s)\n"
+        f"temp disk: {summary['peak_spill_bytes'] / 1e6:.1f} MB at peak (spill files, deleted)"
     )
 
 

@@ -22,7 +22,7 @@ WORK_DIR = ".mlmprep-work"
 PLAN = "plan.json"
 UNITS_DIR = "units"
 SHARDS_DIR = "shards"
-IDENTITY_KEYS = ("config", "fingerprint", "tokenizer", "versions")
+IDENTITY_KEYS = ("config", "tokenizer", "versions")
 
 
 def versions() -> dict[str, str]:
@@ -93,10 +93,20 @@ def differences(old: dict, new: dict) -> list[str]:
             changed = sorted(
                 k for k in set(old[key]) | set(new[key]) if old[key].get(k) != new[key].get(k)
             )
-            found.append("config (" + ", ".join(changed) + ")")
+            if "input_fingerprint" in changed:
+                changed.remove("input_fingerprint")
+                found.append("inputs (files, sizes or mtimes)")
+            if changed:
+                found.append("config (" + ", ".join(changed) + ")")
         else:
-            found.append("inputs (files, sizes or mtimes)" if key == "fingerprint" else key)
+            found.append(f"{key} ({_changed_keys(old.get(key), new.get(key))})")
     return found
+
+
+def _changed_keys(old: Any, new: Any) -> str:
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return "differs"
+    return ", ".join(sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)))
 
 
 class WorkState:

@@ -151,6 +151,15 @@ def test_rerun_is_a_no_op_and_other_config_is_refused(tmp_path):
         run_build([SAMPLE_DIR], out, seed=1)
 
 
+def test_changed_inputs_are_refused_naming_them(tmp_path):
+    corpus = plain_sample(tmp_path / "corpus")
+    run_build([corpus], tmp_path / "out")
+    with open(corpus / "kjv.txt", "a") as handle:
+        handle.write("\nOne more document.\n")
+    with pytest.raises(OutputError, match=r"inputs \(files, sizes or mtimes\) differ"):
+        run_build([corpus], tmp_path / "out")
+
+
 def test_overwrite_removes_only_mlmprep_files(tmp_path):
     out = tmp_path / "out"
     run_build([SAMPLE_DIR], out, **SMALL_UNITS)
