@@ -123,6 +123,11 @@ def main() -> None:
     "none: one segment per row, MLM only (RoBERTa).",
 )
 @click.option(
+    "--whole-word-mask",
+    is_flag=True,
+    help="Mask whole words (a token and its ## continuations), one 80/10/10 draw per word.",
+)
+@click.option(
     "--masking",
     type=click.Choice(MASKING_MODES),
     default=DEFAULTS.masking,
@@ -276,6 +281,7 @@ def _stats_text(stats: dict) -> str:
         "per token)",
         "mask/random/kept:     "
         + " / ".join(f"{k} {v:.3f}" for k, v in stats["mask_split"].items()),
+        f"masked words whole:   {stats['whole_word_fraction']:.4f} (a token and its ## pieces)",
         f"[UNK] rate:           {stats['unk_rate']:.5f}",
         f"sentences cut:        {stats['sentences_cut']} (longer than the segment limit)",
         f"documents:            {documents['read']} read, {documents['used']} used, "

@@ -29,6 +29,7 @@ class BuildConfig:
     dupe_factor: int = 1
     masking: str = "static"
     objective: str = "nsp"
+    whole_word_mask: bool = False
     seed: int = 12345
     shard_size: int = 100_000
     unit_size: int = 8 * MiB

@@ -31,6 +31,8 @@ def output_schema(config: BuildConfig) -> pa.Schema:
         ]
     else:
         fields.append(pa.field("special_tokens_mask", pa.list_(pa.int8()), nullable=False))
+        if config.whole_word_mask:
+            fields.append(pa.field("word_ids", pa.list_(pa.int32()), nullable=False))
     fields.append(pa.field("num_tokens", pa.int16(), nullable=False))
     return pa.schema(fields)
 
@@ -42,7 +44,10 @@ def _list(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType) -> p
 
 
 def record_batch(
-    config: BuildConfig, instances: Instances, masked: Masked | None
+    config: BuildConfig,
+    instances: Instances,
+    masked: Masked | None,
+    word_ids: np.ndarray | None = None,
 ) -> pa.RecordBatch:
     """Rows of one pass of one unit as an Arrow record batch in the output schema."""
     schema = output_schema(config)
@@ -58,6 +63,8 @@ def record_batch(
         columns["masked_lm_ids"] = _list(masked.offsets, masked.original_ids, pa.int32())
     else:
         columns["special_tokens_mask"] = _list(instances.offsets, instances.special, pa.int8())
+        if word_ids is not None:
+            columns["word_ids"] = _list(instances.offsets, word_ids, pa.int32())
     columns["num_tokens"] = pa.array(instances.lengths.astype(np.int16), type=pa.int16())
     return pa.record_batch([columns[name] for name in schema.names], schema=schema)
 

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import pyarrow.parquet as pq
 
-from .errors import OutputError
 from .manifest import read_index
-from .tokenization import WordPieceEncoder
+from .tokenization import WordPieceEncoder, load_output_tokenizer
 
 SPECIAL_NAMES = ("[CLS]", "[SEP]")
 
@@ -20,14 +19,6 @@ def iter_rows(output_dir: str, split: str = "train") -> Iterator[dict]:
     for shard in (s for s in index["shards"] if s["split"] == split):
         for batch in pq.ParquetFile(os.path.join(output_dir, shard["name"])).iter_batches(256):
             yield from batch.to_pylist()
-
-
-def load_output_tokenizer(output_dir: str) -> WordPieceEncoder:
-    """The tokenizer copied into the build output."""
-    path = os.path.join(output_dir, "tokenizer.json")
-    if not os.path.exists(path):
-        raise OutputError(f"{path}: missing; rebuild the output with 'mlmprep build'")
-    return WordPieceEncoder(path)
 
 
 def render(row: dict, encoder: WordPieceEncoder) -> str:

@@ -9,6 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .manifest import read_index
+from .tokenization import load_output_tokenizer
+from .whole_word import word_starts
 
 HISTOGRAM_BIN = 16
 BATCH_ROWS = 8192
@@ -34,8 +36,10 @@ class _Totals:
         self.unk = 0
         self.content_tokens = 0
         self.rows_per_shard: list[int] = []
+        self.masked_words = 0
+        self.masked_whole = 0
 
-    def add(self, batch: pa.RecordBatch, special: dict[str, int]) -> None:
+    def add(self, batch: pa.RecordBatch, special: dict[str, int], continuation: np.ndarray) -> None:
         lengths = batch.column("num_tokens").to_numpy().astype(np.int64)
         np.add.at(self.length_counts, np.minimum(lengths, len(self.length_counts) - 1), 1)
         for name, counts in self.labels.items():
@@ -55,8 +59,31 @@ class _Totals:
             self.masked += len(positions)
             self.split += [int(is_mask.sum()), int((~is_mask & ~kept).sum()), int(kept.sum())]
             unk[flat_positions] = originals == special["[UNK]"]
+            self._count_whole_words(ids, flat_positions, originals, special, continuation)
         self.unk += int((unk & is_content).sum())
         self.content_tokens += int(is_content.sum())
+
+    def _count_whole_words(
+        self,
+        ids: np.ndarray,
+        positions: np.ndarray,
+        originals: np.ndarray,
+        special: dict[str, int],
+        continuation: np.ndarray,
+    ) -> None:
+        """Masked words (a token and its ## continuations) and how many were masked whole."""
+        original = ids.copy()
+        original[positions] = originals
+        is_special = np.isin(original, [special["[CLS]"], special["[SEP]"]])
+        starts = word_starts(original, is_special, continuation)
+        word = np.cumsum(starts) - 1
+        content = ~is_special
+        is_masked = np.zeros(len(ids), bool)
+        is_masked[positions] = True
+        size = np.bincount(word[content], minlength=int(starts.sum()))
+        hit = np.bincount(word[content], weights=is_masked[content], minlength=len(size))
+        self.masked_words += int((hit > 0).sum())
+        self.masked_whole += int(((hit > 0) & (hit == size)).sum())
 
 
 def compute_stats(output_dir: str, split: str = "train") -> dict:
@@ -66,12 +93,13 @@ def compute_stats(output_dir: str, split: str = "train") -> dict:
     special = index["tokenizer"]["special_ids"]
     max_len = config["max_seq_length"]
     totals = _Totals(max_len)
+    continuation = load_output_tokenizer(output_dir).continuation
     shards = [s for s in index["shards"] if s["split"] == split]
     for shard in shards:
         parquet = pq.ParquetFile(os.path.join(output_dir, shard["name"]))
         totals.rows_per_shard.append(parquet.metadata.num_rows)
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-            totals.add(batch, special)
+            totals.add(batch, special, continuation)
     counts = totals.length_counts
     instances = int(counts.sum())
     tokens = int((counts * np.arange(len(counts))).sum())
@@ -106,6 +134,9 @@ def compute_stats(output_dir: str, split: str = "train") -> dict:
         "mean_masked": round(totals.masked / instances, 3) if instances else 0.0,
         "masked_per_token": round(totals.masked / tokens, 4) if tokens else 0.0,
         "mask_split": _split(totals.split),
+        "whole_word_fraction": round(totals.masked_whole / totals.masked_words, 4)
+        if totals.masked_words
+        else 0.0,
         "unk_rate": round(totals.unk / totals.content_tokens, 5) if totals.content_tokens else 0.0,
         "rows_per_shard": {
             "min": min(totals.rows_per_shard, default=0),

@@ -13,7 +13,8 @@ import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
-from .errors import TokenizerError
+from .errors import OutputError, TokenizerError
+from .manifest import TOKENIZER_FILE
 
 BUNDLED = {"bert-base-uncased": ("bert-base-uncased-vocab.txt", True)}
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -70,6 +71,9 @@ class WordPieceEncoder:
         self.random_pool = np.array(
             [i for i in range(self.vocab_size) if i not in excluded], dtype=np.int32
         )
+        vocab = tokenizer.get_vocab(with_added_tokens=True)
+        self.continuation = np.zeros(self.vocab_size, dtype=bool)
+        self.continuation[[i for token, i in vocab.items() if token.startswith("##")]] = True
         self._tokenizer = tokenizer
         self._marked = Tokenizer.from_str(self.json)
         self._marked.add_special_tokens([AddedToken(SENTENCE_MARK, special=True, normalized=False)])
@@ -184,6 +188,14 @@ class WordPieceEncoder:
             "special_ids": self.special.to_dict(),
             "file": "tokenizer.json",
         }
+
+
+def load_output_tokenizer(output_dir: str) -> WordPieceEncoder:
+    """The tokenizer copied into a build's output directory."""
+    path = os.path.join(output_dir, TOKENIZER_FILE)
+    if not os.path.exists(path):
+        raise OutputError(f"{path}: missing; rebuild the output with 'mlmprep build'")
+    return WordPieceEncoder(path)
 
 
 def _find_fast_mark(tokenizer: Tokenizer) -> tuple[str | None, int]:

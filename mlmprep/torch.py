@@ -99,20 +99,13 @@ class MlmCollator:
         width = max(len(row["input_ids"]) for row in rows)
         if self.pad_to_multiple_of:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        token_type_ids = torch.zeros((len(rows), width), dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            n = len(row["input_ids"])
-            input_ids[i, :n] = torch.as_tensor(row["input_ids"])
-            token_type_ids[i, :n] = torch.as_tensor(row["token_type_ids"])
-            attention_mask[i, :n] = 1
-        if self.dynamic:
-            special = torch.ones((len(rows), width), dtype=torch.bool)
-            for i, row in enumerate(rows):
-                special[i, : len(row["input_ids"])] = torch.as_tensor(
-                    row["special_tokens_mask"]
-                ).bool()
+        input_ids = self._pad_ids([row["input_ids"] for row in rows], width)
+        token_type_ids = _pad([row["token_type_ids"] for row in rows], width, 0)
+        attention_mask = _pad([[1] * len(row["input_ids"]) for row in rows], width, 0)
+        if self.dynamic and "word_ids" in rows[0]:
+            labels = self._mask_words(input_ids, _pad([row["word_ids"] for row in rows], width, -1))
+        elif self.dynamic:
+            special = _pad([row["special_tokens_mask"] for row in rows], width, 1).bool()
             labels = self._mask(input_ids, special)
         else:
             labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
@@ -147,6 +140,26 @@ class MlmCollator:
         input_ids[replaced] = self.mask_id
         randomized = torch.bernoulli(torch.full(input_ids.shape, 0.5), generator=generator).bool()
         randomized &= selected & ~replaced
+        picks = torch.randint(len(self.random_ids), input_ids.shape, generator=generator)
+        input_ids[randomized] = self.random_ids[picks[randomized]]
+        return labels
+
+    def _mask_words(self, input_ids: torch.Tensor, word_ids: torch.Tensor) -> torch.Tensor:
+        """Whole-word version of `_mask`: each word is selected with probability
+        `masked_lm_prob`, and one 80/10/10 draw decides for all its sub-tokens."""
+        generator = self._current_generator()
+        words = int(word_ids.max().item()) + 1 if word_ids.numel() else 0
+        shape = (input_ids.shape[0], max(words, 1))
+        selected_word = torch.bernoulli(torch.full(shape, self.masked_lm_prob), generator=generator)
+        outcome_word = torch.rand(shape, generator=generator)
+        index = word_ids.clamp(min=0)
+        is_word = word_ids >= 0
+        selected = torch.gather(selected_word, 1, index).bool() & is_word
+        outcome = torch.gather(outcome_word, 1, index)
+        labels = input_ids.clone()
+        labels[~selected] = IGNORE_INDEX
+        input_ids[selected & (outcome < 0.8)] = self.mask_id
+        randomized = selected & (outcome >= 0.8) & (outcome < 0.9)
         picks = torch.randint(len(self.random_ids), input_ids.shape, generator=generator)
         input_ids[randomized] = self.random_ids[picks[randomized]]
         return labels

@@ -11,8 +11,8 @@ import pyarrow as pa
 
 from .accounting import InputReport
 from .config import BuildConfig
-from .instances import assemble
-from .masking import mask_tokens
+from .instances import Instances, assemble
+from .masking import Masked, mask_tokens
 from .objectives import make_spans
 from .pairs import Corpus, make_corpus
 from .planning import Unit
@@ -21,6 +21,7 @@ from .schema import record_batch
 from .sentences import document_sentences
 from .spill import SPLITS, SpillWriter
 from .tokenization import BATCH_CHARS, WordPieceEncoder
+from .whole_word import mask_whole_words, word_ids, word_starts
 
 STREAM_PAIRS, STREAM_MASKING, STREAM_SCATTER, STREAM_SHUFFLE, STREAM_VALIDATION = range(5)
 _ENCODERS: dict[tuple[str, bool | None], WordPieceEncoder] = {}
@@ -185,19 +186,30 @@ def _pass_batch(
         corpus.ids, pairs, encoder.special.cls, encoder.special.sep, pair=config.pairs
     )
     counts["instances"] += len(instances)
-    masked = None
+    rng = rng_for(config.seed, STREAM_MASKING, unit_index, pass_index)
     if config.masking == "static":
-        masked = mask_tokens(
-            instances.tokens,
-            instances.offsets,
-            instances.special,
-            config.masked_lm_prob,
-            config.max_predictions_per_seq,
-            encoder.random_pool,
-            encoder.special.mask,
-            rng_for(config.seed, STREAM_MASKING, unit_index, pass_index),
-        )
-    return record_batch(config, instances, masked)
+        return record_batch(config, instances, _static_masks(instances, config, encoder, rng))
+    words = None
+    if config.whole_word_mask:
+        starts = word_starts(instances.tokens, instances.special, encoder.continuation)
+        words = word_ids(instances.tokens, instances.offsets, starts, instances.special)
+    return record_batch(config, instances, None, words)
+
+
+def _static_masks(
+    instances: Instances, config: BuildConfig, encoder: WordPieceEncoder, rng: np.random.Generator
+) -> Masked:
+    common = {
+        "masked_lm_prob": config.masked_lm_prob,
+        "max_predictions": config.max_predictions_per_seq,
+        "random_pool": encoder.random_pool,
+        "mask_id": encoder.special.mask,
+        "rng": rng,
+    }
+    rows = (instances.tokens, instances.offsets, instances.special)
+    if config.whole_word_mask:
+        return mask_whole_words(*rows, encoder.continuation, **common)
+    return mask_tokens(*rows, **common)
 
 
 def worker_init() -> None:

@@ -1,0 +1,109 @@
+"""Pure: whole-word masking. A word is a token and its '##' continuations; words are
+chosen uniformly until the token budget is met (a word that would overflow it is
+skipped), and ONE 80/10/10 draw applies to all sub-tokens of a word (the reference
+draws per sub-token)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .instances import gather_ranges
+from .masking import BLOCK_ROWS, MASK_SHARE, RANDOM_SHARE, Masked, num_to_mask
+
+
+def word_starts(tokens: np.ndarray, special: np.ndarray, continuation: np.ndarray) -> np.ndarray:
+    """True at each token that starts a word: a non-special token that is not a '##'
+    continuation of the non-special token before it."""
+    content = ~special.astype(bool)
+    after_content = np.concatenate(([False], content[:-1]))
+    return content & ~(continuation[tokens] & after_content)
+
+
+def word_ids(
+    tokens: np.ndarray, offsets: np.ndarray, starts: np.ndarray, special: np.ndarray
+) -> np.ndarray:
+    """Index of the word of each token within its row; -1 for special tokens."""
+    running = np.cumsum(starts)
+    row = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    before_row = np.concatenate(([0], running))[offsets[:-1]]
+    ids = running - 1 - before_row[row]
+    return np.where(special.astype(bool), -1, ids).astype(np.int32)
+
+
+def mask_whole_words(
+    tokens: np.ndarray,
+    offsets: np.ndarray,
+    special: np.ndarray,
+    continuation: np.ndarray,
+    masked_lm_prob: float,
+    max_predictions: int,
+    random_pool: np.ndarray,
+    mask_id: int,
+    rng: np.random.Generator,
+) -> Masked:
+    """Static whole-word masking of flat rows; `continuation[id]` marks '##' tokens."""
+    n_rows = len(offsets) - 1
+    lengths = np.diff(offsets)
+    budget = num_to_mask(lengths, masked_lm_prob, max_predictions)
+    starts = word_starts(tokens, special, continuation)
+    first = np.flatnonzero(starts)
+    content_word = np.cumsum(starts)[~special.astype(bool)] - 1
+    length = np.bincount(content_word, minlength=len(first))
+    row = np.searchsorted(offsets, first, side="right") - 1
+    chosen = np.concatenate(
+        [np.zeros(0, np.int64)]
+        + [
+            _choose_words(row, length, budget, lo, min(lo + BLOCK_ROWS, n_rows), rng)
+            for lo in range(0, n_rows, BLOCK_ROWS)
+        ]
+    )
+    chosen_length = length[chosen]
+    positions = gather_ranges(first[chosen], chosen_length).astype(np.int64)
+    outcome = np.repeat(rng.random(len(chosen)), chosen_length)
+    masked = tokens.copy()
+    original = tokens[positions]
+    masked[positions[outcome < MASK_SHARE]] = mask_id
+    to_random = positions[(outcome >= MASK_SHARE) & (outcome < MASK_SHARE + RANDOM_SHARE)]
+    masked[to_random] = random_pool[rng.integers(len(random_pool), size=len(to_random))]
+    row_of_position = np.searchsorted(offsets, positions, side="right") - 1
+    mask_offsets = np.concatenate(([0], np.cumsum(np.bincount(row_of_position, minlength=n_rows))))
+    return Masked(masked, positions - offsets[row_of_position], original, mask_offsets)
+
+
+def _choose_words(
+    row: np.ndarray,
+    length: np.ndarray,
+    budget: np.ndarray,
+    lo: int,
+    hi: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Sorted indices of the words chosen in rows [lo, hi).
+
+    Words of a row are visited in a uniformly random order; a word is taken if it still
+    fits the row's budget. Rows are laid out padded in 2-D so each step of that visit is
+    one numpy operation over all rows of the block.
+    """
+    words = np.flatnonzero((row >= lo) & (row < hi))
+    if len(words) == 0:
+        return words
+    local_row = row[words] - lo
+    per_row = np.bincount(local_row, minlength=hi - lo)
+    column = np.arange(len(words)) - np.concatenate(([0], np.cumsum(per_row)))[local_row]
+    width = int(per_row.max())
+    keys = np.full((hi - lo, width), 2.0, dtype=np.float32)
+    keys[local_row, column] = rng.random(len(words), dtype=np.float32)
+    order = np.argsort(keys, axis=1, kind="stable")
+    lengths = np.zeros((hi - lo, width), np.int64)
+    lengths[local_row, column] = length[words]
+    lengths = np.take_along_axis(lengths, order, axis=1)
+    taken = np.zeros((hi - lo, width), bool)
+    count = np.zeros(hi - lo, np.int64)
+    room = budget[lo:hi]
+    for k in range(width):
+        fits = (lengths[:, k] > 0) & (count + lengths[:, k] <= room)
+        taken[:, k] = fits
+        count += np.where(fits, lengths[:, k], 0)
+    index = np.full((hi - lo, width), -1, np.int64)
+    index[local_row, column] = words
+    return np.sort(np.take_along_axis(index, order, axis=1)[taken])
