@@ -18,6 +18,7 @@ from .errors import MlmprepError
 from .show import show
 from .stats import compute_stats
 from .validate import validate
+from .vocab import train_vocab
 
 DEFAULTS = BuildConfig()
 
@@ -50,6 +51,7 @@ def main() -> None:
       mlmprep stats out/                    # what is in it, is it healthy
       mlmprep show out/ -n 3                # decode a few instances, masks visible
       mlmprep validate out/                 # checksums + invariants
+      mlmprep vocab corpus/ -o vocab.txt    # train a WordPiece vocabulary
     """
 
 
@@ -294,6 +296,44 @@ def _stats_text(stats: dict) -> str:
         for bucket, n in stats["length_histogram"].items()
     ]
     return "\n".join(lines)
+
+
+@main.command(name="vocab")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="Where to write vocab.txt.")
+@click.option("--size", default=30522, show_default=True, help="Vocabulary entries.")
+@click.option("--lowercase/--no-lowercase", default=True, show_default=True)
+@click.option(
+    "--input-format",
+    type=click.Choice(INPUT_FORMATS),
+    default=DEFAULTS.input_format,
+    show_default=True,
+    help="As for build.",
+)
+@click.option("--text-field", default=DEFAULTS.text_field, show_default=True)
+@_friendly
+def vocab_command(
+    inputs: tuple[str, ...],
+    output: str,
+    size: int,
+    lowercase: bool,
+    input_format: str,
+    text_field: str,
+) -> None:
+    """Train a WordPiece vocabulary from INPUTS, usable as `build --tokenizer vocab.txt`.
+
+    [PAD] [UNK] [CLS] [SEP] [MASK] come first; the alphabet is sized from the corpus.
+
+    \b
+    Example:
+      mlmprep vocab corpus/ -o vocab.txt --size 30522
+      mlmprep build corpus/ out/ --tokenizer vocab.txt
+    """
+    result = train_vocab(list(inputs), output, size, lowercase, input_format, text_field)
+    click.echo(
+        f"{result['output']}: {result['size']} entries ({result['alphabet']} characters) "
+        f"from {result['files']} files"
+    )
 
 
 @main.command(name="show")

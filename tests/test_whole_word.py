@@ -30,7 +30,7 @@ def rows_of_words(words_per_row, rng):
     for words in words_per_row:
         row = [CLS]
         for size in words:
-            row += [int(rng.integers(1000, 2000))] + rng.integers(2000, 3000, size - 1).tolist()
+            row += [int(rng.integers(1000, 2000)), *rng.integers(2000, 3000, size - 1).tolist()]
         row.append(SEP)
         tokens += row
         special += [1] + [0] * (len(row) - 2) + [1]
