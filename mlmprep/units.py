@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,7 @@ class _DocumentCollector:
         self._pending: list[tuple[int, list[str]]] = []
         self._pending_chars = 0
         self._open: dict[int, dict] = {}
+        self.chars = 0
 
     def add(self, key: int, split: str, document: Document) -> None:
         """Take one part of document `key`; encode when enough text is pending."""
@@ -74,7 +76,9 @@ class _DocumentCollector:
         sentences = document_sentences(document.lines, document.presplit)
         if sentences:
             self._pending.append((key, sentences))
-            self._pending_chars += sum(len(s) for s in sentences)
+            chars = sum(len(s) for s in sentences)
+            self._pending_chars += chars
+            self.chars += chars
         if self._pending_chars >= BATCH_CHARS:
             self.flush()
 
@@ -88,6 +92,14 @@ class _DocumentCollector:
             self._pending, self._pending_chars = [], 0
         for key in [k for k, state in self._open.items() if state["complete"]]:
             self._close(self._open.pop(key))
+
+    def take(self) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+        """Every complete document so far, by split; start a new window."""
+        self.flush()
+        splits = self.splits
+        self.splits = {name: [] for name in SPLITS}
+        self.chars = 0
+        return splits
 
     def _close(self, state: dict) -> None:
         if not state["ids"]:
@@ -110,23 +122,25 @@ def process_unit(task: UnitTask) -> dict:
     report = InputReport(strict=task.strict)
     counts: Counter = Counter()
     encoder = encoder_for(config)
-    documents = _read_unit(task, encoder, report, counts)
-    rows: dict[str, dict[int, int]] = {}
-    for split_index, split in enumerate(SPLITS):
-        if not task.buckets[split]:
-            continue
-        corpus, cut = make_corpus(documents.pop(split), config.max_num_tokens)
-        counts["sentences_cut"] += cut
-        spill = SpillWriter(
+    spills = {
+        split: SpillWriter(
             task.work_dir,
             split,
             task.unit.index,
             task.buckets[split],
             rng_for(config.seed, STREAM_SCATTER, task.unit.index, split_index),
         )
-        for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
-            spill.write(_pass_batch(corpus, config, encoder, task.unit.index, pass_index, counts))
-        rows[split] = spill.close()
+        for split_index, split in enumerate(SPLITS)
+        if task.buckets[split]
+    }
+    for window, documents in enumerate(_read_windows(task, encoder, report, counts)):
+        for split, spill in spills.items():
+            corpus, cut = make_corpus(documents[split], config.max_num_tokens)
+            counts["sentences_cut"] += cut
+            keys = (task.unit.index,) if window == 0 else (task.unit.index, window)
+            for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
+                spill.write(_pass_batch(corpus, config, encoder, keys, pass_index, counts))
+    rows = {split: spill.close() for split, spill in spills.items()}
     pa.default_memory_pool().release_unused()
     return {
         "unit": task.unit.index,
@@ -138,12 +152,15 @@ def process_unit(task: UnitTask) -> dict:
     }
 
 
-def _read_unit(
+def _read_windows(
     task: UnitTask, encoder: WordPieceEncoder, report: InputReport, counts: Counter
-) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """Token ids and sentence lengths of every document of the unit, by split.
+) -> Iterator[dict[str, list[tuple[np.ndarray, np.ndarray]]]]:
+    """Token ids and sentence lengths of the unit's documents, by split, in windows of
+    about `unit_size` characters of whole documents.
 
-    Whole documents are held out for validation, drawn from the unit's own stream.
+    A unit is one window unless it is a compressed file larger than `unit_size` (it
+    cannot be split by byte range); windows keep its memory bounded all the same. Whole
+    documents are held out for validation, drawn from the unit's own stream.
     """
     config = task.config
     collector = _DocumentCollector(encoder, report, counts)
@@ -154,6 +171,8 @@ def _read_unit(
             source.path, source.format, config.text_field, report, source.start, source.end
         ):
             if starts_document:
+                if collector.chars >= config.unit_size:
+                    yield collector.take()
                 validation = config.validation_fraction > 0 and (
                     held_out.random() < config.validation_fraction
                 )
@@ -161,32 +180,34 @@ def _read_unit(
             collector.add(key, split, document)
             starts_document = not document.continued
             key += starts_document
-    collector.flush()
-    return collector.splits
+    yield collector.take()
 
 
 def _pass_batch(
     corpus: Corpus,
     config: BuildConfig,
     encoder: WordPieceEncoder,
-    unit_index: int,
+    keys: tuple[int, ...],
     pass_index: int,
     counts: Counter,
 ) -> pa.RecordBatch:
-    """One pass over a unit's documents: pairs, rows and masks as one record batch."""
+    """One pass over a window's documents: pairs, rows and masks as one record batch.
+
+    `keys` is (unit,) or (unit, window): RNG streams are [seed, stream, unit, pass(, window)].
+    """
     pairs = make_spans(
         config.objective,
         corpus,
         config.max_num_tokens,
         config.short_seq_prob,
-        rng_for(config.seed, STREAM_PAIRS, unit_index, pass_index),
+        rng_for(config.seed, STREAM_PAIRS, keys[0], pass_index, *keys[1:]),
     )
     counts.update(pairs.counts)
     instances = assemble(
         corpus.ids, pairs, encoder.special.cls, encoder.special.sep, pair=config.pairs
     )
     counts["instances"] += len(instances)
-    rng = rng_for(config.seed, STREAM_MASKING, unit_index, pass_index)
+    rng = rng_for(config.seed, STREAM_MASKING, keys[0], pass_index, *keys[1:])
     if config.masking == "static":
         return record_batch(config, instances, _static_masks(instances, config, encoder, rng))
     words = None

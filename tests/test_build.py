@@ -249,3 +249,29 @@ def test_each_document_is_tokenized_once_whatever_the_dupe_factor(tmp_path, monk
     five = run_build([SAMPLE_DIR], tmp_path / "five", dupe_factor=5)
     assert len(seen) == count_once == len(set(seen)) == 37
     assert 4.5 * once["instances"] <= five["instances"] <= 5.5 * once["instances"]
+
+
+def test_a_large_compressed_file_is_processed_in_bounded_windows(tmp_path, monkeypatch):
+    import gzip
+
+    import mlmprep.units
+
+    text = "\n\n".join(p.read_text() for p in sorted(plain_sample(tmp_path / "p").glob("*.txt")))
+    path = tmp_path / "big.txt.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    window_tokens = []
+    original = mlmprep.units.make_corpus
+
+    def recording(documents, max_num_tokens):
+        corpus, cut = original(documents, max_num_tokens)
+        window_tokens.append(len(corpus.ids))
+        return corpus, cut
+
+    monkeypatch.setattr(mlmprep.units, "make_corpus", recording)
+    summary = run_build([path], tmp_path / "out", unit_size=32 * 1024)
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert index["run"]["units"] == 1
+    assert len(window_tokens) > 5
+    assert max(window_tokens) < 32 * 1024 // 2  # a window holds ~32 KB of text
+    assert summary["documents"] == 37
+    assert validate(str(tmp_path / "out"))["ok"]
