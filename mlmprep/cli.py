@@ -130,6 +130,13 @@ def main() -> None:
     help="Mask whole words (a token and its ## continuations), one 80/10/10 draw per word.",
 )
 @click.option(
+    "--bin-size",
+    default=DEFAULTS.bin_size,
+    show_default=True,
+    help="Write a length_bin column ((len - 1) // N) and give each bin its own row groups "
+    "in every shard, so a trainer can batch similar lengths. 0: off.",
+)
+@click.option(
     "--masking",
     type=click.Choice(MASKING_MODES),
     default=DEFAULTS.masking,

@@ -30,6 +30,7 @@ class BuildConfig:
     masking: str = "static"
     objective: str = "nsp"
     whole_word_mask: bool = False
+    bin_size: int = 0
     seed: int = 12345
     shard_size: int = 100_000
     unit_size: int = 8 * MiB
@@ -72,6 +73,7 @@ class BuildConfig:
             self.validation_fraction < 1.0,
             "--validation-fraction must be below 1 (some documents must stay for training)",
         )
+        _check(self.bin_size >= 0, f"--bin-size must be 0 (off) or positive, got {self.bin_size}")
         _check(self.dupe_factor >= 1, f"--dupe-factor must be at least 1, got {self.dupe_factor}")
         _check(0 <= self.seed < 2**63, f"--seed must be in [0, 2**63), got {self.seed}")
         _check(self.shard_size >= 1, f"--shard-size must be at least 1 row, got {self.shard_size}")

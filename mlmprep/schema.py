@@ -33,6 +33,8 @@ def output_schema(config: BuildConfig) -> pa.Schema:
         fields.append(pa.field("special_tokens_mask", pa.list_(pa.int8()), nullable=False))
         if config.whole_word_mask:
             fields.append(pa.field("word_ids", pa.list_(pa.int32()), nullable=False))
+    if config.bin_size:
+        fields.append(pa.field("length_bin", pa.int16(), nullable=False))
     fields.append(pa.field("num_tokens", pa.int16(), nullable=False))
     return pa.schema(fields)
 
@@ -65,6 +67,9 @@ def record_batch(
         columns["special_tokens_mask"] = _list(instances.offsets, instances.special, pa.int8())
         if word_ids is not None:
             columns["word_ids"] = _list(instances.offsets, word_ids, pa.int32())
+    if config.bin_size:
+        bins = (instances.lengths - 1) // config.bin_size
+        columns["length_bin"] = pa.array(bins.astype(np.int16), type=pa.int16())
     columns["num_tokens"] = pa.array(instances.lengths.astype(np.int16), type=pa.int16())
     return pa.record_batch([columns[name] for name in schema.names], schema=schema)
 

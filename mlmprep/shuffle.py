@@ -55,6 +55,20 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
     return shards
 
 
+def row_groups(table: pa.Table, rows: np.ndarray) -> list[np.ndarray]:
+    """Row groups of at most ROW_GROUP_ROWS rows, in the given order; with a `length_bin`
+    column, each bin gets row groups of its own (the order inside a bin is kept)."""
+    if "length_bin" in table.column_names and len(rows):
+        bins = table.column("length_bin").to_numpy()[rows]
+        order = np.argsort(bins, kind="stable")
+        rows, bins = rows[order], bins[order]
+        cuts = np.flatnonzero(np.diff(bins)) + 1
+        runs = np.split(rows, cuts)
+    else:
+        runs = [rows]
+    return [run[i : i + ROW_GROUP_ROWS] for run in runs for i in range(0, len(run), ROW_GROUP_ROWS)]
+
+
 def write_parquet_atomically(
     table: pa.Table, rows: np.ndarray, schema: pa.Schema, path: str
 ) -> dict:
@@ -63,9 +77,9 @@ def write_parquet_atomically(
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with pq.ParquetWriter(tmp, schema, compression=COMPRESSION) as writer:
-            for start in range(0, len(rows), ROW_GROUP_ROWS):
-                group = table.take(pa.array(rows[start : start + ROW_GROUP_ROWS]))
-                writer.write_table(group.replace_schema_metadata(schema.metadata))
+            for group in row_groups(table, rows):
+                part = table.take(pa.array(group)).replace_schema_metadata(schema.metadata)
+                writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
         digest = sha256_file(tmp)
         os.replace(tmp, path)
     finally:

@@ -216,11 +216,23 @@ class MlmprepIterableDataset(IterableDataset):
     all (shard, row group) pairs, so DataLoader workers and distributed ranks never
     read the same rows. With `shuffle`, that list is permuted per epoch from `seed`
     (`set_epoch`), and rows inside each row group are permuted too.
+
+    With `batch_size`, it yields lists of up to that many rows, all from one row group:
+    for a build made with `--bin-size`, every batch then holds rows of one length bin
+    (use `DataLoader(dataset, batch_size=None, collate_fn=collator)`).
     """
 
     def __init__(
-        self, output_dir: str, split: str = "train", shuffle: bool = True, seed: int = 0
+        self,
+        output_dir: str,
+        split: str = "train",
+        shuffle: bool = True,
+        seed: int = 0,
+        batch_size: int | None = None,
     ) -> None:
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.batch_size = batch_size
         self.row_groups = [
             (path, group)
             for path in _shard_paths(output_dir, split)
@@ -231,7 +243,7 @@ class MlmprepIterableDataset(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[dict]:
+    def __iter__(self) -> Iterator[dict | list[dict]]:
         rank, world = _rank()
         worker, workers = _worker()
         reader, readers = rank * workers + worker, world * workers
@@ -245,4 +257,8 @@ class MlmprepIterableDataset(IterableDataset):
             rows = table.to_pylist()
             if self.shuffle:
                 rows = [rows[i] for i in rng.permutation(len(rows))]
-            yield from rows
+            if self.batch_size is None:
+                yield from rows
+            else:
+                for start in range(0, len(rows), self.batch_size):
+                    yield rows[start : start + self.batch_size]
