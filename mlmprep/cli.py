@@ -12,7 +12,7 @@ import click
 
 from . import __version__
 from .build import RunOptions, build
-from .config import INPUT_FORMATS, MASKING_MODES, OBJECTIVES, BuildConfig
+from .config import INPUT_FORMATS, LANGUAGES, MASKING_MODES, OBJECTIVES, BuildConfig
 from .engines.local import available_cpus
 from .errors import MlmprepError
 from .show import show
@@ -128,6 +128,13 @@ def main() -> None:
     "--whole-word-mask",
     is_flag=True,
     help="Mask whole words (a token and its ## continuations), one 80/10/10 draw per word.",
+)
+@click.option(
+    "--language",
+    type=click.Choice(LANGUAGES),
+    default=DEFAULTS.language,
+    show_default=True,
+    help="zh: with --whole-word-mask, words come from jieba segmentation (mlmprep[zh]).",
 )
 @click.option(
     "--bin-size",

@@ -10,6 +10,7 @@ from .errors import ConfigError
 INPUT_FORMATS = ("auto", "text", "jsonl", "parquet", "sentences")
 MASKING_MODES = ("static", "dynamic")
 OBJECTIVES = ("nsp", "sop", "none")
+LANGUAGES = ("en", "zh")
 LABEL_COLUMNS = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "none": None}
 MiB = 1024 * 1024
 
@@ -30,6 +31,7 @@ class BuildConfig:
     masking: str = "static"
     objective: str = "nsp"
     whole_word_mask: bool = False
+    language: str = "en"
     bin_size: int = 0
     seed: int = 12345
     shard_size: int = 100_000
@@ -48,6 +50,10 @@ class BuildConfig:
         _check(
             self.objective in OBJECTIVES,
             f"--objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}",
+        )
+        _check(
+            self.language in LANGUAGES,
+            f"--language must be one of {', '.join(LANGUAGES)}, not {self.language!r}",
         )
         _check(bool(self.text_field), "--text-field must not be empty")
         _check(

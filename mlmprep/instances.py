@@ -18,6 +18,7 @@ class Instances:
     token_types: np.ndarray
     special: np.ndarray
     labels: np.ndarray
+    word_starts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -40,7 +41,12 @@ def gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def assemble(
-    ids: np.ndarray, pairs: Pairs, cls_id: int, sep_id: int, pair: bool = True
+    ids: np.ndarray,
+    pairs: Pairs,
+    cls_id: int,
+    sep_id: int,
+    pair: bool = True,
+    word_starts: np.ndarray | None = None,
 ) -> Instances:
     """Build `[CLS] A [SEP] B [SEP]` rows (or `[CLS] A [SEP]` when not `pair`) at once."""
     n = len(pairs)
@@ -55,9 +61,13 @@ def assemble(
         lengths += [pairs.b_len, one]
         types, specials = [*types, 1, 1], [*specials, 0, 1]
     seg_lengths = np.stack(lengths, axis=1).ravel()
-    tokens = extended[gather_ranges(np.stack(starts, axis=1).ravel(), seg_lengths)]
+    index = gather_ranges(np.stack(starts, axis=1).ravel(), seg_lengths)
+    tokens = extended[index]
+    row_word_starts = None
+    if word_starts is not None:
+        row_word_starts = np.concatenate((word_starts, [False, False]))[index]
     token_types = np.repeat(np.tile(np.array(types, np.int8), n), seg_lengths)
     special = np.repeat(np.tile(np.array(specials, np.int8), n), seg_lengths)
     row_lengths = seg_lengths.reshape(n, len(lengths)).sum(axis=1)
     offsets = np.concatenate(([0], np.cumsum(row_lengths)))
-    return Instances(tokens, offsets, token_types, special, pairs.label.copy())
+    return Instances(tokens, offsets, token_types, special, pairs.label.copy(), row_word_starts)

@@ -21,6 +21,7 @@ class Corpus:
     ids: np.ndarray
     sentence_starts: np.ndarray
     document_starts: np.ndarray
+    word_starts: np.ndarray | None = None
 
     @property
     def num_documents(self) -> int:
@@ -36,10 +37,8 @@ class Corpus:
         return np.searchsorted(self.document_starts, sentence, side="right") - 1
 
 
-def make_corpus(
-    documents: list[tuple[np.ndarray, np.ndarray]], max_num_tokens: int
-) -> tuple[Corpus, int]:
-    """Flatten (ids, sentence lengths) per document into a Corpus.
+def make_corpus(documents: list[tuple], max_num_tokens: int) -> tuple[Corpus, int]:
+    """Flatten (ids, sentence lengths[, word-start flags]) per document into a Corpus.
 
     Empty sentences are dropped; a sentence longer than `max_num_tokens` is cut into
     pieces of that length. Returns the corpus and the number of sentences cut.
@@ -61,7 +60,10 @@ def make_corpus(
         counts = np.bincount(doc_of_sentence[owner], minlength=len(counts)).astype(np.int64)
     sentence_starts = np.concatenate(([0], np.cumsum(flat))).astype(np.int64)
     document_starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    return Corpus(ids, sentence_starts, document_starts), cut
+    word_starts = None
+    if documents and len(documents[0]) > 2:
+        word_starts = np.concatenate([d[2] for d in documents])
+    return Corpus(ids, sentence_starts, document_starts, word_starts), cut
 
 
 @dataclass

@@ -166,14 +166,31 @@ class WordPieceEncoder:
         lengths = np.bincount(
             sentence_of_token[~is_mark], minlength=int(is_mark.sum()) + len(batch)
         )
-        ids = flat[~is_mark]
-        # literal "[SEP]" etc. in the text must not become structure
-        ids[np.isin(ids, self._structural)] = self.special.unk
+        ids = self.sanitize(flat[~is_mark])
         id_parts = np.split(ids, np.cumsum(sizes - marks_per_piece)[:-1])
         length_parts = np.split(lengths, np.cumsum(marks_per_piece + 1)[:-1])
         for (index, _), piece_ids, piece_lengths in zip(batch, id_parts, length_parts):
             doc_ids[index].append(piece_ids)
             doc_lengths[index].append(piece_lengths)
+
+    @property
+    def mark_id(self) -> int:
+        """Id of SENTENCE_MARK in `encode_marked` output."""
+        return self._mark_id
+
+    def encode_marked(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Ids and character start offsets of texts whose sentences are joined with
+        SENTENCE_MARK (slower than `encode_documents`: it computes offsets)."""
+        encodings = self._marked.encode_batch(texts, add_special_tokens=False)
+        return [
+            (np.array(e.ids, np.int32), np.array([start for start, _ in e.offsets], np.int64))
+            for e in encodings
+        ]
+
+    def sanitize(self, ids: np.ndarray) -> np.ndarray:
+        """Literal "[SEP]" etc. in the text must not become structure: they become [UNK]."""
+        ids[np.isin(ids, self._structural)] = self.special.unk
+        return ids
 
     def encode_plain(self, texts: list[str]) -> list[list[int]]:
         """Plain encode without special tokens (used by benchmarks and tests)."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,10 +20,11 @@ from .pairs import Corpus, make_corpus
 from .planning import Unit
 from .readers import Document, iter_documents
 from .schema import record_batch
+from .segmentation import encode_with_word_starts, jieba_segmenter
 from .sentences import document_sentences
 from .spill import SPLITS, SpillWriter
 from .tokenization import BATCH_CHARS, WordPieceEncoder
-from .whole_word import mask_whole_words, word_ids, word_starts
+from .whole_word import mask_whole_words, segmented_word_starts, word_ids, word_starts
 
 STREAM_PAIRS, STREAM_MASKING, STREAM_SCATTER, STREAM_SHUFFLE, STREAM_VALIDATION = range(5)
 _ENCODERS: dict[tuple[str, bool | None], WordPieceEncoder] = {}
@@ -56,12 +58,18 @@ class _DocumentCollector:
     """Encodes document parts in bounded batches and gathers whole documents per split.
 
     A long document arrives in parts; its token arrays grow part by part, so no more
-    than about BATCH_CHARS of text is held as Python strings at any time.
+    than about BATCH_CHARS of text is held as Python strings at any time. A document
+    is kept as (ids, sentence lengths) — plus word-start flags when `encode` gives them.
     """
 
-    def __init__(self, encoder: WordPieceEncoder, report: InputReport, counts: Counter) -> None:
-        self.encoder, self.report, self.counts = encoder, report, counts
-        self.splits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in SPLITS}
+    def __init__(
+        self,
+        encode: Callable[[list[list[str]]], tuple[list[np.ndarray], ...]],
+        report: InputReport,
+        counts: Counter,
+    ) -> None:
+        self.encode, self.report, self.counts = encode, report, counts
+        self.splits: dict[str, list[tuple[np.ndarray, ...]]] = {n: [] for n in SPLITS}
         self._pending: list[tuple[int, list[str]]] = []
         self._pending_chars = 0
         self._open: dict[int, dict] = {}
@@ -70,7 +78,7 @@ class _DocumentCollector:
     def add(self, key: int, split: str, document: Document) -> None:
         """Take one part of document `key`; encode when enough text is pending."""
         state = self._open.setdefault(
-            key, {"split": split, "location": document.location, "ids": [], "lengths": []}
+            key, {"split": split, "location": document.location, "parts": []}
         )
         state["complete"] = not document.continued
         sentences = document_sentences(document.lines, document.presplit)
@@ -85,15 +93,14 @@ class _DocumentCollector:
     def flush(self) -> None:
         """Encode what is pending and close every complete document, in document order."""
         if self._pending:
-            ids, lengths = self.encoder.encode_documents([s for _, s in self._pending])
-            for (key, _), part_ids, part_lengths in zip(self._pending, ids, lengths):
-                self._open[key]["ids"].append(part_ids)
-                self._open[key]["lengths"].append(part_lengths)
+            encoded = self.encode([sentences for _, sentences in self._pending])
+            for (key, _), part in zip(self._pending, zip(*encoded)):
+                self._open[key]["parts"].append(part)
             self._pending, self._pending_chars = [], 0
         for key in [k for k, state in self._open.items() if state["complete"]]:
             self._close(self._open.pop(key))
 
-    def take(self) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    def take(self) -> dict[str, list[tuple[np.ndarray, ...]]]:
         """Every complete document so far, by split; start a new window."""
         self.flush()
         splits = self.splits
@@ -102,18 +109,27 @@ class _DocumentCollector:
         return splits
 
     def _close(self, state: dict) -> None:
-        if not state["ids"]:
+        if not state["parts"]:
             self.report.skip_document(state["location"], "empty")
             return
-        ids = np.concatenate(state["ids"])
-        lengths = np.concatenate(state["lengths"])
+        arrays = tuple(np.concatenate(component) for component in zip(*state["parts"]))
+        ids, lengths = arrays[0], arrays[1]
         if len(ids) == 0:
             self.report.skip_document(state["location"], "no tokens")
             return
         self.report.use_document()
         self.counts["sentences"] += int(np.count_nonzero(lengths))
         self.counts["tokens"] += len(ids)
-        self.splits[state["split"]].append((ids, lengths))
+        self.splits[state["split"]].append(arrays)
+
+
+def _encoder_function(
+    config: BuildConfig, encoder: WordPieceEncoder
+) -> Callable[[list[list[str]]], tuple[list[np.ndarray], ...]]:
+    """How documents are encoded: with word starts from jieba for Chinese whole words."""
+    if config.whole_word_mask and config.language == "zh":
+        return functools.partial(encode_with_word_starts, encoder, segment=jieba_segmenter())
+    return encoder.encode_documents
 
 
 def process_unit(task: UnitTask) -> dict:
@@ -163,7 +179,7 @@ def _read_windows(
     documents are held out for validation, drawn from the unit's own stream.
     """
     config = task.config
-    collector = _DocumentCollector(encoder, report, counts)
+    collector = _DocumentCollector(_encoder_function(config, encoder), report, counts)
     held_out = rng_for(config.seed, STREAM_VALIDATION, task.unit.index)
     key, split, starts_document = 0, "train", True
     for source in task.unit.sources:
@@ -204,7 +220,12 @@ def _pass_batch(
     )
     counts.update(pairs.counts)
     instances = assemble(
-        corpus.ids, pairs, encoder.special.cls, encoder.special.sep, pair=config.pairs
+        corpus.ids,
+        pairs,
+        encoder.special.cls,
+        encoder.special.sep,
+        pair=config.pairs,
+        word_starts=corpus.word_starts,
     )
     counts["instances"] += len(instances)
     rng = rng_for(config.seed, STREAM_MASKING, keys[0], pass_index, *keys[1:])
@@ -212,9 +233,16 @@ def _pass_batch(
         return record_batch(config, instances, _static_masks(instances, config, encoder, rng))
     words = None
     if config.whole_word_mask:
-        starts = word_starts(instances.tokens, instances.special, encoder.continuation)
+        starts = _word_starts(instances, encoder)
         words = word_ids(instances.tokens, instances.offsets, starts, instances.special)
     return record_batch(config, instances, None, words)
+
+
+def _word_starts(instances: Instances, encoder: WordPieceEncoder) -> np.ndarray:
+    """First token of each word: from the segmenter when there is one, else '##' pieces."""
+    if instances.word_starts is not None:
+        return segmented_word_starts(instances.word_starts, instances.special)
+    return word_starts(instances.tokens, instances.special, encoder.continuation)
 
 
 def _static_masks(
@@ -229,7 +257,7 @@ def _static_masks(
     }
     rows = (instances.tokens, instances.offsets, instances.special)
     if config.whole_word_mask:
-        return mask_whole_words(*rows, encoder.continuation, **common)
+        return mask_whole_words(*rows, _word_starts(instances, encoder), **common)
     return mask_tokens(*rows, **common)
 
 

@@ -19,6 +19,15 @@ def word_starts(tokens: np.ndarray, special: np.ndarray, continuation: np.ndarra
     return content & ~(continuation[tokens] & after_content)
 
 
+def segmented_word_starts(boundaries: np.ndarray, special: np.ndarray) -> np.ndarray:
+    """Word starts from a segmenter's boundaries (one flag per token), made consistent
+    with the rows: never on special tokens, always right after one (truncation may have
+    cut a word's front)."""
+    content = ~special.astype(bool)
+    after_content = np.concatenate(([False], content[:-1]))
+    return content & (boundaries.astype(bool) | ~after_content)
+
+
 def word_ids(
     tokens: np.ndarray, offsets: np.ndarray, starts: np.ndarray, special: np.ndarray
 ) -> np.ndarray:
@@ -34,18 +43,18 @@ def mask_whole_words(
     tokens: np.ndarray,
     offsets: np.ndarray,
     special: np.ndarray,
-    continuation: np.ndarray,
+    starts: np.ndarray,
     masked_lm_prob: float,
     max_predictions: int,
     random_pool: np.ndarray,
     mask_id: int,
     rng: np.random.Generator,
 ) -> Masked:
-    """Static whole-word masking of flat rows; `continuation[id]` marks '##' tokens."""
+    """Static whole-word masking of flat rows; `starts` flags the first token of each word
+    (from `word_starts` or `segmented_word_starts`)."""
     n_rows = len(offsets) - 1
     lengths = np.diff(offsets)
     budget = num_to_mask(lengths, masked_lm_prob, max_predictions)
-    starts = word_starts(tokens, special, continuation)
     first = np.flatnonzero(starts)
     content_word = np.cumsum(starts)[~special.astype(bool)] - 1
     length = np.bincount(content_word, minlength=len(first))

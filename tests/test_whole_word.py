@@ -51,8 +51,8 @@ def rows_of_words(words_per_row, rng):
 def test_every_masked_word_is_whole_with_one_outcome(words_per_row, prob, seed):
     rng = np.random.default_rng(seed)
     tokens, offsets, special = rows_of_words(words_per_row, rng)
-    masked = mask_whole_words(tokens, offsets, special, CONTINUATION, prob, 20, POOL, MASK, rng)
     starts = word_starts(tokens, special, CONTINUATION)
+    masked = mask_whole_words(tokens, offsets, special, starts, prob, 20, POOL, MASK, rng)
     for row, words in enumerate(words_per_row):
         positions = masked.positions[masked.offsets[row] : masked.offsets[row + 1]]
         flat = set((offsets[row] + positions).tolist())
@@ -82,7 +82,8 @@ def test_every_masked_word_is_whole_with_one_outcome(words_per_row, prob, seed):
 def test_outcome_split_is_per_word():
     rng = np.random.default_rng(3)
     tokens, offsets, special = rows_of_words([[3] * 40] * 2000, rng)
-    masked = mask_whole_words(tokens, offsets, special, CONTINUATION, 0.15, 20, POOL, MASK, rng)
+    starts = word_starts(tokens, special, CONTINUATION)
+    masked = mask_whole_words(tokens, offsets, special, starts, 0.15, 20, POOL, MASK, rng)
     row = np.repeat(np.arange(2000), np.diff(masked.offsets))
     flat = offsets[row] + masked.positions
     first_of_word = (flat - 1) % 3 == 0
@@ -116,3 +117,44 @@ def test_dynamic_whole_word_masking_in_the_collator(tmp_path):
             assert picked[words == word].all(), "all pieces of a selected word are labelled"
     share = chosen.sum().item() / sum(sum(1 for w in r["word_ids"] if w >= 0) for r in rows)
     assert 0.11 < share < 0.19
+
+
+SENTENCE = "我们在北京大学学习自然语言处理。"
+
+
+def test_chinese_whole_words_come_from_jieba(tmp_path):
+    jieba = pytest.importorskip("jieba", reason="the zh extra is not installed")
+    words = jieba.lcut(SENTENCE)
+    assert len(words) > 4 and any(len(w) > 1 for w in words)
+    word_of_char = [i for i, word in enumerate(words) for _ in word]
+    docs = "\n\n".join(SENTENCE * 3 for _ in range(200))
+    (tmp_path / "zh.txt").write_text(docs + "\n")
+    run_build(
+        [tmp_path / "zh.txt"],
+        tmp_path / "out",
+        whole_word_mask=True,
+        language="zh",
+        short_seq_prob=0.0,
+    )
+    from mlmprep.show import iter_rows
+
+    rows = list(iter_rows(str(tmp_path / "out")))
+    assert len(rows) > 100
+    multi_char_words_masked = 0
+    for row in rows:
+        original = list(row["input_ids"])
+        for position, token in zip(row["masked_lm_positions"], row["masked_lm_ids"]):
+            original[position] = token
+        masked = set(row["masked_lm_positions"])
+        content = [i for i, t in enumerate(original) if t not in (101, 102)]
+        assert len(content) % len(SENTENCE) == 0, "whole sentences, no truncation"
+        spans: dict[tuple[int, int], list[int]] = {}
+        for n, position in enumerate(content):
+            spans.setdefault((n // len(SENTENCE), word_of_char[n % len(SENTENCE)]), []).append(
+                position
+            )
+        for positions in spans.values():
+            hit = [p in masked for p in positions]
+            assert all(hit) or not any(hit), "a jieba word is masked whole or not at all"
+            multi_char_words_masked += all(hit) and len(positions) > 1
+    assert multi_char_words_masked > 50
