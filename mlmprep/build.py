@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import glob
 import math
 import os
 import time
@@ -13,6 +14,7 @@ from tqdm import tqdm
 
 from .accounting import InputReport
 from .config import BuildConfig
+from .engines.dask import DaskEngine
 from .engines.local import LocalEngine
 from .errors import InputError, OutputError
 from .manifest import (
@@ -47,6 +49,8 @@ class RunOptions:
     """How to run a build; nothing here changes the output bytes."""
 
     workers: int = 1
+    engine: str = "local"
+    scheduler: str | None = None
     strict: bool = False
     overwrite: bool = False
     progress: bool = False
@@ -121,7 +125,7 @@ def _build(
         if _unit_name(u.index) not in done
     ]
     timings = {}
-    with LocalEngine(options.workers, worker_init) as engine:
+    with _engine(options) as engine:
         _run_units(engine, work, units, todo, options.progress)
         timings["units_seconds"] = round(time.monotonic() - started, 3)
         results = list(work.records(UNITS_DIR).values())
@@ -146,6 +150,9 @@ def _build(
     )
     write_text_atomically(os.path.join(output_dir, TOKENIZER_FILE), encoder.json)
     write_json_atomically(os.path.join(output_dir, INDEX), index)
+    for shard in index["shards"]:  # temp files of workers that died mid-write
+        for stale in glob.glob(os.path.join(glob.escape(output_dir), shard["name"] + ".tmp-*")):
+            os.remove(stale)
     work.remove()
     return _summary(index, already_built=False)
 
@@ -159,6 +166,12 @@ def _no_documents(inputs: list[str], results: list[dict]) -> InputError:
         f"{', '.join(inputs)}: no documents found ({report.files_read} files read, documents "
         f"skipped: {skipped}); check the files, --input-format and --text-field"
     )
+
+
+def _engine(options: RunOptions) -> LocalEngine | DaskEngine:
+    if options.engine == "dask":
+        return DaskEngine(options.workers, options.scheduler, worker_init)
+    return LocalEngine(options.workers, worker_init)
 
 
 def _plan(files: list, config: BuildConfig, inputs: list[str], identity: dict) -> dict:
@@ -190,7 +203,11 @@ def _progress(total: int, initial: int, unit: str, desc: str, enabled: bool) -> 
 
 
 def _run_units(
-    engine: LocalEngine, work: WorkState, units: list[Unit], todo: list[UnitTask], progress: bool
+    engine: LocalEngine | DaskEngine,
+    work: WorkState,
+    units: list[Unit],
+    todo: list[UnitTask],
+    progress: bool,
 ) -> None:
     """Process the units not done yet; record each as it finishes (for resume)."""
     total = sum(u.raw_bytes for u in units)
@@ -202,7 +219,7 @@ def _run_units(
 
 
 def _run_shards(
-    engine: LocalEngine, work: WorkState, tasks: list[ShardTask], progress: bool
+    engine: LocalEngine | DaskEngine, work: WorkState, tasks: list[ShardTask], progress: bool
 ) -> None:
     """Write the shards of every bucket not recorded as finished yet."""
     finished = work.records(SHARDS_DIR)
@@ -312,7 +329,7 @@ def _index(
         "counts": {**dict(sorted(counts.items())), "rows": dict(sorted(split_rows.items()))},
         "warnings": report.examples,
         "run": {
-            "engine": "local",
+            "engine": options.engine,
             "workers": options.workers,
             "input_bytes": sum(r["raw_bytes"] for r in results),
             "units": len(results),

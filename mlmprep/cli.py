@@ -182,6 +182,20 @@ def main() -> None:
     help="Worker processes. [default: CPUs this process may use]",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: a process pool; dask: a Dask cluster (mlmprep[dask]). Same bytes.",
+)
+@click.option(
+    "--scheduler",
+    envvar="DASK_SCHEDULER_ADDRESS",
+    default=None,
+    help="Dask scheduler address (tcp://host:8786); without it --engine dask starts a "
+    "local cluster of --workers processes. [env: DASK_SCHEDULER_ADDRESS]",
+)
+@click.option(
     "--strict", is_flag=True, help="Fail on the first bad document instead of counting it."
 )
 @click.option(
@@ -196,6 +210,8 @@ def build_command(
     inputs: tuple[str, ...],
     output_dir: str,
     workers: int | None,
+    engine: str,
+    scheduler: str | None,
     strict: bool,
     overwrite: bool,
     quiet: bool,
@@ -219,6 +235,8 @@ def build_command(
         raise click.BadParameter("must be at least 1", param_hint="--workers")
     run = RunOptions(
         workers=workers,
+        engine=engine,
+        scheduler=scheduler,
         strict=strict,
         overwrite=overwrite,
         progress=not quiet and not as_json and sys.stderr.isatty(),

@@ -29,6 +29,10 @@ class ShardTask:
     schema: pa.Schema
     rng_seed: list[int]
 
+    def describe(self) -> str:
+        """The shards this task writes, for error messages."""
+        return f"{self.split} bucket {self.bucket} ({', '.join(self.names)})"
+
 
 def shard_name(split: str, index: int, total: int) -> str:
     return f"{split}-{index:05d}-of-{total:05d}.parquet"

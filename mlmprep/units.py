@@ -53,6 +53,10 @@ class UnitTask:
     buckets: dict[str, int]
     strict: bool = False
 
+    def describe(self) -> str:
+        """The unit's input files, for error messages."""
+        return f"unit {self.unit.index} ({', '.join(s.path for s in self.unit.sources)})"
+
 
 class _DocumentCollector:
     """Encodes document parts in bounded batches and gathers whole documents per split.

@@ -1,0 +1,145 @@
+"""The Dask engine runs the same functions and writes the same bytes as the local one."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+
+from mlmprep.build import RunOptions, build  # noqa: E402
+from mlmprep.config import BuildConfig  # noqa: E402
+
+from .helpers import plain_sample, shard_hashes  # noqa: E402
+
+CONFIG = BuildConfig(unit_size=32 * 1024, shard_size=300)
+SECTIONS = ("config", "tokenizer", "versions", "shards", "accounting")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return plain_sample(tmp_path_factory.mktemp("dask") / "plain")
+
+
+@pytest.fixture(scope="module")
+def local_build(corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local")
+    build([str(corpus)], str(out), CONFIG, RunOptions(workers=2))
+    return out
+
+
+def sections(out: Path) -> dict:
+    index = json.loads((out / "index.json").read_text())
+    config = {k: v for k, v in index["config"].items() if k != "input_fingerprint"}
+    return {**{key: index[key] for key in SECTIONS}, "config": config}
+
+
+def test_local_cluster_writes_the_same_bytes(corpus, local_build, tmp_path):
+    out = tmp_path / "out"
+    build([str(corpus)], str(out), CONFIG, RunOptions(workers=2, engine="dask"))
+    assert shard_hashes(out) == shard_hashes(local_build)
+    assert len(shard_hashes(out)) > 1
+    assert sections(out) == sections(local_build)
+    assert json.loads((out / "index.json").read_text())["run"]["engine"] == "dask"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def cluster():
+    """A real `dask scheduler` and `dask worker` (2 processes) on 127.0.0.1."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            address,
+            "--nworkers",
+            "2",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with distributed.Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_real_scheduler_and_workers_write_the_same_bytes(corpus, local_build, tmp_path, cluster):
+    out = tmp_path / "out"
+    build([str(corpus)], str(out), CONFIG, RunOptions(workers=2, engine="dask", scheduler=cluster))
+    assert shard_hashes(out) == shard_hashes(local_build)
+    assert sections(out) == sections(local_build)
+
+
+def test_a_worker_killed_mid_build_changes_nothing(corpus, local_build, tmp_path, cluster):
+    out = tmp_path / "out"
+    with distributed.Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+    killed = threading.Event()
+
+    def kill_when_units_finish():
+        units = out / ".mlmprep-work" / "units"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if units.is_dir() and len(list(units.glob("*.json"))) >= 2:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.set()
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_when_units_finish)
+    killer.start()
+    build([str(corpus)], str(out), CONFIG, RunOptions(workers=2, engine="dask", scheduler=cluster))
+    killer.join()
+    assert killed.is_set(), "the build finished before a worker could be killed"
+    assert shard_hashes(out) == shard_hashes(local_build)
+    assert not list(out.glob("*.tmp*"))
+
+
+def test_unreachable_scheduler_is_a_clear_error(corpus, tmp_path, monkeypatch):
+    from mlmprep.errors import ConfigError
+
+    monkeypatch.setattr("mlmprep.engines.dask.CONNECT_TIMEOUT", "2s")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    options = RunOptions(workers=1, engine="dask", scheduler=address)
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
+        build([str(corpus)], str(tmp_path / "out"), CONFIG, options)
