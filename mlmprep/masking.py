@@ -54,18 +54,34 @@ def mask_tokens(
             for first in range(0, n_rows, BLOCK_ROWS)
         ]
     )
+    return replace_chosen(
+        tokens, offsets, chosen, rng.random(len(chosen)), random_pool, mask_id, rng
+    )
+
+
+def replace_chosen(
+    tokens: np.ndarray,
+    offsets: np.ndarray,
+    positions: np.ndarray,
+    outcome: np.ndarray,
+    random_pool: np.ndarray,
+    mask_id: int,
+    rng: np.random.Generator,
+) -> Masked:
+    """Apply 80/10/10 to the chosen flat `positions` (sorted) given a uniform `outcome`
+    per position: [MASK] below 0.8, a random id from the pool below 0.9, else kept."""
     masked = tokens.copy()
-    original = tokens[chosen]
-    outcome = rng.random(len(chosen))
-    to_mask = outcome < MASK_SHARE
-    to_random = (outcome >= MASK_SHARE) & (outcome < MASK_SHARE + RANDOM_SHARE)
-    masked[chosen[to_mask]] = mask_id
-    masked[chosen[to_random]] = random_pool[
-        rng.integers(len(random_pool), size=int(to_random.sum()))
-    ]
-    row_of_chosen = np.repeat(np.arange(n_rows), wanted)
-    mask_offsets = np.concatenate(([0], np.cumsum(wanted)))
-    return Masked(masked, chosen - offsets[row_of_chosen], original, mask_offsets)
+    masked[positions[outcome < MASK_SHARE]] = mask_id
+    to_random = positions[(outcome >= MASK_SHARE) & (outcome < MASK_SHARE + RANDOM_SHARE)]
+    masked[to_random] = random_pool[rng.integers(len(random_pool), size=len(to_random))]
+    row = np.searchsorted(offsets, positions, side="right") - 1
+    counts = np.bincount(row, minlength=len(offsets) - 1)
+    return Masked(
+        masked,
+        positions - offsets[row],
+        tokens[positions],
+        np.concatenate(([0], np.cumsum(counts))),
+    )
 
 
 def _choose_block(

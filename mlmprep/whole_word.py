@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .instances import gather_ranges
-from .masking import BLOCK_ROWS, MASK_SHARE, RANDOM_SHARE, Masked, num_to_mask
+from .masking import BLOCK_ROWS, Masked, num_to_mask, replace_chosen
 
 
 def word_starts(tokens: np.ndarray, special: np.ndarray, continuation: np.ndarray) -> np.ndarray:
@@ -68,15 +68,8 @@ def mask_whole_words(
     )
     chosen_length = length[chosen]
     positions = gather_ranges(first[chosen], chosen_length).astype(np.int64)
-    outcome = np.repeat(rng.random(len(chosen)), chosen_length)
-    masked = tokens.copy()
-    original = tokens[positions]
-    masked[positions[outcome < MASK_SHARE]] = mask_id
-    to_random = positions[(outcome >= MASK_SHARE) & (outcome < MASK_SHARE + RANDOM_SHARE)]
-    masked[to_random] = random_pool[rng.integers(len(random_pool), size=len(to_random))]
-    row_of_position = np.searchsorted(offsets, positions, side="right") - 1
-    mask_offsets = np.concatenate(([0], np.cumsum(np.bincount(row_of_position, minlength=n_rows))))
-    return Masked(masked, positions - offsets[row_of_position], original, mask_offsets)
+    outcome = np.repeat(rng.random(len(chosen)), chosen_length)  # one draw per word
+    return replace_chosen(tokens, offsets, positions, outcome, random_pool, mask_id, rng)
 
 
 def _choose_words(
