@@ -77,3 +77,11 @@ def record_batch(
 def with_metadata(schema: pa.Schema, facts: dict) -> pa.Schema:
     """Attach the build's key facts (config, tokenizer, versions) to a schema."""
     return schema.with_metadata({METADATA_KEY: json.dumps(facts, sort_keys=True).encode()})
+
+
+def list_values(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Values and offsets of a list column as numpy arrays."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    offsets = array.offsets.to_numpy().astype(np.int64)
+    values = array.values.to_numpy()
+    return values[offsets[0] : offsets[-1]], offsets - offsets[0]

@@ -9,19 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .manifest import read_index
+from .schema import list_values
 from .tokenization import load_output_tokenizer
 from .whole_word import word_starts
 
 HISTOGRAM_BIN = 16
 BATCH_ROWS = 8192
-
-
-def _flat(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Values and offsets of a list column as numpy arrays."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    offsets = array.offsets.to_numpy().astype(np.int64)
-    values = array.values.to_numpy()
-    return values[offsets[0] : offsets[-1]], offsets - offsets[0]
 
 
 class _Totals:
@@ -41,16 +34,17 @@ class _Totals:
 
     def add(self, batch: pa.RecordBatch, special: dict[str, int], continuation: np.ndarray) -> None:
         lengths = batch.column("num_tokens").to_numpy().astype(np.int64)
-        np.add.at(self.length_counts, np.minimum(lengths, len(self.length_counts) - 1), 1)
+        clipped = np.minimum(lengths, len(self.length_counts) - 1)
+        self.length_counts += np.bincount(clipped, minlength=len(self.length_counts))
         for name, counts in self.labels.items():
             if name in batch.schema.names:
                 counts += np.bincount(batch.column(name).to_numpy(), minlength=2)[:2]
-        ids, offsets = _flat(batch.column("input_ids"))
+        ids, offsets = list_values(batch.column("input_ids"))
         is_content = ~np.isin(ids, [special["[CLS]"], special["[SEP]"]])
         unk = ids == special["[UNK]"]
         if "masked_lm_positions" in batch.schema.names:
-            positions, pos_offsets = _flat(batch.column("masked_lm_positions"))
-            originals, _ = _flat(batch.column("masked_lm_ids"))
+            positions, pos_offsets = list_values(batch.column("masked_lm_positions"))
+            originals, _ = list_values(batch.column("masked_lm_ids"))
             row = np.repeat(np.arange(len(pos_offsets) - 1), np.diff(pos_offsets))
             flat_positions = offsets[row] + positions
             replaced = ids[flat_positions]

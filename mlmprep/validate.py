@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 
 from .config import BuildConfig
 from .manifest import INDEX, TOKENIZER_FILE, read_index, sha256_file
-from .schema import output_schema
-from .stats import BATCH_ROWS, _flat
+from .schema import list_values, output_schema
+from .stats import BATCH_ROWS
 
 SHARD_PATTERN = re.compile(r"^(train|validation)-\d{5}-of-\d{5}\.parquet$")
 
@@ -84,8 +84,8 @@ def row_problems(
     """First row (index in batch) that breaks an invariant, with the reason; None if all hold.
 
     `segments` is 2 for `[CLS] A [SEP] B [SEP]` rows and 1 for `[CLS] A [SEP]` rows."""
-    ids, offsets = _flat(batch.column("input_ids"))
-    types, type_offsets = _flat(batch.column("token_type_ids"))
+    ids, offsets = list_values(batch.column("input_ids"))
+    types, type_offsets = list_values(batch.column("token_type_ids"))
     lengths = np.diff(offsets)
     n = len(lengths)
     row_of = np.repeat(np.arange(n), lengths)
@@ -133,8 +133,8 @@ def _mask_problems(
     lengths: np.ndarray,
     special: dict[str, int],
 ) -> tuple[int, str] | None:
-    positions, pos_offsets = _flat(batch.column("masked_lm_positions"))
-    originals, id_offsets = _flat(batch.column("masked_lm_ids"))
+    positions, pos_offsets = list_values(batch.column("masked_lm_positions"))
+    originals, id_offsets = list_values(batch.column("masked_lm_ids"))
     n = len(lengths)
     if not np.array_equal(pos_offsets, id_offsets):
         bad = np.flatnonzero(np.diff(pos_offsets) != np.diff(id_offsets))
