@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from .manifest import read_index
+from .tokenization import load_output_tokenizer
 
 IGNORE_INDEX = -100
 STREAM_DYNAMIC_MASKING = 6
@@ -78,9 +79,7 @@ class MlmCollator:
         index = read_index(output_dir)
         special = index["tokenizer"]["special_ids"]
         config = index["config"]
-        excluded = set(special.values())
-        vocab_size = index["tokenizer"]["vocab_size"]
-        random_ids = np.array([i for i in range(vocab_size) if i not in excluded])
+        random_ids = load_output_tokenizer(output_dir).random_pool  # as the build drew them
         return cls(
             pad_id=special["[PAD]"],
             mask_id=special["[MASK]"],
