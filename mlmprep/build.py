@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import glob
 import math
 import os
 import time
@@ -12,11 +11,12 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from . import storage
 from .accounting import InputReport
 from .config import BuildConfig
 from .engines.dask import DaskEngine
 from .engines.local import LocalEngine
-from .errors import InputError, OutputError
+from .errors import ConfigError, InputError, OutputError
 from .manifest import (
     INDEX,
     SHARDS_DIR,
@@ -63,6 +63,11 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
     the output directory already held this exact build.
     """
     started = time.monotonic()
+    in_process = options.engine == "local" and options.workers == 1
+    if not in_process and any(p.startswith("memory://") for p in [*inputs, output_dir]):
+        raise ConfigError(
+            "memory:// lives inside one process; use --workers 1 (local engine) with it"
+        )
     files = describe_inputs(resolve_inputs(inputs, output_dir))
     encoder = encoder_for(config)
     identity = {
@@ -148,11 +153,12 @@ def _build(
         options,
         {**timings, **resumed, "peak_spill_bytes": peak_spill},
     )
-    write_text_atomically(os.path.join(output_dir, TOKENIZER_FILE), encoder.json)
-    write_json_atomically(os.path.join(output_dir, INDEX), index)
-    for shard in index["shards"]:  # temp files of workers that died mid-write
-        for stale in glob.glob(os.path.join(glob.escape(output_dir), shard["name"] + ".tmp-*")):
-            os.remove(stale)
+    write_text_atomically(storage.join(output_dir, TOKENIZER_FILE), encoder.json)
+    write_json_atomically(storage.join(output_dir, INDEX), index)
+    shard_names = tuple(shard["name"] + ".tmp-" for shard in index["shards"])
+    for name in storage.listdir(output_dir):  # temp files of workers that died mid-write
+        if name.startswith(shard_names):
+            storage.remove(storage.join(output_dir, name))
     work.remove()
     return _summary(index, already_built=False)
 
@@ -235,21 +241,21 @@ def _unit_name(index: int) -> str:
 
 def _prepare_output(output_dir: str, identity: dict, overwrite: bool) -> bool:
     """Check the output directory; True when it already holds this exact, finished build."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    if storage.exists(output_dir) and not storage.isdir(output_dir):
         raise OutputError(f"{output_dir}: exists and is not a directory; choose another output")
     try:
-        os.makedirs(output_dir, exist_ok=True)
-        probe = os.path.join(output_dir, f".mlmprep-probe-{os.getpid()}")
-        with open(probe, "w"):
+        storage.makedirs(output_dir)
+        probe = storage.join(output_dir, f".mlmprep-probe-{os.getpid()}")
+        with storage.open_file(probe, "wb"):
             pass
-        os.remove(probe)
+        storage.remove(probe)
     except OSError as exc:
         raise OutputError(
             f"{output_dir}: output directory not writable ({exc.strerror}); "
             "choose another output or fix its permissions"
         ) from None
     work = WorkState(output_dir)
-    if os.path.exists(os.path.join(output_dir, INDEX)):
+    if storage.exists(storage.join(output_dir, INDEX)):
         diffs = differences(read_index(output_dir), identity)
         if not diffs and not overwrite:
             return True

@@ -6,14 +6,13 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import tokenizers
 
-from . import __version__
+from . import __version__, storage
 from .errors import OutputError
 
 INDEX = "index.json"
@@ -37,7 +36,7 @@ def versions() -> dict[str, str]:
 
 def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with storage.open_file(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -47,14 +46,14 @@ def write_text_atomically(path: str, text: str) -> None:
     """Write to a temporary name, fsync, then rename: never half-written under `path`."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with storage.open_file(tmp, "wb") as handle:
+            handle.write(text.encode("utf-8"))
             handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+            storage.sync(handle)
+        storage.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if storage.exists(tmp):
+            storage.remove(tmp)
 
 
 def write_json_atomically(path: str, data: Any) -> None:
@@ -63,14 +62,14 @@ def write_json_atomically(path: str, data: Any) -> None:
 
 
 def read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    with storage.open_file(path, "rb") as handle:
+        return json.loads(handle.read().decode("utf-8"))
 
 
 def read_index(output_dir: str) -> dict:
     """The manifest of a finished build, with a clear error when there is none."""
-    path = os.path.join(output_dir, INDEX)
-    if not os.path.exists(path):
+    path = storage.join(output_dir, INDEX)
+    if not storage.exists(path):
         raise OutputError(
             f"{path}: not found; is {output_dir} an mlmprep build output "
             "(run 'mlmprep build' first)?"
@@ -114,47 +113,45 @@ class WorkState:
 
     def __init__(self, output_dir: str) -> None:
         self.output_dir = output_dir
-        self.path = os.path.join(output_dir, WORK_DIR)
+        self.path = storage.join(output_dir, WORK_DIR)
 
     def exists(self) -> bool:
-        return os.path.exists(os.path.join(self.path, PLAN))
+        return storage.exists(storage.join(self.path, PLAN))
 
     def start(self, plan: dict) -> None:
-        os.makedirs(os.path.join(self.path, UNITS_DIR), exist_ok=True)
-        os.makedirs(os.path.join(self.path, SHARDS_DIR), exist_ok=True)
-        write_json_atomically(os.path.join(self.path, PLAN), plan)
+        storage.makedirs(storage.join(self.path, UNITS_DIR))
+        storage.makedirs(storage.join(self.path, SHARDS_DIR))
+        write_json_atomically(storage.join(self.path, PLAN), plan)
 
     def plan(self) -> dict:
-        return read_json(os.path.join(self.path, PLAN))
+        return read_json(storage.join(self.path, PLAN))
 
     def record(self, kind: str, name: str, data: dict) -> None:
-        write_json_atomically(os.path.join(self.path, kind, f"{name}.json"), data)
+        write_json_atomically(storage.join(self.path, kind, f"{name}.json"), data)
 
     def records(self, kind: str) -> dict[str, dict]:
-        directory = os.path.join(self.path, kind)
-        if not os.path.isdir(directory):
-            return {}
+        directory = storage.join(self.path, kind)
         return {
-            n[:-5]: read_json(os.path.join(directory, n))
-            for n in sorted(os.listdir(directory))
+            n[:-5]: read_json(storage.join(directory, n))
+            for n in storage.listdir(directory)
             if n.endswith(".json")
         }
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        storage.rmtree(self.path)
 
 
 def remove_build(output_dir: str) -> None:
     """--overwrite: delete only what mlmprep wrote (listed shards, manifest, work dir)."""
     names = [INDEX, TOKENIZER_FILE]
-    index_path = os.path.join(output_dir, INDEX)
-    if os.path.exists(index_path):
+    index_path = storage.join(output_dir, INDEX)
+    if storage.exists(index_path):
         with contextlib.suppress(OSError, ValueError):
             names += [s["name"] for s in read_json(index_path).get("shards", [])]
     work = WorkState(output_dir)
     names += [record["name"] for record in work.records(SHARDS_DIR).values()]
     for name in names:
-        path = os.path.join(output_dir, os.path.basename(name))
-        if os.path.isfile(path):
-            os.remove(path)
+        path = storage.join(output_dir, storage.basename(name))
+        if storage.isfile(path):
+            storage.remove(path)
     work.remove()

@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import asdict, dataclass
 
+from . import storage
 from .config import BuildConfig
 from .errors import InputError
 from .readers import (
@@ -71,11 +72,15 @@ class InputFile:
 def resolve_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> list[str]:
     """Expand files, directories (recursively) and globs to a sorted list of files.
 
-    Hidden files and anything inside the output directory are left out.
+    Hidden files and anything inside the output directory are left out. URLs
+    (`file://`, `memory://`, `s3://`, ...) are expanded through fsspec.
     """
-    out = os.path.realpath(output_dir)
     found: set[str] = set()
     for spec in inputs:
+        if storage.is_url(spec):
+            found.update(_resolve_url(spec, output_dir))
+            continue
+        out = os.path.realpath(output_dir)
         if glob.has_magic(spec):
             matches = glob.glob(spec, recursive=True)
             if not matches:
@@ -99,6 +104,30 @@ def resolve_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> list
     return sorted(found)
 
 
+def _resolve_url(spec: str, output_dir: str) -> list[str]:
+    """Files of a URL, a URL directory (recursively) or a URL glob, through fsspec."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(spec)
+    out = fs._strip_protocol(output_dir) if storage.is_url(output_dir) else None
+    if glob.has_magic(path):
+        matches = fs.glob(path)
+        if not matches:
+            raise InputError(f"{spec}: the pattern matches no file; check the glob and quote it")
+    elif fs.exists(path):
+        matches = [path]
+    else:
+        raise InputError(f"{spec}: no such file or directory")
+    files = []
+    for match in matches:
+        for found in fs.find(match) if fs.isdir(match) else [match]:
+            hidden = any(part.startswith(".") for part in found.split("/")[1:])
+            inside = out is not None and (found == out or found.startswith(out.rstrip("/") + "/"))
+            if not hidden and not inside:
+                files.append(fs.unstrip_protocol(found))
+    return files
+
+
 def _inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory + os.sep)
 
@@ -120,12 +149,27 @@ def describe_inputs(paths: list[str]) -> list[InputFile]:
     described = []
     for path in paths:
         try:
-            stat = os.stat(path)
-            binary, raw_size = _sniff(path, stat.st_size)
+            size, mtime_ns = _stat(path)
+            binary, raw_size = _sniff(path, size)
         except READ_ERRORS as exc:
             raise read_error(path, exc) from None
-        described.append(InputFile(path, stat.st_size, stat.st_mtime_ns, raw_size, binary))
+        described.append(InputFile(path, size, mtime_ns, raw_size, binary))
     return described
+
+
+def _stat(path: str) -> tuple[int, int]:
+    """Size and modification time (ns; 0 where a store does not say) of a file."""
+    if not storage.is_url(path):
+        stat = os.stat(path)
+        return stat.st_size, stat.st_mtime_ns
+    import fsspec
+
+    fs = fsspec.core.url_to_fs(path)[0]
+    info = fs.info(path)
+    modified = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
+    if hasattr(modified, "timestamp"):
+        modified = modified.timestamp()
+    return int(info["size"]), int(float(modified) * 1e9)
 
 
 def _sniff(path: str, size: int) -> tuple[bool, int]:
@@ -137,8 +181,8 @@ def _sniff(path: str, size: int) -> tuple[bool, int]:
     if compression is None:
         raw = size
     elif compression == "gzip" and size >= 4:
-        with open(path, "rb") as handle:
-            handle.seek(-4, os.SEEK_END)
+        with storage.open_file(path, "rb") as handle:
+            handle.seek(size - 4)
             raw = max(int.from_bytes(handle.read(4), "little"), size)
     else:
         raw = size * COMPRESSION_RATIO
@@ -148,7 +192,12 @@ def _sniff(path: str, size: int) -> tuple[bool, int]:
 def fingerprint(files: list[InputFile]) -> list[dict]:
     """Sorted paths, sizes and mtimes: a changed input makes a different fingerprint."""
     return [
-        {"path": os.path.abspath(f.path), "size": f.size, "mtime_ns": f.mtime_ns} for f in files
+        {
+            "path": f.path if storage.is_url(f.path) else os.path.abspath(f.path),
+            "size": f.size,
+            "mtime_ns": f.mtime_ns,
+        }
+        for f in files
     ]
 
 
@@ -186,7 +235,7 @@ def plan_units(files: list[InputFile], config: BuildConfig) -> list[Unit]:
 def _range_bounds(path: str, size: int, fmt: str, unit_size: int) -> list[int]:
     """Document starts near every multiple of unit_size, plus 0 and the file size."""
     bounds = [0]
-    with open(path, "rb") as handle:
+    with storage.open_file(path, "rb") as handle:
         for k in range(1, math.ceil(size / unit_size)):
             start = max(k * unit_size, bounds[-1] + 1)
             if start >= size:

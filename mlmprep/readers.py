@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import gzip
 import io
 import json
 import lzma
@@ -12,6 +13,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
+from . import storage
 from .accounting import InputReport
 from .errors import InputError
 from .sentences import cut_long
@@ -63,8 +65,20 @@ def detect_format(path: str, requested: str) -> str:
 
 
 def open_binary(path: str) -> BinaryIO:
-    """Open a file for streaming bytes, decompressing by extension."""
+    """Open a file (or URL, through fsspec) for streaming bytes, decompressing by extension."""
     _, compression = split_suffixes(path)
+    if storage.is_url(path):
+        raw = storage.open_file(path, "rb")
+        if compression == "gzip":
+            return gzip.GzipFile(fileobj=raw)
+        if compression == "bz2":
+            return bz2.BZ2File(raw)
+        if compression == "xz":
+            return lzma.LZMAFile(raw)
+        if compression == "zstd":
+            stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd")
+            return io.BufferedReader(stream, 1 << 20)
+        return io.BufferedReader(raw, 1 << 20)
     if compression is None:
         return open(path, "rb")
     if compression == "xz":
@@ -106,7 +120,7 @@ def iter_documents(
         raise read_error(path, exc) from None
 
 
-READ_ERRORS = (OSError, EOFError, pa.ArrowException, lzma.LZMAError)
+READ_ERRORS = (OSError, EOFError, pa.ArrowException, lzma.LZMAError, gzip.BadGzipFile)
 
 
 def read_error(path: str, exc: BaseException) -> InputError:
@@ -230,9 +244,8 @@ def _jsonl_documents(
 
 
 def _parquet_documents(path: str, text_field: str, report: InputReport) -> Iterator[Document]:
-    import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
+    parquet = storage.parquet_file(path)
     if text_field not in parquet.schema_arrow.names:
         raise InputError(
             f"{path}: no column {text_field!r} (columns: "

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
-import pyarrow.parquet as pq
-
+from . import storage
 from .manifest import read_index
 from .tokenization import WordPieceEncoder, load_output_tokenizer
 
@@ -17,7 +15,8 @@ def iter_rows(output_dir: str, split: str = "train") -> Iterator[dict]:
     """Rows of a build's shards as dicts, shard by shard, in stored order."""
     index = read_index(output_dir)
     for shard in (s for s in index["shards"] if s["split"] == split):
-        for batch in pq.ParquetFile(os.path.join(output_dir, shard["name"])).iter_batches(256):
+        parquet = storage.parquet_file(storage.join(output_dir, shard["name"]))
+        for batch in parquet.iter_batches(256):
             yield from batch.to_pylist()
 
 

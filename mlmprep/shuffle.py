@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import storage
 from .manifest import SHARDS_DIR, WorkState, sha256_file
 from .schema import COMPRESSION
 from .spill import bucket_dir, read_bucket
@@ -46,7 +46,7 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
     bounds = np.linspace(0, table.num_rows, len(task.names) + 1).round().astype(int)
     shards = [
         write_parquet_atomically(
-            table, order[start:end], task.schema, os.path.join(task.output_dir, name)
+            table, order[start:end], task.schema, storage.join(task.output_dir, name)
         )
         for name, start, end in zip(task.names, bounds, bounds[1:])
     ]
@@ -54,7 +54,7 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
     for shard in shards:
         work.record(SHARDS_DIR, shard["name"], shard)
     # only now: a rerun after a crash above still finds the bucket and redoes it
-    shutil.rmtree(bucket_dir(task.work_dir, task.split, task.bucket), ignore_errors=True)
+    storage.rmtree(bucket_dir(task.work_dir, task.split, task.bucket))
     pa.default_memory_pool().release_unused()
     return shards
 
@@ -80,18 +80,21 @@ def write_parquet_atomically(
     name, then rename into place; return name, rows, bytes, sha256."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with pq.ParquetWriter(tmp, schema, compression=COMPRESSION) as writer:
+        with (
+            storage.arrow_sink(tmp) as sink,
+            pq.ParquetWriter(sink, schema, compression=COMPRESSION) as writer,
+        ):
             for group in row_groups(table, rows):
                 part = table.take(pa.array(group)).replace_schema_metadata(schema.metadata)
                 writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
         digest = sha256_file(tmp)
-        os.replace(tmp, path)
+        storage.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if storage.exists(tmp):
+            storage.remove(tmp)
     return {
-        "name": os.path.basename(path),
+        "name": storage.basename(path),
         "rows": len(rows),
-        "bytes": os.path.getsize(path),
+        "bytes": storage.size(path),
         "sha256": digest,
     }

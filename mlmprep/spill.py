@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
+
+from . import storage
 
 SPLITS = ("train", "validation")
 SPILL_DIR = "spill"
 
 
 def bucket_dir(work_dir: str, split: str, bucket: int) -> str:
-    return os.path.join(work_dir, SPILL_DIR, split, f"bucket-{bucket:05d}")
+    return storage.join(work_dir, SPILL_DIR, split, f"bucket-{bucket:05d}")
 
 
 class SpillWriter:
@@ -28,9 +28,10 @@ class SpillWriter:
         self, work_dir: str, split: str, unit_index: int, n_buckets: int, rng: np.random.Generator
     ) -> None:
         self._paths = [
-            os.path.join(bucket_dir(work_dir, split, b), f"unit-{unit_index:06d}.arrow")
+            storage.join(bucket_dir(work_dir, split, b), f"unit-{unit_index:06d}.arrow")
             for b in range(n_buckets)
         ]
+        self._dirs = [bucket_dir(work_dir, split, b) for b in range(n_buckets)]
         self._next_bucket = int(rng.integers(n_buckets))
         self._writers: dict[int, tuple[pa.OSFile, ipc.RecordBatchFileWriter]] = {}
         self.rows: dict[int, int] = {}
@@ -53,8 +54,8 @@ class SpillWriter:
 
     def _writer(self, bucket: int, schema: pa.Schema) -> ipc.RecordBatchFileWriter:
         if bucket not in self._writers:
-            os.makedirs(os.path.dirname(self._paths[bucket]), exist_ok=True)
-            sink = pa.OSFile(self._paths[bucket] + ".tmp", "wb")
+            storage.makedirs(self._dirs[bucket])
+            sink = storage.arrow_sink(self._paths[bucket] + ".tmp")
             self._writers[bucket] = (sink, ipc.new_file(sink, schema))
         return self._writers[bucket][1]
 
@@ -63,7 +64,7 @@ class SpillWriter:
         for bucket, (sink, writer) in sorted(self._writers.items()):
             writer.close()
             sink.close()
-            os.replace(self._paths[bucket] + ".tmp", self._paths[bucket])
+            storage.replace(self._paths[bucket] + ".tmp", self._paths[bucket])
         self._writers.clear()
         return self.rows
 
@@ -71,21 +72,14 @@ class SpillWriter:
 def read_bucket(work_dir: str, split: str, bucket: int, schema: pa.Schema) -> pa.Table:
     """All units' rows of one bucket, in unit order (so the result is scheduling-independent)."""
     directory = bucket_dir(work_dir, split, bucket)
-    names = (
-        sorted(n for n in os.listdir(directory) if n.endswith(".arrow"))
-        if os.path.isdir(directory)
-        else []
-    )
     tables = []
-    for name in names:
-        with pa.OSFile(os.path.join(directory, name)) as source:
-            tables.append(ipc.open_file(source).read_all())
+    for name in storage.listdir(directory):
+        if name.endswith(".arrow"):
+            with storage.arrow_source(storage.join(directory, name)) as source:
+                tables.append(ipc.open_file(source).read_all())
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def spill_bytes(work_dir: str) -> int:
     """Bytes currently held in spill files (for the peak temporary disk figure)."""
-    total = 0
-    for root, _, names in os.walk(os.path.join(work_dir, SPILL_DIR)):
-        total += sum(os.path.getsize(os.path.join(root, n)) for n in names)
-    return total
+    return storage.tree_size(storage.join(work_dir, SPILL_DIR))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from . import storage
 from .manifest import read_index
 from .schema import list_values
 from .tokenization import load_output_tokenizer
@@ -90,7 +88,7 @@ def compute_stats(output_dir: str, split: str = "train") -> dict:
     continuation = load_output_tokenizer(output_dir).continuation
     shards = [s for s in index["shards"] if s["split"] == split]
     for shard in shards:
-        parquet = pq.ParquetFile(os.path.join(output_dir, shard["name"]))
+        parquet = storage.parquet_file(storage.join(output_dir, shard["name"]))
         totals.rows_per_shard.append(parquet.metadata.num_rows)
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             totals.add(batch, special, continuation)

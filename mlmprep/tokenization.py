@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 from dataclasses import dataclass
 from importlib import resources
 
@@ -13,6 +12,7 @@ import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
+from . import storage
 from .errors import OutputError, TokenizerError
 from .manifest import TOKENIZER_FILE
 
@@ -209,8 +209,8 @@ class WordPieceEncoder:
 
 def load_output_tokenizer(output_dir: str) -> WordPieceEncoder:
     """The tokenizer copied into a build's output directory."""
-    path = os.path.join(output_dir, TOKENIZER_FILE)
-    if not os.path.exists(path):
+    path = storage.join(output_dir, TOKENIZER_FILE)
+    if not storage.exists(path):
         raise OutputError(f"{path}: missing; rebuild the output with 'mlmprep build'")
     return WordPieceEncoder(path)
 
@@ -238,17 +238,17 @@ def _load(spec: str, lowercase: bool | None) -> tuple[str, Tokenizer]:
         text = resources.files("mlmprep.data").joinpath(filename).read_text(encoding="utf-8")
         lower = default_lowercase if lowercase is None else lowercase
         return spec, wordpiece_from_vocab(text, lower)
-    if not os.path.exists(spec):
+    if not storage.exists(spec):
         raise TokenizerError(
             f"{spec}: tokenizer not found; pass --tokenizer bert-base-uncased, "
             "a vocab.txt or a tokenizer.json"
         )
     try:
-        with open(spec, encoding="utf-8") as handle:
-            text = handle.read()
+        with storage.open_file(spec, "rb") as handle:
+            text = handle.read().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TokenizerError(f"{spec}: cannot read the tokenizer ({exc})") from None
-    name = os.path.basename(spec)
+    name = storage.basename(spec)
     if spec.endswith(".json"):
         return name, _from_json(spec, text)
     return name, wordpiece_from_vocab(text, True if lowercase is None else lowercase)

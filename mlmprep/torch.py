@@ -8,15 +8,14 @@ Face `DataCollatorForLanguageModeling` semantics from a seeded `torch.Generator`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from . import storage
 from .manifest import read_index
 from .tokenization import load_output_tokenizer
 
@@ -184,7 +183,7 @@ def _pad(sequences: list[list[int]], width: int, value: int) -> torch.Tensor:
 
 def _shard_paths(output_dir: str, split: str) -> list[str]:
     index = read_index(output_dir)
-    return [os.path.join(output_dir, s["name"]) for s in index["shards"] if s["split"] == split]
+    return [storage.join(output_dir, s["name"]) for s in index["shards"] if s["split"] == split]
 
 
 class MlmprepDataset(Dataset):
@@ -195,7 +194,7 @@ class MlmprepDataset(Dataset):
     """
 
     def __init__(self, output_dir: str, split: str = "train") -> None:
-        tables = [pq.read_table(path) for path in _shard_paths(output_dir, split)]
+        tables = [storage.parquet_file(path).read() for path in _shard_paths(output_dir, split)]
         self.table = pa.concat_tables(tables).combine_chunks() if tables else None
 
     def __len__(self) -> int:
@@ -235,7 +234,7 @@ class MlmprepIterableDataset(IterableDataset):
         self.row_groups = [
             (path, group)
             for path in _shard_paths(output_dir, split)
-            for group in range(pq.ParquetFile(path).num_row_groups)
+            for group in range(storage.parquet_file(path).num_row_groups)
         ]
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
 
@@ -252,7 +251,7 @@ class MlmprepIterableDataset(IterableDataset):
         )
         mine = [self.row_groups[i] for i in order][reader::readers]
         for path, group in mine:
-            table = pq.ParquetFile(path).read_row_group(group)
+            table = storage.parquet_file(path).read_row_group(group)
             rows = table.to_pylist()
             if self.shuffle:
                 rows = [rows[i] for i in rng.permutation(len(rows))]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from . import storage
 from .config import BuildConfig
 from .manifest import INDEX, TOKENIZER_FILE, read_index, sha256_file
 from .schema import list_values, output_schema
@@ -22,7 +21,7 @@ def validate(output_dir: str, check_rows: bool = True) -> dict:
     index = read_index(output_dir)
     problems: list[str] = []
     listed = {s["name"]: s for s in index["shards"]}
-    present = {n for n in os.listdir(output_dir) if SHARD_PATTERN.match(n)}
+    present = {n for n in storage.listdir(output_dir) if SHARD_PATTERN.match(n)}
     problems += [
         f"{name}: extra shard, not listed in {INDEX}" for name in sorted(present - set(listed))
     ]
@@ -33,13 +32,13 @@ def validate(output_dir: str, check_rows: bool = True) -> dict:
     schema = output_schema(build_config)
     rows = 0
     for name, shard in sorted(listed.items()):
-        path = os.path.join(output_dir, name)
-        if not os.path.exists(path):
+        path = storage.join(output_dir, name)
+        if not storage.exists(path):
             problems.append(f"{name}: missing")
             continue
-        if os.path.getsize(path) != shard["bytes"]:
+        if storage.size(path) != shard["bytes"]:
             problems.append(
-                f"{name}: {os.path.getsize(path)} bytes, {INDEX} says {shard['bytes']} "
+                f"{name}: {storage.size(path)} bytes, {INDEX} says {shard['bytes']} "
                 "(truncated or replaced)"
             )
             continue
@@ -51,14 +50,14 @@ def validate(output_dir: str, check_rows: bool = True) -> dict:
             if problem:
                 problems.append(f"{name}: {problem}")
         rows += shard["rows"]
-    if not os.path.exists(os.path.join(output_dir, TOKENIZER_FILE)):
+    if not storage.exists(storage.join(output_dir, TOKENIZER_FILE)):
         problems.append(f"{TOKENIZER_FILE}: missing")
     return {"ok": not problems, "problems": problems, "shards": len(listed), "rows": rows}
 
 
 def _check_shard(path: str, schema: pa.Schema, index: dict, expected_rows: int) -> str | None:
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = storage.parquet_file(path)
     except (OSError, pa.ArrowException) as exc:
         return f"unreadable Parquet ({exc})"
     if not parquet.schema_arrow.remove_metadata().equals(schema):

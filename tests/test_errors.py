@@ -56,7 +56,7 @@ def test_output_directory_not_writable(tmp_path, monkeypatch):
     def refuse(name, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", name)
 
-    monkeypatch.setattr("mlmprep.build.open", refuse, raising=False)
+    monkeypatch.setattr("mlmprep.storage.open", refuse, raising=False)
     result = invoke(str(tmp_path / "a.txt"), str(tmp_path / "out"))
     assert result.exit_code == 1
     assert result.stderr == (

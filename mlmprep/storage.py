@@ -1,0 +1,139 @@
+"""Where files live: local paths through `os` (the fast path, no fsspec import), and
+URLs (`file://`, `memory://`, `s3://`, `gs://`, ...) through fsspec.
+
+On object stores a rename is a copy: there, the completion records under the output's
+work directory decide what is finished, not the presence of a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
+def _fs(path: str) -> Any:
+    try:
+        import fsspec
+    except ImportError:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"{path}: URLs need fsspec: pip install fsspec (and s3fs, gcsfs...)"
+        ) from None
+    return fsspec.core.url_to_fs(path)[0]
+
+
+def join(base: str, *parts: str) -> str:
+    if is_url(base):
+        return posixpath.join(base, *parts)
+    return os.path.join(base, *parts)
+
+
+def basename(path: str) -> str:
+    return posixpath.basename(path.rstrip("/")) if is_url(path) else os.path.basename(path)
+
+
+def open_file(path: str, mode: str = "rb") -> IO:
+    """A binary file object (seekable when reading)."""
+    return _fs(path).open(path, mode) if is_url(path) else open(path, mode)
+
+
+def exists(path: str) -> bool:
+    return _fs(path).exists(path) if is_url(path) else os.path.exists(path)
+
+
+def isdir(path: str) -> bool:
+    return _fs(path).isdir(path) if is_url(path) else os.path.isdir(path)
+
+
+def isfile(path: str) -> bool:
+    return _fs(path).isfile(path) if is_url(path) else os.path.isfile(path)
+
+
+def makedirs(path: str) -> None:
+    if is_url(path):
+        _fs(path).makedirs(path, exist_ok=True)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def listdir(path: str) -> list[str]:
+    """Names (not paths) in a directory, sorted; empty when it does not exist."""
+    if is_url(path):
+        fs = _fs(path)
+        if not fs.isdir(path):
+            return []
+        return sorted(basename(entry) for entry in fs.ls(path, detail=False))
+    return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+def replace(source: str, target: str) -> None:
+    """Rename (atomic locally; a copy and delete on object stores)."""
+    if is_url(source):
+        _fs(source).mv(source, target)
+    else:
+        os.replace(source, target)
+
+
+def remove(path: str) -> None:
+    if is_url(path):
+        _fs(path).rm(path)
+    else:
+        os.remove(path)
+
+
+def rmtree(path: str) -> None:
+    if is_url(path):
+        fs = _fs(path)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def size(path: str) -> int:
+    return _fs(path).size(path) if is_url(path) else os.path.getsize(path)
+
+
+def tree_size(path: str) -> int:
+    """Bytes of all files below a directory."""
+    if is_url(path):
+        fs = _fs(path)
+        return sum(fs.sizes(fs.find(path))) if fs.exists(path) else 0
+    total = 0
+    for root, _, names in os.walk(path):
+        total += sum(os.path.getsize(os.path.join(root, n)) for n in names)
+    return total
+
+
+def sync(handle: IO) -> None:
+    """fsync a local file before it is renamed into place (no-op elsewhere)."""
+    with contextlib.suppress(AttributeError, OSError, ValueError, NotImplementedError):
+        os.fsync(handle.fileno())
+
+
+def arrow_sink(path: str) -> pa.NativeFile:
+    """An Arrow output stream for IPC and Parquet writers."""
+    if is_url(path):
+        return pa.PythonFile(open_file(path, "wb"), mode="w")
+    return pa.OSFile(path, "wb")
+
+
+def arrow_source(path: str) -> pa.NativeFile:
+    if is_url(path):
+        return pa.PythonFile(open_file(path, "rb"), mode="r")
+    return pa.OSFile(path, "rb")
+
+
+def parquet_file(path: str) -> pq.ParquetFile:
+    return pq.ParquetFile(open_file(path, "rb") if is_url(path) else path)

@@ -1,0 +1,68 @@
+"""Inputs and outputs as fsspec URLs: the same bytes as with local paths."""
+
+import hashlib
+
+import pytest
+
+fsspec = pytest.importorskip("fsspec", reason="fsspec is not installed")
+
+from mlmprep.build import RunOptions, build  # noqa: E402
+from mlmprep.config import BuildConfig  # noqa: E402
+from mlmprep.stats import compute_stats  # noqa: E402
+from mlmprep.validate import validate  # noqa: E402
+
+from .helpers import SAMPLE_DIR, run_build, shard_hashes  # noqa: E402
+
+CONFIG = BuildConfig(shard_size=300)
+
+
+@pytest.fixture(scope="module")
+def local_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    build([str(SAMPLE_DIR)], str(out), CONFIG, RunOptions(workers=1))
+    return out
+
+
+def url_hashes(url: str) -> dict[str, str]:
+    fs, path = fsspec.core.url_to_fs(url)
+    return {
+        name.rsplit("/", 1)[-1]: hashlib.sha256(fs.cat_file(name)).hexdigest()
+        for name in sorted(fs.ls(path, detail=False))
+        if name.endswith(".parquet")
+    }
+
+
+def test_memory_urls_in_and_out(local_build):
+    memory = fsspec.filesystem("memory")
+    for path in sorted(SAMPLE_DIR.glob("*.txt.gz")):
+        memory.pipe(f"/corpus/{path.name}", path.read_bytes())
+    summary = build(["memory://corpus"], "memory://out", CONFIG, RunOptions(workers=1))
+    assert summary["documents"] == 37 and summary["shards"] >= 2
+    assert url_hashes("memory://out") == shard_hashes(local_build)
+    assert validate("memory://out")["ok"]
+    assert compute_stats("memory://out")["instances"] == summary["instances"]
+    assert not memory.exists("/out/.mlmprep-work")
+    again = build(["memory://corpus"], "memory://out", CONFIG, RunOptions(workers=1))
+    assert again["already_built"]
+
+
+def test_file_urls_with_worker_processes(local_build, tmp_path):
+    corpus = f"file://{SAMPLE_DIR}"
+    out = f"file://{tmp_path / 'out'}"
+    build([corpus], out, CONFIG, RunOptions(workers=2))
+    assert shard_hashes(tmp_path / "out") == shard_hashes(local_build)
+    assert validate(out)["ok"]
+
+
+def test_missing_url_is_a_clear_error(tmp_path):
+    from mlmprep.errors import InputError
+
+    with pytest.raises(InputError, match="memory://nothing-here: no such file or directory"):
+        run_build(["memory://nothing-here"], tmp_path / "out")
+
+
+def test_memory_urls_need_one_process():
+    from mlmprep.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="memory:// lives inside one process"):
+        build(["memory://corpus"], "memory://out2", CONFIG, RunOptions(workers=2))
