@@ -143,3 +143,36 @@ def test_unreachable_scheduler_is_a_clear_error(corpus, tmp_path, monkeypatch):
     options = RunOptions(workers=1, engine="dask", scheduler=address)
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
         build([str(corpus)], str(tmp_path / "out"), CONFIG, options)
+
+
+def test_workers_with_other_versions_are_refused():
+    from mlmprep.engines.dask import DaskEngine
+    from mlmprep.errors import ConfigError
+    from mlmprep.manifest import versions
+
+    class Client:
+        def run(self, function):
+            return {"tcp://10.0.0.7:4000": {**versions(), "pyarrow": "0.0.1"}}
+
+    engine = DaskEngine(workers=1)
+    engine._client = Client()
+    with pytest.raises(ConfigError, match=r"tcp://10.0.0.7:4000 has pyarrow 0.0.1 \(client"):
+        engine._check_versions()
+
+
+def test_a_failing_unit_names_its_file_on_the_client(tmp_path):
+    import gzip
+
+    from mlmprep.errors import InputError
+
+    bad = tmp_path / "corpus" / "bad.txt.gz"
+    bad.parent.mkdir()
+    bad.write_bytes(gzip.compress(b"Some text. More text.\n" * 50_000)[:-100])
+    (tmp_path / "corpus" / "good.txt").write_text("Fine text here. And more.\n")
+    with pytest.raises(InputError, match=r"bad\.txt\.gz: corrupt or truncated data"):
+        build(
+            [str(tmp_path / "corpus")],
+            str(tmp_path / "out"),
+            CONFIG,
+            RunOptions(workers=2, engine="dask"),
+        )
