@@ -80,7 +80,7 @@ def resolve_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> list
         if storage.is_url(spec):
             found.update(_resolve_url(spec, output_dir))
             continue
-        out = os.path.realpath(output_dir)
+        out = os.path.realpath(output_dir.removeprefix("file://"))
         if glob.has_magic(spec):
             matches = glob.glob(spec, recursive=True)
             if not matches:
@@ -121,7 +121,8 @@ def _resolve_url(spec: str, output_dir: str) -> list[str]:
     files = []
     for match in matches:
         for found in fs.find(match) if fs.isdir(match) else [match]:
-            hidden = any(part.startswith(".") for part in found.split("/")[1:])
+            below = found[len(match) :].split("/") if found != match else []
+            hidden = any(part.startswith(".") for part in below)
             inside = out is not None and (found == out or found.startswith(out.rstrip("/") + "/"))
             if not hidden and not inside:
                 files.append(fs.unstrip_protocol(found))

@@ -66,3 +66,14 @@ def test_memory_urls_need_one_process():
 
     with pytest.raises(ConfigError, match="memory:// lives inside one process"):
         build(["memory://corpus"], "memory://out2", CONFIG, RunOptions(workers=2))
+
+
+def test_a_file_url_output_inside_the_input_directory_is_not_read(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for path in SAMPLE_DIR.glob("*.txt.gz"):
+        (corpus / path.name).write_bytes(path.read_bytes())
+    out = f"file://{corpus / 'out'}"
+    first = build([str(corpus)], out, CONFIG, RunOptions(workers=1))
+    again = build([str(corpus)], out, CONFIG, RunOptions(workers=1))
+    assert again["already_built"] and again["documents"] == first["documents"] == 37
