@@ -27,10 +27,6 @@ class Corpus:
     def num_documents(self) -> int:
         return len(self.document_starts) - 1
 
-    @property
-    def num_sentences(self) -> int:
-        return len(self.sentence_starts) - 1
-
     def document_of_token(self, token_index: np.ndarray) -> np.ndarray:
         """Document index of each token offset (for tests and checks)."""
         sentence = np.searchsorted(self.sentence_starts, token_index, side="right") - 1

@@ -106,9 +106,7 @@ def resolve_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> list
 
 def _resolve_url(spec: str, output_dir: str) -> list[str]:
     """Files of a URL, a URL directory (recursively) or a URL glob, through fsspec."""
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(spec)
+    fs, path = storage.filesystem(spec)
     out = fs._strip_protocol(output_dir) if storage.is_url(output_dir) else None
     if glob.has_magic(path):
         matches = fs.glob(path)
@@ -163,9 +161,7 @@ def _stat(path: str) -> tuple[int, int]:
     if not storage.is_url(path):
         stat = os.stat(path)
         return stat.st_size, stat.st_mtime_ns
-    import fsspec
-
-    fs = fsspec.core.url_to_fs(path)[0]
+    fs, _ = storage.filesystem(path)
     info = fs.info(path)
     modified = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
     if hasattr(modified, "timestamp"):

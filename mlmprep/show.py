@@ -8,8 +8,6 @@ from . import storage
 from .manifest import read_index
 from .tokenization import WordPieceEncoder, load_output_tokenizer
 
-SPECIAL_NAMES = ("[CLS]", "[SEP]")
-
 
 def iter_rows(output_dir: str, split: str = "train") -> Iterator[dict]:
     """Rows of a build's shards as dicts, shard by shard, in stored order."""

@@ -21,7 +21,8 @@ def is_url(path: str) -> bool:
     return "://" in path
 
 
-def _fs(path: str) -> Any:
+def filesystem(path: str) -> tuple[Any, str]:
+    """The fsspec filesystem of a URL and the URL's path on it."""
     try:
         import fsspec
     except ImportError:
@@ -30,7 +31,11 @@ def _fs(path: str) -> Any:
         raise ConfigError(
             f"{path}: URLs need fsspec: pip install fsspec (and s3fs, gcsfs...)"
         ) from None
-    return fsspec.core.url_to_fs(path)[0]
+    return fsspec.core.url_to_fs(path)
+
+
+def _fs(path: str) -> Any:
+    return filesystem(path)[0]
 
 
 def join(base: str, *parts: str) -> str:
