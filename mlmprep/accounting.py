@@ -1,4 +1,4 @@
-"""InputReport: every document read is either used or skipped with a reason (DESIGN.md §5)."""
+"""InputReport: every document read is either used or skipped with a reason."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class InputReport:
         self.examples.extend(examples[: MAX_EXAMPLES - len(self.examples)])
 
     def to_dict(self) -> dict:
-        """The accounting section of index.json (DESIGN.md §5)."""
+        """The accounting section of index.json: documents, files and repairs."""
         return {
             "documents": {
                 "read": self.documents_read,

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from . import storage
 from .accounting import InputReport
 from .config import BuildConfig
+from .counts import SplitCounts
 from .engines.dask import DaskEngine
 from .engines.local import LocalEngine
 from .errors import ConfigError, InputError, OutputError
@@ -31,6 +32,7 @@ from .manifest import (
     write_text_atomically,
 )
 from .planning import (
+    BINARY_REASON,
     Unit,
     describe_inputs,
     estimate_buckets,
@@ -41,7 +43,8 @@ from .planning import (
 from .schema import SCHEMA_VERSION, output_schema, with_metadata
 from .shuffle import ShardTask, shard_name, write_bucket_shards
 from .spill import SPLITS, spill_bytes
-from .units import STREAM_SHUFFLE, UnitTask, encoder_for, process_unit, worker_init
+from .streams import SHARD_SHUFFLE
+from .units import UnitTask, encoder_for, process_unit, worker_init
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
             "memory:// lives inside one process; use --workers 1 (local engine) with it"
         )
     files = describe_inputs(resolve_inputs(inputs, output_dir))
+    if options.strict:
+        for file in files:
+            if file.binary:
+                InputReport(strict=True).skip_file(file.path, BINARY_REASON)
     encoder = encoder_for(config)
     identity = {
         "config": {
@@ -300,9 +307,9 @@ def _shard_tasks(
             names = [shard_name(split, index + i, total) for i in range(count)]
             index += count
             seed = (
-                [config.seed, STREAM_SHUFFLE, bucket]
+                [config.seed, SHARD_SHUFFLE, bucket]
                 if split == "train"
-                else [config.seed, STREAM_SHUFFLE, bucket, 1]
+                else [config.seed, SHARD_SHUFFLE, bucket, 1]
             )
             tasks.append(ShardTask(split, bucket, names, output_dir, work.path, schema, seed))
     return tasks
@@ -317,13 +324,14 @@ def _index(
     run: dict,
 ) -> dict:
     report = InputReport()
-    counts: Counter = Counter()
+    counts: dict[str, SplitCounts] = {}
     for result in sorted(results, key=lambda r: r["unit"]):
         report.merge_dict(result["accounting"], result["examples"])
-        counts.update(result["counts"])
+        for split, unit_counts in result["counts"].items():
+            counts.setdefault(split, SplitCounts()).add(SplitCounts.from_dict(unit_counts))
     for file in files:
         if file.binary:
-            report.skip_file(file.path, "binary file (NUL bytes)")
+            report.skip_file(file.path, BINARY_REASON)
     split_rows = Counter()
     for name, shard in shards.items():
         split_rows[name.split("-")[0]] += shard["rows"]
@@ -332,7 +340,11 @@ def _index(
         **identity,
         "shards": [{"split": name.split("-")[0], **shards[name]} for name in sorted(shards)],
         "accounting": report.to_dict(),
-        "counts": {**dict(sorted(counts.items())), "rows": dict(sorted(split_rows.items()))},
+        "counts": {
+            split: {**counts[split].to_dict(), "rows": split_rows[split]}
+            for split in SPLITS
+            if split in counts
+        },
         "warnings": report.examples,
         "run": {
             "engine": options.engine,
@@ -348,19 +360,19 @@ def _summary(index: dict, already_built: bool) -> dict:
     """The build summary: what the CLI prints (and `--json` emits)."""
     run = index["run"]
     seconds = max(run["total_seconds"], 1e-9)
-    counts = index["counts"]
+    rows = {split: counts["rows"] for split, counts in index["counts"].items()}
     return {
         "already_built": already_built,
         "documents": index["accounting"]["documents"]["used"],
-        "sentences": counts.get("sentences", 0),
-        "instances": sum(counts["rows"].values()),
-        "rows": counts["rows"],
+        "sentences": sum(counts["sentences"] for counts in index["counts"].values()),
+        "instances": sum(rows.values()),
+        "rows": rows,
         "shards": len(index["shards"]),
         "input_bytes": run["input_bytes"],
         "resumed_units": run["units_done_before"],
         "seconds": run["total_seconds"],
         "mb_per_s": round(run["bytes_processed"] / 1e6 / seconds, 3),
-        "instances_per_s": round(sum(counts["rows"].values()) / seconds, 1),
+        "instances_per_s": round(sum(rows.values()) / seconds, 1),
         "peak_spill_bytes": run["peak_spill_bytes"],
         "accounting": index["accounting"],
         "warnings": index["warnings"],

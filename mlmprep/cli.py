@@ -82,7 +82,9 @@ def main() -> None:
 @click.option(
     "--lowercase/--no-lowercase",
     default=None,
-    help="Lowercase before WordPiece (vocab.txt only). [default: lowercase]",
+    help="Lowercase and strip accents before WordPiece (BERT uncased) or keep case and "
+    "accents (cased). Applies to a vocab.txt and the bundled vocabulary [default: "
+    "lowercase]; refused with a tokenizer.json, which brings its own normalizer.",
 )
 @click.option(
     "--max-seq-length",
@@ -291,12 +293,14 @@ def _label_line(stats: dict) -> str:
         return (
             f"NSP random next:      {stats['nsp_random_fraction']:.4f} (forced by one-sentence "
             f"chunks: {stats['forced_random_fraction']:.4f}; "
-            f"{stats['single_sentence_chunks']} such chunks)"
+            f"{stats['single_sentence_chunks']} such chunks; "
+            f"{stats['skipped_single_sentence_chunks']} dropped, no other document)"
         )
     if stats["objective"] == "sop":
         return (
             f"SOP swapped:          {stats['sop_swapped_fraction']:.4f} (one-sentence documents "
-            f"skipped: {stats['skipped_single_sentence_documents']})"
+            f"skipped: {stats['skipped_single_sentence_documents']}; sentences left unpaired: "
+            f"{stats['unpaired_sentences']})"
         )
     return "labels:               none (MLM only)"
 
@@ -318,8 +322,8 @@ def _stats_text(stats: dict) -> str:
         f"masked words whole:   {stats['whole_word_fraction']:.4f} (a token and its ## pieces)",
         f"[UNK] rate:           {stats['unk_rate']:.5f}",
         f"sentences cut:        {stats['sentences_cut']} (longer than the segment limit)",
-        f"documents:            {documents['read']} read, {documents['used']} used, "
-        f"skipped {documents['skipped'] or 0}",
+        f"documents:            {stats['split_documents']} in {stats['split']}; whole build: "
+        f"{documents['read']} read, {documents['used']} used, skipped {documents['skipped'] or 0}",
         "length histogram:",
     ]
     peak = max(stats["length_histogram"].values(), default=1)
@@ -392,7 +396,7 @@ def show_command(output_dir: str, count: int, split: str) -> None:
 def validate_command(output_dir: str, as_json: bool) -> None:
     """Re-hash every shard against index.json and check every row's invariants.
 
-    Exits 1 naming the first bad shard and row.
+    Exits 1 and prints every problem found (each bad shard, with its first bad row).
 
     \b
     Example:

@@ -13,6 +13,7 @@ OBJECTIVES = ("nsp", "sop", "none")
 LANGUAGES = ("en", "zh")
 LABEL_COLUMNS = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "none": None}
 MiB = 1024 * 1024
+MAX_UNIT_SIZE = 1024 * MiB  # keeps one pass's token offsets far below 2**31 (int32 lists)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,9 @@ class BuildConfig:
         _check(0 <= self.seed < 2**63, f"--seed must be in [0, 2**63), got {self.seed}")
         _check(self.shard_size >= 1, f"--shard-size must be at least 1 row, got {self.shard_size}")
         _check(
-            self.unit_size >= 4096, f"--unit-size must be at least 4096 bytes, got {self.unit_size}"
+            4096 <= self.unit_size <= MAX_UNIT_SIZE,
+            f"--unit-size must be between 4096 bytes and {MAX_UNIT_SIZE} (1 GiB), "
+            f"got {self.unit_size}",
         )
 
     @property

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .chunking import Chunk, UniformDraws, chunk_documents
+from .counts import PairCounts
+
 NSP_TARGET = 0.5
 
 
@@ -33,15 +36,25 @@ class Corpus:
         return np.searchsorted(self.document_starts, sentence, side="right") - 1
 
 
-def make_corpus(documents: list[tuple], max_num_tokens: int) -> tuple[Corpus, int]:
-    """Flatten (ids, sentence lengths[, word-start flags]) per document into a Corpus.
+@dataclass(frozen=True)
+class EncodedDocument:
+    """One tokenized document: all its ids, the token count of each sentence and, for
+    segmenter-based whole words, a word-start flag per token."""
+
+    ids: np.ndarray
+    sentence_lengths: np.ndarray
+    word_starts: np.ndarray | None = None
+
+
+def make_corpus(documents: list[EncodedDocument], max_num_tokens: int) -> tuple[Corpus, int]:
+    """Flatten documents into a Corpus.
 
     Empty sentences are dropped; a sentence longer than `max_num_tokens` is cut into
     pieces of that length. Returns the corpus and the number of sentences cut.
     Documents must have at least one token.
     """
-    ids = np.concatenate([d[0] for d in documents]) if documents else np.zeros(0, np.int32)
-    lengths = [d[1][d[1] > 0] for d in documents]
+    ids = np.concatenate([d.ids for d in documents]) if documents else np.zeros(0, np.int32)
+    lengths = [d.sentence_lengths[d.sentence_lengths > 0] for d in documents]
     counts = np.array([len(x) for x in lengths], dtype=np.int64)
     flat = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     pieces = np.maximum(1, -(-flat // max_num_tokens))
@@ -57,8 +70,8 @@ def make_corpus(documents: list[tuple], max_num_tokens: int) -> tuple[Corpus, in
     sentence_starts = np.concatenate(([0], np.cumsum(flat))).astype(np.int64)
     document_starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
     word_starts = None
-    if documents and len(documents[0]) > 2:
-        word_starts = np.concatenate([d[2] for d in documents])
+    if documents and documents[0].word_starts is not None:
+        word_starts = np.concatenate([d.word_starts for d in documents])
     return Corpus(ids, sentence_starts, document_starts, word_starts), cut
 
 
@@ -71,14 +84,19 @@ class Pairs:
     b_start: np.ndarray
     b_len: np.ndarray
     label: np.ndarray
-    counts: dict = field(default_factory=dict)
+    counts: PairCounts = field(default_factory=PairCounts)
 
     def __len__(self) -> int:
         return len(self.label)
 
     @classmethod
     def from_spans(
-        cls, a_start: list, a_end: list, b_start: list, b_end: list, labels: list
+        cls,
+        a_start: list[int],
+        a_end: list[int],
+        b_start: list[int],
+        b_end: list[int],
+        labels: list[int],
     ) -> Pairs:
         """Pairs from token offsets collected in Python lists."""
         a0, b0 = np.array(a_start, np.int64), np.array(b_start, np.int64)
@@ -91,37 +109,6 @@ class Pairs:
         )
 
 
-def document_target(draws: UniformDraws, max_num_tokens: int, short_seq_prob: float) -> int:
-    """A document's target length: usually the maximum, sometimes random in [2, max]."""
-    if draws.random() < short_seq_prob:
-        return draws.integer(2, max_num_tokens + 1)
-    return max_num_tokens
-
-
-class UniformDraws:
-    """Uniform draws taken from a generator in blocks: per-call numpy overhead dominates
-    the pair loop otherwise. Deterministic for a given generator state."""
-
-    BLOCK = 4096
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self._rng = rng
-        self._block: list[float] = []
-        self._next = 0
-
-    def random(self) -> float:
-        """A float in [0, 1)."""
-        if self._next == len(self._block):
-            self._block = self._rng.random(self.BLOCK).tolist()
-            self._next = 0
-        self._next += 1
-        return self._block[self._next - 1]
-
-    def integer(self, low: int, high: int) -> int:
-        """An integer in [low, high)."""
-        return low + int(self.random() * (high - low))
-
-
 class NspBalancer:
     """Coin for multi-sentence chunks so that random pairs make 50% of each unit's pass.
 
@@ -129,7 +116,8 @@ class NspBalancer:
     exponential moving average, since documents of one unit differ), a multi-sentence
     chunk takes a random B with probability (0.5 - f) / (1 - f), nudged by the running
     surplus or deficit of random pairs so the unit's total lands on 50%. Once f >= 0.5
-    the probability is 0: every multi-sentence chunk keeps its true continuation.
+    the base probability is 0: multi-sentence chunks keep their true continuation
+    unless the running deficit alone asks for a random B.
     """
 
     SMOOTHING = 0.02
@@ -160,55 +148,40 @@ def build_pairs(
     starts = corpus.sentence_starts.tolist()
     doc_starts = corpus.document_starts.tolist()
     n_docs = corpus.num_documents
-    a_start, a_end_tok, b_start, b_end_tok, labels = [], [], [], [], []
-    chunks = single = forced = no_partner = 0
+    spans: tuple[list[int], ...] = ([], [], [], [], [])
+    counts = PairCounts()
     balancer = NspBalancer()
     draws = UniformDraws(rng)
-    for d in range(n_docs):
-        first_sentence, end_sentence = doc_starts[d], doc_starts[d + 1]
-        target = document_target(draws, max_num_tokens, short_seq_prob)
-        chunk_first = i = first_sentence
-        chunk_tokens = 0
-        while i < end_sentence:
-            chunk_tokens += lengths[i]
-            if i == end_sentence - 1 or chunk_tokens >= target:
-                n_chunk = i - chunk_first + 1
-                a_end = 1 if n_chunk == 1 else draws.integer(1, n_chunk)
-                if n_chunk == 1 and n_docs == 1:
-                    no_partner += 1
-                else:
-                    chunks += 1
-                    single += n_chunk == 1
-                    is_random = n_docs > 1 and (
-                        n_chunk == 1 or draws.random() < balancer.probability()
-                    )
-                    balancer.record(n_chunk == 1, is_random)
-                    a0, a1 = starts[chunk_first], starts[chunk_first + a_end]
-                    if is_random:
-                        forced += n_chunk == 1
-                        b0, b1 = _random_segment(
-                            draws, d, n_docs, doc_starts, starts, lengths, target - (a1 - a0)
-                        )
-                        i = chunk_first + a_end - 1  # unused sentences start the next chunk
-                    else:
-                        b0, b1 = a1, starts[i + 1]
-                    a_start.append(a0)
-                    a_end_tok.append(a1)
-                    b_start.append(b0)
-                    b_end_tok.append(b1)
-                    labels.append(int(is_random))
-                chunk_first = i + 1
-                chunk_tokens = 0
-            i += 1
-    pairs = Pairs.from_spans(a_start, a_end_tok, b_start, b_end_tok, labels)
+
+    def take(chunk: Chunk) -> int:
+        n_chunk = chunk.num_sentences
+        a_end = 1 if n_chunk == 1 else draws.integer(1, n_chunk)
+        if n_chunk == 1 and n_docs == 1:
+            counts.skipped_single_sentence_no_partner += 1
+            return chunk.last + 1
+        counts.chunks += 1
+        counts.single_sentence_chunks += n_chunk == 1
+        is_random = n_docs > 1 and (n_chunk == 1 or draws.random() < balancer.probability())
+        balancer.record(n_chunk == 1, is_random)
+        a = (starts[chunk.first], starts[chunk.first + a_end])
+        if is_random:
+            counts.forced_random += n_chunk == 1
+            counts.random_next += 1
+            target_b = chunk.target - (a[1] - a[0])
+            b = _random_segment(
+                draws, chunk.document, n_docs, doc_starts, starts, lengths, target_b
+            )
+            next_start = chunk.first + a_end  # unused sentences start the next chunk
+        else:
+            b, next_start = (a[1], starts[chunk.last + 1]), chunk.last + 1
+        for values, value in zip(spans, (*a, *b, int(is_random))):
+            values.append(value)
+        return next_start
+
+    chunk_documents(lengths, doc_starts, draws, max_num_tokens, short_seq_prob, 1, take)
+    pairs = Pairs.from_spans(*spans)
+    pairs.counts = counts
     truncate_pairs(pairs, max_num_tokens, rng)
-    pairs.counts = {
-        "chunks": chunks,
-        "single_sentence_chunks": single,
-        "forced_random": forced,
-        "random_next": int(pairs.label.sum()),
-        "skipped_single_sentence_no_partner": no_partner,
-    }
     return pairs
 
 

@@ -30,6 +30,7 @@ BYTES_PER_TOKEN = 3.0  # conservative (English ~4.3, Chinese ~3): overestimates 
 SPLITTABLE_FORMATS = ("text", "jsonl", "sentences")
 _BLANK_LINES = re.compile(rb"\n(?:[ \t\r]*\n)+")
 SCAN_BLOCK = 1 << 20
+BINARY_REASON = "binary file (NUL bytes)"
 
 
 @dataclass(frozen=True)

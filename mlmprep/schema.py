@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from .config import BuildConfig
+from .errors import OutputError
 from .instances import Instances
 from .masking import Masked
 
@@ -17,7 +18,7 @@ COMPRESSION = "zstd"
 
 
 def output_schema(config: BuildConfig) -> pa.Schema:
-    """Columns for this build; columns that do not apply are left out (DESIGN.md §5)."""
+    """Columns for this build; columns that do not apply are left out (docs/guide.md)."""
     fields = [
         pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
         pa.field("token_type_ids", pa.list_(pa.int8()), nullable=False),
@@ -39,7 +40,13 @@ def output_schema(config: BuildConfig) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _list(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
+def list_array(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
+    """A list<value_type> array from int64 offsets, refusing offsets that overflow int32."""
+    if len(offsets) and offsets[-1] >= 2**31:
+        raise OutputError(
+            f"one pass holds {int(offsets[-1])} values, more than a Parquet list column "
+            "takes in one batch (2**31); use a smaller --unit-size"
+        )
     return pa.ListArray.from_arrays(
         pa.array(offsets.astype(np.int32)), pa.array(values, type=value_type)
     )
@@ -55,18 +62,18 @@ def record_batch(
     schema = output_schema(config)
     tokens = masked.tokens if masked is not None else instances.tokens
     columns = {
-        "input_ids": _list(instances.offsets, tokens, pa.int32()),
-        "token_type_ids": _list(instances.offsets, instances.token_types, pa.int8()),
+        "input_ids": list_array(instances.offsets, tokens, pa.int32()),
+        "token_type_ids": list_array(instances.offsets, instances.token_types, pa.int8()),
     }
     if config.label_column:
         columns[config.label_column] = pa.array(instances.labels, type=pa.int8())
     if masked is not None:
-        columns["masked_lm_positions"] = _list(masked.offsets, masked.positions, pa.int32())
-        columns["masked_lm_ids"] = _list(masked.offsets, masked.original_ids, pa.int32())
+        columns["masked_lm_positions"] = list_array(masked.offsets, masked.positions, pa.int32())
+        columns["masked_lm_ids"] = list_array(masked.offsets, masked.original_ids, pa.int32())
     else:
-        columns["special_tokens_mask"] = _list(instances.offsets, instances.special, pa.int8())
+        columns["special_tokens_mask"] = list_array(instances.offsets, instances.special, pa.int8())
         if word_ids is not None:
-            columns["word_ids"] = _list(instances.offsets, word_ids, pa.int32())
+            columns["word_ids"] = list_array(instances.offsets, word_ids, pa.int32())
     if config.bin_size:
         bins = (instances.lengths - 1) // config.bin_size
         columns["length_bin"] = pa.array(bins.astype(np.int16), type=pa.int16())

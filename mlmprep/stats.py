@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import storage
+from .counts import SplitCounts
 from .manifest import read_index
 from .schema import list_values
 from .tokenization import load_output_tokenizer
@@ -79,7 +80,12 @@ class _Totals:
 
 
 def compute_stats(output_dir: str, split: str = "train") -> dict:
-    """The keys of DESIGN.md §5 for one split of a build."""
+    """Statistics of one split of a build (keys listed in docs/guide.md).
+
+    The accounting keys (`documents`, `files`, `repaired`) are the whole build's, since
+    documents are read before they are assigned to a split; `split_documents` counts the
+    documents used in this split.
+    """
     index = read_index(output_dir)
     config = index["config"]
     special = index["tokenizer"]["special_ids"]
@@ -98,8 +104,10 @@ def compute_stats(output_dir: str, split: str = "train") -> dict:
     cumulative = np.cumsum(counts)
     nsp = totals.labels["next_sentence_label"]
     sop = totals.labels["sentence_order_label"]
-    build_counts = index.get("counts", {})
-    chunks = build_counts.get("chunks", 0)
+    counts_of_split = SplitCounts.from_dict(
+        {k: v for k, v in index["counts"].get(split, {}).items() if k != "rows"}
+    )
+    chunks = counts_of_split.chunks
     return {
         "split": split,
         "instances": instances,
@@ -115,14 +123,15 @@ def compute_stats(output_dir: str, split: str = "train") -> dict:
         "objective": config.get("objective", "nsp"),
         "nsp_random_fraction": round(float(nsp[1]) / instances, 4) if nsp.sum() else 0.0,
         "sop_swapped_fraction": round(float(sop[1]) / instances, 4) if sop.sum() else 0.0,
-        "skipped_single_sentence_documents": build_counts.get(
-            "skipped_single_sentence_documents", 0
-        ),
-        "forced_random_fraction": round(build_counts.get("forced_random", 0) / chunks, 4)
+        "skipped_single_sentence_documents": counts_of_split.skipped_single_sentence_documents,
+        "forced_random_fraction": round(counts_of_split.forced_random / chunks, 4)
         if chunks
         else 0.0,
-        "single_sentence_chunks": build_counts.get("single_sentence_chunks", 0),
-        "sentences_cut": build_counts.get("sentences_cut", 0),
+        "single_sentence_chunks": counts_of_split.single_sentence_chunks,
+        "skipped_single_sentence_chunks": counts_of_split.skipped_single_sentence_no_partner,
+        "unpaired_sentences": counts_of_split.unpaired_sentences,
+        "sentences_cut": counts_of_split.sentences_cut,
+        "split_documents": counts_of_split.documents,
         "mean_masked": round(totals.masked / instances, 3) if instances else 0.0,
         "masked_per_token": round(totals.masked / tokens, 4) if tokens else 0.0,
         "mask_split": _split(totals.split),

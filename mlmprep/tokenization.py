@@ -231,6 +231,17 @@ def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts).astype(dtype, copy=False)
 
 
+def tokenizer_key(spec: str) -> str:
+    """What identifies a tokenizer's content: the bundled name, or the file's sha256."""
+    if spec in BUNDLED:
+        return spec
+    try:
+        with storage.open_file(spec, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return spec  # loading it reports the problem
+
+
 def _load(spec: str, lowercase: bool | None) -> tuple[str, Tokenizer]:
     """Resolve a bundled name, a vocab.txt path or a tokenizer.json path."""
     if spec in BUNDLED:
@@ -250,6 +261,11 @@ def _load(spec: str, lowercase: bool | None) -> tuple[str, Tokenizer]:
         raise TokenizerError(f"{spec}: cannot read the tokenizer ({exc})") from None
     name = storage.basename(spec)
     if spec.endswith(".json"):
+        if lowercase is not None:
+            raise TokenizerError(
+                f"{spec}: --lowercase/--no-lowercase applies to a vocab.txt or the bundled "
+                "vocabulary; a tokenizer.json brings its own normalizer, so drop the flag"
+            )
         return name, _from_json(spec, text)
     return name, wordpiece_from_vocab(text, True if lowercase is None else lowercase)
 

@@ -15,12 +15,11 @@ import pyarrow as pa
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from . import storage
+from . import storage, streams
 from .manifest import read_index
 from .tokenization import load_output_tokenizer
 
 IGNORE_INDEX = -100
-STREAM_DYNAMIC_MASKING = 6
 LABEL_COLUMNS = ("next_sentence_label", "sentence_order_label")
 
 
@@ -167,7 +166,7 @@ class MlmCollator:
         worker, _ = _worker()
         key = (self.epoch, worker, rank)
         if self._generator is None or self._generator_key != key:
-            state = np.random.SeedSequence([self.seed, STREAM_DYNAMIC_MASKING, *key])
+            state = streams.seed_sequence(self.seed, streams.DYNAMIC_MASKING, *key)
             self._generator = torch.Generator().manual_seed(int(state.generate_state(1)[0]))
             self._generator_key = key
         return self._generator
@@ -245,7 +244,7 @@ class MlmprepIterableDataset(IterableDataset):
         rank, world = _rank()
         worker, workers = _worker()
         reader, readers = rank * workers + worker, world * workers
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = streams.rng_for(self.seed, streams.ROW_GROUP_ORDER, self.epoch)
         order = (
             rng.permutation(len(self.row_groups)) if self.shuffle else range(len(self.row_groups))
         )

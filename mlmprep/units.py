@@ -4,40 +4,36 @@ from __future__ import annotations
 
 import functools
 import os
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
 from .accounting import InputReport
 from .config import BuildConfig
+from .counts import SplitCounts
 from .instances import Instances, assemble
 from .masking import Masked, mask_tokens
 from .objectives import make_spans
-from .pairs import Corpus, make_corpus
+from .pairs import Corpus, EncodedDocument, make_corpus
 from .planning import Unit
 from .readers import Document, iter_documents
 from .schema import record_batch
 from .segmentation import encode_with_word_starts, jieba_segmenter
 from .sentences import document_sentences
 from .spill import SPLITS, SpillWriter
-from .tokenization import BATCH_CHARS, WordPieceEncoder
+from .streams import MASKING, PAIRS, SCATTER, VALIDATION_HOLD_OUT, rng_for
+from .tokenization import BATCH_CHARS, WordPieceEncoder, tokenizer_key
 from .whole_word import mask_whole_words, segmented_word_starts, word_ids, word_starts
 
-STREAM_PAIRS, STREAM_MASKING, STREAM_SCATTER, STREAM_SHUFFLE, STREAM_VALIDATION = range(5)
 _ENCODERS: dict[tuple[str, bool | None], WordPieceEncoder] = {}
 
 
-def rng_for(seed: int, stream: int, *keys: int) -> np.random.Generator:
-    """The generator for one purpose (stream) of one unit/pass or shard (DESIGN.md §3)."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, stream, *keys])))
-
-
 def encoder_for(config: BuildConfig) -> WordPieceEncoder:
-    """The tokenizer of this build, loaded once per process."""
-    key = (config.tokenizer, config.lowercase)
+    """The tokenizer of this build, loaded once per process for each tokenizer content
+    (a file changed at the same path is loaded again)."""
+    key = (tokenizer_key(config.tokenizer), config.lowercase)
     if key not in _ENCODERS:
         _ENCODERS[key] = WordPieceEncoder(config.tokenizer, config.lowercase)
     return _ENCODERS[key]
@@ -58,33 +54,38 @@ class UnitTask:
         return f"unit {self.unit.index} ({', '.join(s.path for s in self.unit.sources)})"
 
 
+@dataclass
+class _OpenDocument:
+    """A document whose parts are still arriving."""
+
+    split: str
+    location: str
+    complete: bool = False
+    parts: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+
+
+Encode = Callable[[list[list[str]]], tuple[list[np.ndarray], ...]]
+
+
 class _DocumentCollector:
     """Encodes document parts in bounded batches and gathers whole documents per split.
 
     A long document arrives in parts; its token arrays grow part by part, so no more
-    than about BATCH_CHARS of text is held as Python strings at any time. A document
-    is kept as (ids, sentence lengths) — plus word-start flags when `encode` gives them.
+    than about BATCH_CHARS of text is held as Python strings at any time.
     """
 
-    def __init__(
-        self,
-        encode: Callable[[list[list[str]]], tuple[list[np.ndarray], ...]],
-        report: InputReport,
-        counts: Counter,
-    ) -> None:
+    def __init__(self, encode: Encode, report: InputReport, counts: dict[str, SplitCounts]) -> None:
         self.encode, self.report, self.counts = encode, report, counts
-        self.splits: dict[str, list[tuple[np.ndarray, ...]]] = {n: [] for n in SPLITS}
+        self.splits: dict[str, list[EncodedDocument]] = {n: [] for n in SPLITS}
         self._pending: list[tuple[int, list[str]]] = []
         self._pending_chars = 0
-        self._open: dict[int, dict] = {}
+        self._open: dict[int, _OpenDocument] = {}
         self.chars = 0
 
     def add(self, key: int, split: str, document: Document) -> None:
         """Take one part of document `key`; encode when enough text is pending."""
-        state = self._open.setdefault(
-            key, {"split": split, "location": document.location, "parts": []}
-        )
-        state["complete"] = not document.continued
+        state = self._open.setdefault(key, _OpenDocument(split, document.location))
+        state.complete = not document.continued
         sentences = document_sentences(document.lines, document.presplit)
         if sentences:
             self._pending.append((key, sentences))
@@ -99,12 +100,12 @@ class _DocumentCollector:
         if self._pending:
             encoded = self.encode([sentences for _, sentences in self._pending])
             for (key, _), part in zip(self._pending, zip(*encoded)):
-                self._open[key]["parts"].append(part)
+                self._open[key].parts.append(part)
             self._pending, self._pending_chars = [], 0
-        for key in [k for k, state in self._open.items() if state["complete"]]:
+        for key in [k for k, state in self._open.items() if state.complete]:
             self._close(self._open.pop(key))
 
-    def take(self) -> dict[str, list[tuple[np.ndarray, ...]]]:
+    def take(self) -> dict[str, list[EncodedDocument]]:
         """Every complete document so far, by split; start a new window."""
         self.flush()
         splits = self.splits
@@ -112,24 +113,23 @@ class _DocumentCollector:
         self.chars = 0
         return splits
 
-    def _close(self, state: dict) -> None:
-        if not state["parts"]:
-            self.report.skip_document(state["location"], "empty")
+    def _close(self, state: _OpenDocument) -> None:
+        if not state.parts:
+            self.report.skip_document(state.location, "empty")
             return
-        arrays = tuple(np.concatenate(component) for component in zip(*state["parts"]))
-        ids, lengths = arrays[0], arrays[1]
-        if len(ids) == 0:
-            self.report.skip_document(state["location"], "no tokens")
+        document = EncodedDocument(*(np.concatenate(component) for component in zip(*state.parts)))
+        if len(document.ids) == 0:
+            self.report.skip_document(state.location, "no tokens")
             return
         self.report.use_document()
-        self.counts["sentences"] += int(np.count_nonzero(lengths))
-        self.counts["tokens"] += len(ids)
-        self.splits[state["split"]].append(arrays)
+        counts = self.counts[state.split]
+        counts.documents += 1
+        counts.sentences += int(np.count_nonzero(document.sentence_lengths))
+        counts.tokens += len(document.ids)
+        self.splits[state.split].append(document)
 
 
-def _encoder_function(
-    config: BuildConfig, encoder: WordPieceEncoder
-) -> Callable[[list[list[str]]], tuple[list[np.ndarray], ...]]:
+def _encoder_function(config: BuildConfig, encoder: WordPieceEncoder) -> Encode:
     """How documents are encoded: with word starts from jieba for Chinese whole words."""
     if config.whole_word_mask and config.language == "zh":
         return functools.partial(encode_with_word_starts, encoder, segment=jieba_segmenter())
@@ -140,7 +140,7 @@ def process_unit(task: UnitTask) -> dict:
     """Read, split, tokenize, pair, mask and scatter one unit; return its counts."""
     config = task.config
     report = InputReport(strict=task.strict)
-    counts: Counter = Counter()
+    counts = {split: SplitCounts() for split in SPLITS}
     encoder = encoder_for(config)
     spills = {
         split: SpillWriter(
@@ -148,7 +148,7 @@ def process_unit(task: UnitTask) -> dict:
             split,
             task.unit.index,
             task.buckets[split],
-            rng_for(config.seed, STREAM_SCATTER, task.unit.index, split_index),
+            rng_for(config.seed, SCATTER, task.unit.index, split_index),
         )
         for split_index, split in enumerate(SPLITS)
         if task.buckets[split]
@@ -156,25 +156,28 @@ def process_unit(task: UnitTask) -> dict:
     for window, documents in enumerate(_read_windows(task, encoder, report, counts)):
         for split, spill in spills.items():
             corpus, cut = make_corpus(documents[split], config.max_num_tokens)
-            counts["sentences_cut"] += cut
-            keys = (task.unit.index,) if window == 0 else (task.unit.index, window)
+            counts[split].sentences_cut += cut
             for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
-                spill.write(_pass_batch(corpus, config, encoder, keys, pass_index, counts))
+                key = PassKey(split, task.unit.index, pass_index, window)
+                spill.write(_pass_batch(corpus, config, encoder, key, counts[split]))
     rows = {split: spill.close() for split, spill in spills.items()}
     pa.default_memory_pool().release_unused()
     return {
         "unit": task.unit.index,
         "accounting": report.to_dict(),
         "examples": report.examples,
-        "counts": dict(counts),
+        "counts": {split: c.to_dict() for split, c in counts.items() if split in spills},
         "rows": rows,
         "raw_bytes": task.unit.raw_bytes,
     }
 
 
 def _read_windows(
-    task: UnitTask, encoder: WordPieceEncoder, report: InputReport, counts: Counter
-) -> Iterator[dict[str, list[tuple[np.ndarray, np.ndarray]]]]:
+    task: UnitTask,
+    encoder: WordPieceEncoder,
+    report: InputReport,
+    counts: dict[str, SplitCounts],
+) -> Iterator[dict[str, list[EncodedDocument]]]:
     """Token ids and sentence lengths of the unit's documents, by split, in windows of
     about `unit_size` characters of whole documents.
 
@@ -184,7 +187,7 @@ def _read_windows(
     """
     config = task.config
     collector = _DocumentCollector(_encoder_function(config, encoder), report, counts)
-    held_out = rng_for(config.seed, STREAM_VALIDATION, task.unit.index)
+    held_out = rng_for(config.seed, VALIDATION_HOLD_OUT, task.unit.index)
     key, split, starts_document = 0, "train", True
     for source in task.unit.sources:
         for document in iter_documents(
@@ -203,26 +206,38 @@ def _read_windows(
     yield collector.take()
 
 
+@dataclass(frozen=True)
+class PassKey:
+    """Which pass this is: its random streams are keyed by split, unit, pass and window."""
+
+    split: str
+    unit: int
+    pass_index: int
+    window: int
+
+    def rng(self, seed: int, streams: dict[str, int]) -> np.random.Generator:
+        """[seed, stream, unit, pass] for a unit's first window, with the window appended
+        for later ones; the stream number says the purpose and the split."""
+        windows = (self.window,) if self.window else ()
+        return rng_for(seed, streams[self.split], self.unit, self.pass_index, *windows)
+
+
 def _pass_batch(
     corpus: Corpus,
     config: BuildConfig,
     encoder: WordPieceEncoder,
-    keys: tuple[int, ...],
-    pass_index: int,
-    counts: Counter,
+    key: PassKey,
+    counts: SplitCounts,
 ) -> pa.RecordBatch:
-    """One pass over a window's documents: pairs, rows and masks as one record batch.
-
-    `keys` is (unit,) or (unit, window): RNG streams are [seed, stream, unit, pass(, window)].
-    """
+    """One pass over a window's documents: pairs, rows and masks as one record batch."""
     pairs = make_spans(
         config.objective,
         corpus,
         config.max_num_tokens,
         config.short_seq_prob,
-        rng_for(config.seed, STREAM_PAIRS, keys[0], pass_index, *keys[1:]),
+        key.rng(config.seed, PAIRS),
     )
-    counts.update(pairs.counts)
+    counts.add(pairs.counts)
     instances = assemble(
         corpus.ids,
         pairs,
@@ -231,8 +246,8 @@ def _pass_batch(
         pair=config.pairs,
         word_starts=corpus.word_starts,
     )
-    counts["instances"] += len(instances)
-    rng = rng_for(config.seed, STREAM_MASKING, keys[0], pass_index, *keys[1:])
+    counts.instances += len(instances)
+    rng = key.rng(config.seed, MASKING)
     if config.masking == "static":
         return record_batch(config, instances, _static_masks(instances, config, encoder, rng))
     words = None

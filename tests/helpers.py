@@ -17,10 +17,13 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
 
 def shared_corpus(relative: str) -> Path:
-    """A file of ../shared/corpora, or skip the test with the reason."""
+    """A file of ../shared/corpora; skip the test when the corpora are absent, fail it
+    when they are present but lack the file (a skip would hide a broken test)."""
     path = SHARED / relative
+    if not SHARED.exists():
+        pytest.skip(f"{SHARED} is absent (shared corpora are only on developer machines)")
     if not path.exists():
-        pytest.skip(f"{path} is absent (shared corpora are only on developer machines)")
+        pytest.fail(f"{path} is missing although {SHARED} is present")
     return path
 
 

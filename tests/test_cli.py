@@ -87,6 +87,11 @@ def test_second_run_says_nothing_to_do(runner, tmp_path):
             "a vocab.txt or a tokenizer.json\n",
         ),
         (
+            ["build", "IN", "OUT", "--unit-size", str(2**31)],
+            2,
+            f"Error: --unit-size must be between 4096 bytes and {2**30} (1 GiB), got {2**31}\n",
+        ),
+        (
             ["stats", "IN"],
             1,
             "Error: IN/index.json: not found; is IN an mlmprep build output "

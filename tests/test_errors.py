@@ -4,6 +4,8 @@ import errno
 import gzip
 import json
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -12,7 +14,8 @@ from hypothesis import strategies as st
 
 import mlmprep.shuffle
 from mlmprep.cli import main
-from mlmprep.errors import MlmprepError
+from mlmprep.errors import InputError, MlmprepError, OutputError
+from mlmprep.schema import list_array
 
 from .helpers import SAMPLE_DIR, run_build, shard_hashes
 
@@ -110,6 +113,20 @@ def test_strict_fails_on_first_bad_line(tmp_path):
     )
 
 
+def test_strict_fails_on_a_binary_file(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(SENTENCES)
+    (corpus / "b.bin").write_bytes(b"\x00\x01binary" * 50)
+    result = invoke(str(corpus), str(tmp_path / "out"), "--strict")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {corpus / 'b.bin'}: binary file (NUL bytes) (--strict is on; drop --strict "
+        "to skip and count it)\n"
+    )
+    assert invoke(str(corpus), str(tmp_path / "out")).exit_code == 0  # counted without it
+
+
 def test_accounting_identity_with_mixed_bad_input(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -187,11 +204,20 @@ def test_random_json_never_crashes(tmp_path_factory, records):
 
 
 def check_no_traceback(path, out):
-    """A build either succeeds with a consistent accounting or raises a MlmprepError."""
+    """A build either succeeds with a consistent accounting or fails with a one-line
+    input error that names the file."""
     try:
         summary = run_build([path], out)
     except MlmprepError as exc:
+        assert type(exc) is InputError, f"{type(exc).__name__}: {exc}"
+        assert str(exc).startswith(f"{path}"), str(exc)
         assert "\n" not in str(exc)
         return
     documents = summary["accounting"]["documents"]
     assert documents["read"] == documents["used"] + sum(documents["skipped"].values())
+
+
+def test_list_offsets_beyond_int32_are_refused_not_wrapped():
+    offsets = np.array([0, 2**31], np.int64)  # the values are never read: the check is first
+    with pytest.raises(OutputError, match="use a smaller --unit-size"):
+        list_array(offsets, np.zeros(2, np.int32), pa.int32())

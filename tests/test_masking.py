@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlmprep.instances import assemble, gather_ranges
-from mlmprep.masking import mask_tokens, num_to_mask
+from mlmprep.masking import BLOCK_ROWS, mask_tokens, num_to_mask
 from mlmprep.pairs import Pairs
 
 CLS, SEP, MASK = 101, 102, 103
@@ -101,3 +101,29 @@ def test_same_rng_same_masks_and_different_seed_differs():
 
     assert np.array_equal(run(1).tokens, run(1).tokens)
     assert not np.array_equal(run(1).positions, run(2).positions)
+
+
+def test_masking_across_row_blocks_is_exact():
+    # More rows than one block; with p = 1 and room for every prediction, the chosen
+    # positions are exactly the non-special ones, whatever block a row falls in.
+    rng = np.random.default_rng(11)
+    lengths = rng.integers(5, 40, size=BLOCK_ROWS + 300).tolist()
+    tokens, offsets, special = make_rows(lengths, rng)
+    masked = mask_tokens(tokens, offsets, special, 1.0, 64, POOL, MASK, rng)
+    row = np.repeat(np.arange(len(lengths)), np.diff(masked.offsets))
+    assert np.array_equal(offsets[row] + masked.positions, np.flatnonzero(special == 0))
+    assert np.array_equal(masked.original_ids, tokens[special == 0])
+
+
+def test_rows_in_the_second_block_draw_fresh_positions():
+    # Identical rows in both blocks: a block reusing the first block's draws would repeat
+    # its choices row for row.
+    rng = np.random.default_rng(12)
+    tokens, offsets, special = make_rows([60] * (2 * BLOCK_ROWS), rng)
+    tokens = np.tile(tokens[:60], 2 * BLOCK_ROWS)
+    masked = mask_tokens(tokens, offsets, special, 0.15, 20, POOL, MASK, rng)
+    per_row = masked.positions.reshape(2 * BLOCK_ROWS, -1)
+    assert not np.array_equal(per_row[:BLOCK_ROWS], per_row[BLOCK_ROWS:])
+    # and every non-special position is chosen about equally often over all rows
+    hits = np.bincount(per_row.ravel(), minlength=60)[special[:60] == 0]
+    assert hits.min() > 0.8 * hits.mean() and hits.max() < 1.2 * hits.mean()

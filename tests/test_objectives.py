@@ -2,9 +2,11 @@ import json
 
 import numpy as np
 import pyarrow.parquet as pq
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlmprep.cli import main
 from mlmprep.objectives import build_single_segments, build_sop_pairs
 from mlmprep.stats import compute_stats
 from mlmprep.validate import validate
@@ -31,7 +33,7 @@ def test_sop_b_is_the_true_continuation_before_the_swap(docs, max_num_tokens, se
     swapped = ~in_order
     assert np.all(pairs.a_start[swapped] >= pairs.b_start[swapped] + pairs.b_len[swapped])
     single = int(np.count_nonzero(np.diff(corpus.document_starts) == 1))  # after cutting
-    assert pairs.counts["skipped_single_sentence_documents"] == single
+    assert pairs.counts.skipped_single_sentence_documents == single
 
 
 def test_sop_exact_pair_on_a_hand_made_document():
@@ -77,3 +79,18 @@ def test_sop_and_none_builds_have_their_own_columns(tmp_path):
     assert stats["objective"] == "sop" and 0.4 < stats["sop_swapped_fraction"] < 0.6
     index = json.loads((tmp_path / "none" / "index.json").read_text())
     assert index["config"]["objective"] == "none"
+
+
+def test_one_document_corpus_counts_the_one_sentence_chunks_it_drops(tmp_path):
+    # A 125-token first sentence reaches the target alone: with no other document to
+    # draw B from, that chunk is dropped (and counted); the rest makes one true pair.
+    long_sentence = " ".join(["alpha"] * 124) + "."
+    path = tmp_path / "one.txt"
+    path.write_text(f"{long_sentence} Then a short one. And another.\n")
+    run_build([path], tmp_path / "out", short_seq_prob=0.0)
+    stats = compute_stats(str(tmp_path / "out"))
+    assert stats["skipped_single_sentence_chunks"] == 1
+    assert stats["instances"] == 1
+    assert stats["nsp_random_fraction"] == 0.0
+    text = CliRunner().invoke(main, ["stats", str(tmp_path / "out")]).stdout
+    assert "1 dropped, no other document" in text

@@ -3,7 +3,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmprep.pairs import Corpus, NspBalancer, Pairs, build_pairs, make_corpus, truncate_pairs
+from mlmprep.pairs import (
+    Corpus,
+    EncodedDocument,
+    NspBalancer,
+    Pairs,
+    build_pairs,
+    make_corpus,
+    truncate_pairs,
+)
 
 
 def corpus_of(docs: list[list[int]], max_num_tokens: int = 1000) -> Corpus:
@@ -11,7 +19,7 @@ def corpus_of(docs: list[list[int]], max_num_tokens: int = 1000) -> Corpus:
     documents = []
     for d, lengths in enumerate(docs):
         ids = [d * 10_000 + s * 100 + k for s, n in enumerate(lengths) for k in range(n)]
-        documents.append((np.array(ids, np.int32), np.array(lengths, np.int64)))
+        documents.append(EncodedDocument(np.array(ids, np.int32), np.array(lengths, np.int64)))
     return make_corpus(documents, max_num_tokens)[0]
 
 
@@ -23,8 +31,8 @@ def segments(corpus: Corpus, pairs: Pairs, i: int) -> tuple[list[int], list[int]
 
 def test_make_corpus_cuts_long_sentences_and_drops_empty_ones():
     documents = [
-        (np.arange(7, dtype=np.int32), np.array([0, 7], np.int64)),
-        (np.arange(2, dtype=np.int32), np.array([2], np.int64)),
+        EncodedDocument(np.arange(7, dtype=np.int32), np.array([0, 7], np.int64)),
+        EncodedDocument(np.arange(2, dtype=np.int32), np.array([2], np.int64)),
     ]
     corpus, cut = make_corpus(documents, max_num_tokens=3)
     assert cut == 1
@@ -45,17 +53,26 @@ def test_single_document_pairs_are_true_continuations_exactly():
     assert len(a) in (2, 4)
 
 
+def sentence_of(token_id: int) -> tuple[int, int]:
+    """(document, sentence) of a token id made by `corpus_of`."""
+    return token_id // 10_000, token_id // 100 % 100
+
+
 def test_chunks_close_at_target_length():
-    # Sentences of 3 tokens, target 5: every chunk holds exactly two sentences.
+    # Sentences of 3 tokens, target 5: a chunk closes at its second sentence (6 >= 5), so
+    # a true pair is exactly sentence s as A and sentence s+1 as B, cut by one token (the
+    # reference cuts B on a tie) from B's front or back.
     corpus = corpus_of([[3] * 8, [3] * 8])
     pairs = build_pairs(corpus, max_num_tokens=5, short_seq_prob=0.0, rng=np.random.default_rng(1))
-    for i in range(len(pairs)):
-        assert pairs.a_len[i] + pairs.b_len[i] <= 5
     true_pairs = np.flatnonzero(pairs.label == 0)
     assert len(true_pairs) > 0
     for i in true_pairs:
         a, b = segments(corpus, pairs, i)
-        assert len(a) >= 1 and len(b) >= 1
+        document, sentence = sentence_of(a[0])
+        first = document * 10_000 + sentence * 100
+        assert a == [first, first + 1, first + 2]
+        following = [first + 100, first + 101, first + 102]
+        assert b in (following[:2], following[1:])
 
 
 @settings(max_examples=60, deadline=None)
@@ -77,10 +94,18 @@ def test_pair_invariants(docs, max_num_tokens, short, seed):
     random = pairs.label == 1
     assert np.all(doc_a[random] != doc_b[random]), "random B comes from another document"
     assert np.all(doc_a[~random] == doc_b[~random])
-    # a true B follows A directly, up to truncation at A's back and B's front
-    assert np.all(pairs.b_start[~random] >= pairs.a_start[~random] + pairs.a_len[~random])
-    assert pairs.counts["random_next"] == int(random.sum())
-    assert pairs.counts["forced_random"] == pairs.counts["single_sentence_chunks"]
+    a_end = pairs.a_start + pairs.a_len
+    b_end = pairs.b_start + pairs.b_len
+    assert np.all(pairs.b_start[~random] >= a_end[~random])
+    # an untruncated true pair is whole sentences, B starting where A ends
+    whole = ~random & (pairs.a_len + pairs.b_len < max_num_tokens)
+    starts = set(corpus.sentence_starts.tolist())
+    for i in np.flatnonzero(whole):
+        assert pairs.b_start[i] == a_end[i]
+        assert pairs.a_start[i] in starts and b_end[i] in starts
+    # every one-sentence chunk had to take a random B (there are >= 2 documents)
+    assert pairs.counts.forced_random == pairs.counts.single_sentence_chunks
+    assert pairs.counts.chunks == len(pairs)
 
 
 def reference_truncation(la: int, lb: int, max_num_tokens: int) -> tuple[int, int]:
@@ -123,11 +148,24 @@ def test_truncation_drops_front_and_back_evenly():
     assert abs(pairs.a_start.mean() - 30) < 0.2  # 60 drops, half from the front
 
 
-def test_balancer_stops_random_coin_when_single_sentence_chunks_dominate():
+def balancer_at(single_share: float, chunks: int, random: int) -> NspBalancer:
     balancer = NspBalancer()
-    for _ in range(200):
-        balancer.record(single_sentence=True, is_random=True)
-    assert balancer.probability() == 0.0
+    balancer.single_share, balancer.chunks, balancer.random = single_share, chunks, random
+    return balancer
+
+
+@pytest.mark.parametrize(
+    ("single_share", "random", "expected"),
+    [
+        (0.0, 5, 0.5),  # nothing forced, on target: a fair coin
+        (0.3, 5, 0.2 / 0.7),  # (0.5 - f) / (1 - f)
+        (0.6, 5, 0.0),  # f >= 0.5 with no deficit: true continuations only
+        (0.6, 4, 0.1),  # the same with one random pair missing: the deficit term alone
+        (0.3, 6, 0.2 / 0.7 - 0.1),  # one random pair too many
+    ],
+)
+def test_balancer_probability(single_share, random, expected):
+    assert balancer_at(single_share, 10, random).probability() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -137,6 +175,6 @@ def test_nsp_balance_on_20000_pairs(seed):
     corpus = corpus_of(docs, 125)
     pairs = build_pairs(corpus, 125, 0.1, np.random.default_rng(seed))
     assert len(pairs) >= 20_000
-    single_share = pairs.counts["single_sentence_chunks"] / pairs.counts["chunks"]
+    single_share = pairs.counts.single_sentence_chunks / pairs.counts.chunks
     assert 0.05 < single_share < 0.5  # forced random pairs exist and are compensated
     assert abs(pairs.label.mean() - 0.5) <= 0.01

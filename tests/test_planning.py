@@ -8,6 +8,8 @@ from mlmprep.errors import InputError
 from mlmprep.planning import describe_inputs, plan_units, resolve_inputs
 from mlmprep.readers import iter_documents
 
+from .helpers import run_build
+
 
 def test_resolve_expands_dirs_and_globs_and_skips_output(tmp_path):
     (tmp_path / "corpus" / "sub").mkdir(parents=True)
@@ -62,12 +64,31 @@ def test_byte_range_units_cover_every_document_once(tmp_path, fmt, sep):
     assert len(set(seen)) == 3000
 
 
-def test_small_files_are_grouped_and_plan_ignores_worker_count(tmp_path):
+def test_small_files_are_grouped(tmp_path):
     for i in range(10):
         (tmp_path / f"f{i}.txt").write_text("Some text here.\n" * 300)
     files = describe_inputs(sorted(str(p) for p in tmp_path.glob("*.txt")))
     units = plan_units(files, BuildConfig(unit_size=10_000))
     assert [len(u.sources) for u in units] == [3, 3, 3, 1]
+
+
+def test_the_plan_a_build_uses_is_the_same_for_any_worker_count(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(6):
+        (corpus / f"f{i}.txt").write_text("Some text here. And more of it.\n\n" * 300)
+    plans = []
+
+    def recording_plan(files, config):
+        units = plan_units(files, config)
+        plans.append([u.to_dict() for u in units])
+        return units
+
+    monkeypatch.setattr("mlmprep.build.plan_units", recording_plan)
+    for workers in (1, 2, 3):
+        run_build([corpus], tmp_path / f"out-{workers}", workers=workers, unit_size=20_000)
+    assert len(plans) == 3 and len(plans[0]) > 1
+    assert plans[0] == plans[1] == plans[2]
 
 
 def test_binary_files_are_left_out_of_the_plan(tmp_path):

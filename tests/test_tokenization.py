@@ -5,8 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlmprep.config import BuildConfig
 from mlmprep.errors import TokenizerError
 from mlmprep.tokenization import WordPieceEncoder
+from mlmprep.units import encoder_for
 
 from .helpers import shared_corpus
 
@@ -90,3 +92,30 @@ def test_chinese_vocab_keeps_line_separator_entries():
     assert encoder.vocab_size == 21128
     assert encoder.id_to_token(343) == "\u2028"
     assert encoder.encode_plain(["中文"]) == [[704, 3152]]
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_lowercase_flag_with_a_tokenizer_json_is_refused(tmp_path, lowercase):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(WordPieceEncoder("bert-base-uncased").json)
+    with pytest.raises(TokenizerError, match="brings its own normalizer, so drop the flag"):
+        WordPieceEncoder(str(path), lowercase=lowercase)
+
+
+def test_lowercase_flag_applies_to_the_bundled_vocabulary():
+    cased = WordPieceEncoder("bert-base-uncased", lowercase=False)
+    uncased = WordPieceEncoder("bert-base-uncased")
+    assert uncased.encode_plain(["Hello"]) == [[7592]]
+    assert cased.encode_plain(["Hello"]) != [[7592]]  # "Hello" is not in the uncased vocab
+
+
+def test_a_changed_tokenizer_file_is_loaded_again(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    specials = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n"
+    vocab.write_text(specials + "hello\nworld\n")
+    config = BuildConfig(tokenizer=str(vocab))
+    first = encoder_for(config)
+    assert first.encode_plain(["hello world"]) == [[5, 6]]
+    assert encoder_for(config) is first  # same content: loaded once
+    vocab.write_text(specials + "world\nhello\n")
+    assert encoder_for(config).encode_plain(["hello world"]) == [[6, 5]]

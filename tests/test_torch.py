@@ -173,4 +173,12 @@ def test_tiny_bert_trains_and_its_mlm_loss_falls(sample_build):
         optimizer.zero_grad()
         losses.append(mlm.item())
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0
-    assert os.environ.get("TOKENIZERS_PARALLELISM") in (None, "false", "true")
+
+
+def test_reading_a_build_leaves_the_environment_alone(sample_build, monkeypatch):
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    before = dict(os.environ)
+    collate = MlmCollator.from_build(str(sample_build))
+    batch = collate([MlmprepDataset(str(sample_build))[i] for i in range(4)])
+    assert batch["input_ids"].shape[0] == 4
+    assert dict(os.environ) == before

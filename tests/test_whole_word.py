@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmprep.masking import num_to_mask
+from mlmprep.masking import BLOCK_ROWS, num_to_mask
 from mlmprep.stats import compute_stats
 from mlmprep.whole_word import mask_whole_words, word_ids, word_starts
 
@@ -77,6 +77,18 @@ def test_every_masked_word_is_whole_with_one_outcome(words_per_row, prob, seed):
         tokens[np.repeat(offsets[:-1], np.diff(masked.offsets)) + masked.positions],
     )
     assert starts.sum() == sum(len(w) for w in words_per_row)
+
+
+def test_whole_words_across_row_blocks_are_exact():
+    # More rows than one block; with p = 1 every word fits the budget, so every
+    # non-special token is masked, in the second block as in the first.
+    rng = np.random.default_rng(13)
+    words = [rng.integers(1, 4, size=rng.integers(1, 12)).tolist() for _ in range(BLOCK_ROWS + 200)]
+    tokens, offsets, special = rows_of_words(words, rng)
+    starts = word_starts(tokens, special, CONTINUATION)
+    masked = mask_whole_words(tokens, offsets, special, starts, 1.0, 64, POOL, MASK, rng)
+    row = np.repeat(np.arange(len(words)), np.diff(masked.offsets))
+    assert np.array_equal(offsets[row] + masked.positions, np.flatnonzero(special == 0))
 
 
 def test_outcome_split_is_per_word():

@@ -1,0 +1,107 @@
+"""Pure: the one chunker every objective uses — each document's sentences grouped into
+chunks that reach a target length.
+
+Per document a target is drawn (usually `max_num_tokens`, with `short_seq_prob` a random
+length in [2, max]); whole sentences accumulate until the chunk holds at least
+`min_sentences` and reaches the target or the document ends. The objective decides what
+a chunk becomes and where the next chunk starts (NSP gives unused sentences back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class UniformDraws:
+    """Uniform draws taken from a generator in blocks: per-call numpy overhead dominates
+    the pair loop otherwise. Deterministic for a given generator state."""
+
+    BLOCK = 4096
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._block: list[float] = []
+        self._next = 0
+
+    def random(self) -> float:
+        """A float in [0, 1)."""
+        if self._next == len(self._block):
+            self._block = self._rng.random(self.BLOCK).tolist()
+            self._next = 0
+        self._next += 1
+        return self._block[self._next - 1]
+
+    def integer(self, low: int, high: int) -> int:
+        """An integer in [low, high)."""
+        return low + int(self.random() * (high - low))
+
+
+def document_target(draws: UniformDraws, max_num_tokens: int, short_seq_prob: float) -> int:
+    """A document's target length: usually the maximum, sometimes random in [2, max]."""
+    if draws.random() < short_seq_prob:
+        return draws.integer(2, max_num_tokens + 1)
+    return max_num_tokens
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Sentences first..last (inclusive, indices into the corpus) of one document."""
+
+    document: int
+    first: int
+    last: int
+    target: int
+
+    @property
+    def num_sentences(self) -> int:
+        return self.last - self.first + 1
+
+
+@dataclass(frozen=True)
+class ChunkingTotals:
+    """What the chunker left out: short documents and sentences after the last chunk."""
+
+    skipped_documents: int
+    unused_sentences: int
+
+
+ChunkHandler = Callable[[Chunk], int]
+"""Turns a chunk into spans and returns the sentence where the next chunk starts."""
+
+
+def chunk_documents(
+    sentence_lengths: list[int],
+    document_starts: list[int],
+    draws: UniformDraws,
+    max_num_tokens: int,
+    short_seq_prob: float,
+    min_sentences: int,
+    take: ChunkHandler,
+) -> ChunkingTotals:
+    """Chunk every document in order, calling `take` for each chunk.
+
+    A document with fewer than `min_sentences` sentences is skipped before its target is
+    drawn. A chunk closes once it holds `min_sentences` and its tokens reach the target,
+    or at the document's last sentence; sentences that never complete a chunk are unused.
+    """
+    skipped = unused = 0
+    for document in range(len(document_starts) - 1):
+        first, end = document_starts[document], document_starts[document + 1]
+        if end - first < min_sentences:
+            skipped += 1
+            continue
+        target = document_target(draws, max_num_tokens, short_seq_prob)
+        chunk_first = i = first
+        tokens = 0
+        while i < end:
+            tokens += sentence_lengths[i]
+            if i - chunk_first + 1 >= min_sentences and (i == end - 1 or tokens >= target):
+                chunk_first = i = take(Chunk(document, chunk_first, i, target))
+                tokens = 0
+            else:
+                i += 1
+        unused += end - chunk_first
+    return ChunkingTotals(skipped, unused)

@@ -1,0 +1,31 @@
+"""The random streams: one numbered stream per purpose, keyed by what it serves.
+
+Every random choice comes from `Generator(PCG64(SeedSequence([seed, stream, *keys])))`.
+The full key layout is in docs/design.md; numbers are never reused for another purpose.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TRAIN_PAIRS = 0
+TRAIN_MASKING = 1
+SCATTER = 2  # keys: unit, split index
+SHARD_SHUFFLE = 3  # keys: bucket (, 1 for validation)
+VALIDATION_HOLD_OUT = 4  # keys: unit
+VALIDATION_PAIRS = 5
+DYNAMIC_MASKING = 6  # torch collator; keys: epoch, DataLoader worker, rank
+VALIDATION_MASKING = 7
+ROW_GROUP_ORDER = 8  # torch iterable dataset; keys: epoch
+
+PAIRS = {"train": TRAIN_PAIRS, "validation": VALIDATION_PAIRS}
+MASKING = {"train": TRAIN_MASKING, "validation": VALIDATION_MASKING}
+
+
+def seed_sequence(seed: int, stream: int, *keys: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([seed, stream, *keys])
+
+
+def rng_for(seed: int, stream: int, *keys: int) -> np.random.Generator:
+    """The generator of one stream for the given keys."""
+    return np.random.Generator(np.random.PCG64(seed_sequence(seed, stream, *keys)))
