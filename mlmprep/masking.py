@@ -9,6 +9,7 @@ import numpy as np
 MASK_SHARE = 0.8
 RANDOM_SHARE = 0.1
 BLOCK_ROWS = 4096
+NEVER = 2**32 - 1  # the key of positions that must not be chosen (special tokens, padding)
 
 
 @dataclass
@@ -94,8 +95,10 @@ def _choose_block(
 ) -> np.ndarray:
     """Sorted flat positions chosen in rows [first, first + BLOCK_ROWS).
 
-    Each non-special token gets a uniform key; a row keeps its `wanted` smallest keys, a
-    uniform sample without replacement. Rows are laid out padded in a 2-D array so one
+    Each non-special token gets a uniform integer key below 2**32 - 1; a row keeps its
+    `wanted` smallest keys, a uniform sample without replacement. The key's low 32 bits
+    hold the column, so no two keys tie and the choice is exact on every CPU. Special
+    tokens and padding get the top key. Rows are laid out padded in a 2-D array so one
     `argpartition` serves them all; blocks of rows keep that array small.
     """
     last = min(first + BLOCK_ROWS, len(offsets) - 1)
@@ -103,18 +106,16 @@ def _choose_block(
     local = offsets[first : last + 1] - base
     lengths = np.diff(local)
     n_rows, width = last - first, int(lengths.max())
-    keys = np.full(n_rows * width, 2.0, dtype=np.float32)
+    draws = np.full(n_rows * width, NEVER, dtype=np.uint64)
     padded_index = np.arange(local[-1]) + np.repeat(np.arange(n_rows) * width - local[:-1], lengths)
-    drawn = rng.random(local[-1], dtype=np.float32)
-    drawn[special[base : base + local[-1]].astype(bool)] = 2.0
-    keys[padded_index] = drawn
-    keys = keys.reshape(n_rows, width)
+    drawn = rng.integers(0, NEVER, size=local[-1], dtype=np.uint64)
+    drawn[special[base : base + local[-1]].astype(bool)] = NEVER
+    draws[padded_index] = drawn
+    keys = (draws.reshape(n_rows, width) << np.uint64(32)) | np.arange(width, dtype=np.uint64)
     k = min(max_predictions, width)
     smallest = np.argpartition(keys, k - 1, axis=1)[:, :k]
     ranked = np.take_along_axis(
-        smallest,
-        np.argsort(np.take_along_axis(keys, smallest, axis=1), axis=1, kind="stable"),
-        axis=1,
+        smallest, np.argsort(np.take_along_axis(keys, smallest, axis=1), axis=1), axis=1
     )
     keep = np.arange(k)[None, :] < wanted[first:last, None]
     starts = np.broadcast_to(offsets[first:last, None], keep.shape)

@@ -127,3 +127,23 @@ def test_rows_in_the_second_block_draw_fresh_positions():
     # and every non-special position is chosen about equally often over all rows
     hits = np.bincount(per_row.ravel(), minlength=60)[special[:60] == 0]
     assert hits.min() > 0.8 * hits.mean() and hits.max() < 1.2 * hits.mean()
+
+
+class ConstantDraws:
+    """A generator stand-in whose every draw is 0: every key ties."""
+
+    def integers(self, low, high=None, size=None, dtype=np.int64):
+        return np.zeros(size, dtype=dtype)
+
+    def random(self, size=None, dtype=np.float64):
+        return np.zeros(size, dtype=dtype)
+
+
+def test_tied_keys_are_broken_by_position_exactly():
+    tokens, offsets, special = make_rows([40, 9, 130], np.random.default_rng(0))
+    masked = mask_tokens(tokens, offsets, special, 0.15, 20, POOL, MASK, ConstantDraws())
+    wanted = num_to_mask(np.diff(offsets), 0.15, 20)
+    for row in range(3):
+        content = np.flatnonzero(special[offsets[row] : offsets[row + 1]] == 0)
+        got = masked.positions[masked.offsets[row] : masked.offsets[row + 1]]
+        assert got.tolist() == content[: wanted[row]].tolist()
