@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import math
 import os
 import time
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+import pyarrow as pa
 from tqdm import tqdm
 
 from . import storage
@@ -42,9 +46,9 @@ from .planning import (
 )
 from .schema import SCHEMA_VERSION, output_schema, with_metadata
 from .shuffle import ShardTask, shard_name, write_bucket_shards
-from .spill import SPLITS, spill_bytes
+from .spill import SPILL_DIR, SPLITS, SpillSlice
 from .streams import SHARD_SHUFFLE
-from .units import UnitTask, encoder_for, process_unit, worker_init
+from .units import UnitTask, encoder_for, process_unit, unit_name, worker_init
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class RunOptions:
     strict: bool = False
     overwrite: bool = False
     progress: bool = False
+    tmp_dir: str | None = None
 
 
 def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunOptions) -> dict:
@@ -130,11 +135,13 @@ def _build(
         "config": {k: v for k, v in identity["config"].items() if k != "input_fingerprint"},
     }
     schema = with_metadata(output_schema(config), facts)
+    spill_dir = _spill_dir(output_dir, work, identity, options.tmp_dir)
+    storage.makedirs(spill_dir)
     done = work.records(UNITS_DIR)
     todo = [
-        UnitTask(u, config, work.path, buckets, options.strict)
+        UnitTask(u, config, spill_dir, buckets, options.strict)
         for u in units
-        if _unit_name(u.index) not in done
+        if unit_name(u.index) not in done
     ]
     timings = {}
     with _engine(options) as engine:
@@ -144,8 +151,8 @@ def _build(
         if not any(r["accounting"]["documents"]["used"] for r in results):
             work.remove()
             raise _no_documents(inputs, results)
-        peak_spill = spill_bytes(work.path)
-        tasks = _shard_tasks(results, buckets, config, output_dir, work, schema)
+        peak_spill = sum(r["spill"]["bytes"] for r in results)
+        tasks = _shard_tasks(results, buckets, config, output_dir, schema)
         _run_shards(engine, work, tasks, options.progress)
     timings["total_seconds"] = round(time.monotonic() - started, 3)
     resumed = {
@@ -166,6 +173,7 @@ def _build(
     for name in storage.listdir(output_dir):  # temp files of workers that died mid-write
         if name.startswith(shard_names):
             storage.remove(storage.join(output_dir, name))
+    storage.rmtree(spill_dir)
     work.remove()
     return _summary(index, already_built=False)
 
@@ -227,7 +235,7 @@ def _run_units(
     remaining = sum(t.unit.raw_bytes for t in todo)
     with _progress(total, total - remaining, "B", "units", progress) as bar:
         for result in engine.map_unordered(process_unit, todo):
-            work.record(UNITS_DIR, _unit_name(result["unit"]), result)
+            work.record(UNITS_DIR, unit_name(result["unit"]), result)
             bar.update(result["raw_bytes"])
 
 
@@ -242,8 +250,13 @@ def _run_shards(
             bar.update(1)
 
 
-def _unit_name(index: int) -> str:
-    return f"unit-{index:06d}"
+def _spill_dir(output_dir: str, work: WorkState, identity: dict, tmp_dir: str | None) -> str:
+    """Where spill files go: the work directory, or a directory of this build (stable
+    across reruns, for resume) under --tmp-dir."""
+    if tmp_dir is None:
+        return storage.join(work.path, SPILL_DIR)
+    key = json.dumps([output_dir, identity], sort_keys=True).encode()
+    return storage.join(tmp_dir, f"mlmprep-spill-{hashlib.sha256(key).hexdigest()[:16]}")
 
 
 def _prepare_output(output_dir: str, identity: dict, overwrite: bool) -> bool:
@@ -289,16 +302,19 @@ def _shard_tasks(
     buckets: dict[str, int],
     config: BuildConfig,
     output_dir: str,
-    work: WorkState,
-    schema,
+    schema: pa.Schema,
 ) -> list[ShardTask]:
-    """Name every shard: a bucket becomes ceil(rows / shard_size) shards."""
+    """Name every shard (a bucket becomes ceil(rows / shard_size) shards) and list where
+    each bucket's rows are: one slice per unit with rows in it, in unit order."""
+    results = sorted(results, key=lambda r: r["unit"])
     tasks = []
-    for split in SPLITS:
-        rows = Counter()
+    for split_index, split in enumerate(SPLITS):
+        if not buckets[split]:
+            continue
+        rows = np.zeros(buckets[split], np.int64)
         for result in results:
-            rows.update({int(b): n for b, n in result["rows"].get(split, {}).items()})
-        parts = [math.ceil(rows[b] / config.shard_size) for b in range(buckets[split])]
+            rows += np.asarray(result["rows"][split], np.int64)
+        parts = [math.ceil(int(n) / config.shard_size) for n in rows]
         total = sum(parts)
         index = 0
         for bucket, count in enumerate(parts):
@@ -306,12 +322,14 @@ def _shard_tasks(
                 continue
             names = [shard_name(split, index + i, total) for i in range(count)]
             index += count
-            seed = (
-                [config.seed, SHARD_SHUFFLE, bucket]
-                if split == "train"
-                else [config.seed, SHARD_SHUFFLE, bucket, 1]
-            )
-            tasks.append(ShardTask(split, bucket, names, output_dir, work.path, schema, seed))
+            slices = [
+                SpillSlice(r["spill"]["path"], offsets[bucket], offsets[bucket + 1])
+                for r in results
+                if r["rows"][split][bucket]
+                for offsets in [r["spill"]["offsets"][split]]
+            ]
+            seed = [config.seed, SHARD_SHUFFLE, bucket] + ([1] if split_index else [])
+            tasks.append(ShardTask(split, bucket, names, output_dir, slices, schema, seed))
     return tasks
 
 

@@ -198,6 +198,13 @@ def main() -> None:
     "local cluster of --workers processes. [env: DASK_SCHEDULER_ADDRESS]",
 )
 @click.option(
+    "--tmp-dir",
+    default=None,
+    help="Directory for spill files (one per unit, deleted at the end), e.g. local disk "
+    "while OUTPUT_DIR is on object storage; every worker must see it. "
+    "[default: OUTPUT_DIR/.mlmprep-work]",
+)
+@click.option(
     "--strict", is_flag=True, help="Fail on the first bad document instead of counting it."
 )
 @click.option(
@@ -214,6 +221,7 @@ def build_command(
     workers: int | None,
     engine: str,
     scheduler: str | None,
+    tmp_dir: str | None,
     strict: bool,
     overwrite: bool,
     quiet: bool,
@@ -239,6 +247,7 @@ def build_command(
         workers=workers,
         engine=engine,
         scheduler=scheduler,
+        tmp_dir=tmp_dir,
         strict=strict,
         overwrite=overwrite,
         progress=not quiet and not as_json and sys.stderr.isatty(),

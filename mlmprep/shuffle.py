@@ -1,4 +1,5 @@
-"""Gather one spill bucket, shuffle it with its own seeded RNG, write its shard(s) atomically."""
+"""Gather one bucket from every unit's spill file, shuffle it with its own seeded RNG, and
+write its shard(s) atomically."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pyarrow.parquet as pq
 from . import storage
 from .manifest import SHARDS_DIR, WorkState, sha256_file
 from .schema import COMPRESSION
-from .spill import bucket_dir, read_bucket
+from .spill import SpillSlice, read_slices
 
 ROW_GROUP_ROWS = 8192
 
@@ -25,7 +26,7 @@ class ShardTask:
     bucket: int
     names: list[str]
     output_dir: str
-    work_dir: str
+    slices: list[SpillSlice]  # the bucket's rows in each unit's spill file, in unit order
     schema: pa.Schema
     rng_seed: list[int]
 
@@ -40,7 +41,7 @@ def shard_name(split: str, index: int, total: int) -> str:
 
 def write_bucket_shards(task: ShardTask) -> list[dict]:
     """Shuffle the bucket and cut it into len(task.names) near-equal shards."""
-    table = read_bucket(task.work_dir, task.split, task.bucket, task.schema)
+    table = read_slices(task.slices, task.schema.remove_metadata())
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(task.rng_seed)))
     order = rng.permutation(table.num_rows)
     bounds = np.linspace(0, table.num_rows, len(task.names) + 1).round().astype(int)
@@ -53,8 +54,7 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
     work = WorkState(task.output_dir)
     for shard in shards:
         work.record(SHARDS_DIR, shard["name"], shard)
-    # only now: a rerun after a crash above still finds the bucket and redoes it
-    storage.rmtree(bucket_dir(task.work_dir, task.split, task.bucket))
+    del table
     pa.default_memory_pool().release_unused()
     return shards
 

@@ -1,6 +1,20 @@
-"""Spill files: each unit deals its rows round-robin into buckets; a shard gathers one bucket."""
+"""Spill files: one file per unit, its rows grouped by bucket; a shard reads one bucket.
+
+A unit deals its rows round-robin into the buckets of each split. Pass batches are staged
+on local disk, sorted by bucket; when the unit ends, its spill file is written as an Arrow
+IPC stream holding one record batch per (split, bucket), in that order, and the byte
+range of each batch is returned. The shard writer of bucket b then reads b's slice of
+every unit file with one range read each, in unit order, so the rows it gathers do not
+depend on scheduling. Files: O(units); open handles per worker: O(1).
+"""
 
 from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -10,76 +24,132 @@ from . import storage
 
 SPLITS = ("train", "validation")
 SPILL_DIR = "spill"
+SPILL_COMPRESSION = "lz4"
+PARALLEL_READS = 8  # concurrent range reads of one bucket from object storage
 
 
-def bucket_dir(work_dir: str, split: str, bucket: int) -> str:
-    return storage.join(work_dir, SPILL_DIR, split, f"bucket-{bucket:05d}")
+@dataclass(frozen=True)
+class SpillSlice:
+    """Bytes [start, end) of a spill file: one bucket's rows from one unit."""
+
+    path: str
+    start: int
+    end: int
 
 
-class SpillWriter:
-    """Deals one unit's rows round-robin into bucket files, pass by pass.
+class BucketDealer:
+    """Deals one split's rows round-robin into buckets, staging pass batches on local disk.
 
-    Row j of the unit (counting over all passes) goes to bucket (offset + j) % n_buckets,
-    with `offset` drawn from the unit's scatter stream, so buckets differ by at most one
-    row per unit. Files are written under a temporary name and renamed on `close`.
+    Row j of the unit (counting over all passes and windows) goes to bucket
+    (offset + j) % n_buckets, with `offset` drawn from the unit's scatter stream, so
+    buckets differ by at most one row per unit.
     """
 
-    def __init__(
-        self, work_dir: str, split: str, unit_index: int, n_buckets: int, rng: np.random.Generator
-    ) -> None:
-        self._paths = [
-            storage.join(bucket_dir(work_dir, split, b), f"unit-{unit_index:06d}.arrow")
-            for b in range(n_buckets)
-        ]
-        self._dirs = [bucket_dir(work_dir, split, b) for b in range(n_buckets)]
+    def __init__(self, n_buckets: int, rng: np.random.Generator, staging_path: str) -> None:
+        self.n_buckets = n_buckets
+        self.rows = np.zeros(n_buckets, np.int64)
         self._next_bucket = int(rng.integers(n_buckets))
-        self._writers: dict[int, tuple[pa.OSFile, ipc.RecordBatchFileWriter]] = {}
-        self.rows: dict[int, int] = {}
+        self._staging_path = staging_path
+        self._sink: pa.OSFile | None = None
+        self._writer: ipc.RecordBatchStreamWriter | None = None
+        self._counts: list[np.ndarray] = []  # rows per bucket of each staged batch
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Deal the rows of one pass."""
-        n_buckets = len(self._paths)
-        for bucket in range(n_buckets):
-            first = (bucket - self._next_bucket) % n_buckets
-            if first >= batch.num_rows:
-                continue
-            part = (
-                batch
-                if n_buckets == 1
-                else batch.take(pa.array(np.arange(first, batch.num_rows, n_buckets)))
-            )
-            self._writer(bucket, batch.schema).write_batch(part)
-            self.rows[bucket] = self.rows.get(bucket, 0) + part.num_rows
-        self._next_bucket = (self._next_bucket + batch.num_rows) % n_buckets
+        """Stage one pass batch, its rows sorted by bucket (stable)."""
+        if batch.num_rows == 0:
+            return
+        bucket = (self._next_bucket + np.arange(batch.num_rows)) % self.n_buckets
+        self._next_bucket = (self._next_bucket + batch.num_rows) % self.n_buckets
+        counts = np.bincount(bucket, minlength=self.n_buckets)
+        if self.n_buckets > 1:
+            batch = batch.take(pa.array(np.argsort(bucket, kind="stable")))
+        if self._writer is None:
+            self._sink = pa.OSFile(self._staging_path, "wb")
+            self._writer = ipc.new_stream(self._sink, batch.schema)
+        self._writer.write_batch(batch)
+        self._counts.append(counts)
+        self.rows += counts
 
-    def _writer(self, bucket: int, schema: pa.Schema) -> ipc.RecordBatchFileWriter:
-        if bucket not in self._writers:
-            storage.makedirs(self._dirs[bucket])
-            sink = storage.arrow_sink(self._paths[bucket] + ".tmp")
-            self._writers[bucket] = (sink, ipc.new_file(sink, schema))
-        return self._writers[bucket][1]
-
-    def close(self) -> dict[int, int]:
-        """Finish every bucket file (rename into place); return rows per bucket."""
-        for bucket, (sink, writer) in sorted(self._writers.items()):
-            writer.close()
-            sink.close()
-            storage.replace(self._paths[bucket] + ".tmp", self._paths[bucket])
-        self._writers.clear()
-        return self.rows
-
-
-def read_bucket(work_dir: str, split: str, bucket: int, schema: pa.Schema) -> pa.Table:
-    """All units' rows of one bucket, in unit order (so the result is scheduling-independent)."""
-    directory = bucket_dir(work_dir, split, bucket)
-    tables = []
-    for name in storage.listdir(directory):
-        if name.endswith(".arrow"):
-            with storage.arrow_source(storage.join(directory, name)) as source:
-                tables.append(ipc.open_file(source).read_all())
-    return pa.concat_tables(tables) if tables else schema.empty_table()
+    def bucket_batches(self, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        """One batch per bucket, in bucket order (empty where the unit has no rows)."""
+        if self._writer is None:
+            for _ in range(self.n_buckets):
+                yield empty_batch(schema)
+            return
+        self._writer.close()
+        self._sink.close()
+        with pa.memory_map(self._staging_path) as source:
+            staged = list(ipc.open_stream(source))
+            starts = [np.concatenate(([0], np.cumsum(c))) for c in self._counts]
+            for bucket in range(self.n_buckets):
+                parts = [
+                    batch.slice(start[bucket], count[bucket])
+                    for batch, start, count in zip(staged, starts, self._counts)
+                    if count[bucket]
+                ]
+                yield _one_batch(parts, schema)
+            del staged, parts
+        os.remove(self._staging_path)
 
 
-def spill_bytes(work_dir: str) -> int:
-    """Bytes currently held in spill files (for the peak temporary disk figure)."""
-    return storage.tree_size(storage.join(work_dir, SPILL_DIR))
+def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.record_batch([pa.array([], type=field.type) for field in schema], schema=schema)
+
+
+def _one_batch(parts: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch:
+    if not parts:
+        return empty_batch(schema)
+    if len(parts) == 1:
+        return parts[0]
+    return pa.Table.from_batches(parts, schema=schema).combine_chunks().to_batches()[0]
+
+
+def spill_path(spill_dir: str, unit_name: str) -> str:
+    return storage.join(spill_dir, f"{unit_name}.arrows")
+
+
+def staging_path(spill_dir: str, unit_name: str, split: str) -> str:
+    """Where a unit stages one split's pass batches: beside its spill file when that is
+    on local disk, else in the system's temporary directory (staging is local I/O)."""
+    directory = tempfile.gettempdir() if storage.is_url(spill_dir) else spill_dir
+    os.makedirs(directory, exist_ok=True)
+    return os.path.join(directory, f"{unit_name}-{split}-{os.getpid()}.staging")
+
+
+def write_spill(
+    path: str, dealers: dict[str, BucketDealer], schema: pa.Schema
+) -> dict[str, list[int]]:
+    """Write the unit's spill file (temporary name, then rename); return, per split, the
+    byte offsets of its bucket batches (n_buckets + 1 values)."""
+    offsets: dict[str, list[int]] = {}
+    tmp = path + ".tmp"
+    options = ipc.IpcWriteOptions(compression=SPILL_COMPRESSION)
+    with storage.arrow_sink(tmp) as sink, ipc.new_stream(sink, schema, options=options) as writer:
+        writer.write_batch(empty_batch(schema))  # the schema and a header: slices start after
+        for split, dealer in dealers.items():
+            ends = [sink.tell()]
+            for batch in dealer.bucket_batches(schema):
+                writer.write_batch(batch)
+                ends.append(sink.tell())
+            offsets[split] = ends
+    storage.replace(tmp, path)
+    return offsets
+
+
+def read_slices(slices: list[SpillSlice], schema: pa.Schema) -> pa.Table:
+    """The rows of the given slices, concatenated in the order given (unit order)."""
+    if not slices:
+        return schema.empty_table()
+    if storage.is_url(slices[0].path):
+        with ThreadPoolExecutor(PARALLEL_READS) as pool:
+            batches = list(pool.map(lambda s: _read_slice(s, schema), slices))
+    else:
+        batches = [_read_slice(s, schema) for s in slices]
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def _read_slice(piece: SpillSlice, schema: pa.Schema) -> pa.RecordBatch:
+    with storage.open_file(piece.path, "rb") as handle:
+        handle.seek(piece.start)
+        data = handle.read(piece.end - piece.start)
+    return ipc.read_record_batch(ipc.read_message(pa.py_buffer(data)), schema)

@@ -19,10 +19,10 @@ from .objectives import make_spans
 from .pairs import Corpus, EncodedDocument, make_corpus
 from .planning import Unit
 from .readers import Document, iter_documents
-from .schema import record_batch
+from .schema import output_schema, record_batch
 from .segmentation import encode_with_word_starts, jieba_segmenter
 from .sentences import document_sentences
-from .spill import SPLITS, SpillWriter
+from .spill import SPLITS, BucketDealer, spill_path, staging_path, write_spill
 from .streams import MASKING, PAIRS, SCATTER, VALIDATION_HOLD_OUT, rng_for
 from .tokenization import BATCH_CHARS, WordPieceEncoder, tokenizer_key
 from .whole_word import mask_whole_words, segmented_word_starts, word_ids, word_starts
@@ -45,9 +45,14 @@ class UnitTask:
 
     unit: Unit
     config: BuildConfig
-    work_dir: str
+    spill_dir: str
     buckets: dict[str, int]
     strict: bool = False
+
+    @property
+    def name(self) -> str:
+        """The unit's name for its spill file and its completion record."""
+        return unit_name(self.unit.index)
 
     def describe(self) -> str:
         """The unit's input files, for error messages."""
@@ -136,40 +141,50 @@ def _encoder_function(config: BuildConfig, encoder: WordPieceEncoder) -> Encode:
     return encoder.encode_documents
 
 
+def unit_name(index: int) -> str:
+    return f"unit-{index:06d}"
+
+
 def process_unit(task: UnitTask) -> dict:
-    """Read, split, tokenize, pair, mask and scatter one unit; return its counts."""
+    """Read, split, tokenize, pair, mask and scatter one unit into its spill file; return
+    its record: counts, accounting, and where each bucket's rows are in the file."""
     config = task.config
     report = InputReport(strict=task.strict)
     counts = {split: SplitCounts() for split in SPLITS}
     encoder = encoder_for(config)
-    spills = {
-        split: SpillWriter(
-            task.work_dir,
-            split,
-            task.unit.index,
+    dealers = {
+        split: BucketDealer(
             task.buckets[split],
             rng_for(config.seed, SCATTER, task.unit.index, split_index),
+            staging_path(task.spill_dir, task.name, split),
         )
         for split_index, split in enumerate(SPLITS)
         if task.buckets[split]
     }
     for window, documents in enumerate(_read_windows(task, encoder, report, counts)):
-        for split, spill in spills.items():
+        for split, dealer in dealers.items():
             corpus, cut = make_corpus(documents[split], config.max_num_tokens)
             counts[split].sentences_cut += cut
             for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
                 key = PassKey(split, task.unit.index, pass_index, window)
-                spill.write(_pass_batch(corpus, config, encoder, key, counts[split]))
-    rows = {split: spill.close() for split, spill in spills.items()}
+                dealer.write(_pass_batch(corpus, config, encoder, key, counts[split]))
+    path = spill_path(task.spill_dir, task.name)
+    offsets = write_spill(path, dealers, output_schema(config))
     pa.default_memory_pool().release_unused()
     return {
         "unit": task.unit.index,
         "accounting": report.to_dict(),
         "examples": report.examples,
-        "counts": {split: c.to_dict() for split, c in counts.items() if split in spills},
-        "rows": rows,
+        "counts": {split: c.to_dict() for split, c in counts.items() if split in dealers},
+        "rows": {split: dealer.rows.tolist() for split, dealer in dealers.items()},
+        "spill": {"path": path, "bytes": offsets_end(offsets), "offsets": offsets},
         "raw_bytes": task.unit.raw_bytes,
     }
+
+
+def offsets_end(offsets: dict[str, list[int]]) -> int:
+    """The size of a spill file from its bucket offsets (its last batch's end)."""
+    return max((o[-1] for o in offsets.values()), default=0)
 
 
 def _read_windows(
