@@ -39,16 +39,18 @@ from .planning import (
     BINARY_REASON,
     Unit,
     describe_inputs,
-    estimate_buckets,
+    expected_tasks,
     fingerprint,
     plan_units,
     resolve_inputs,
 )
+from .scheduling import run_units, unit_tasks
 from .schema import SCHEMA_VERSION, output_schema, with_metadata
 from .shuffle import ShardTask, shard_name, write_bucket_shards
+from .sizing import Sizing, choose_sizing
 from .spill import SPILL_DIR, SPLITS, SpillSlice
 from .streams import SHARD_SHUFFLE
-from .units import UnitTask, encoder_for, process_unit, unit_name, worker_init
+from .units import encoder_for, worker_init
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def _build(
         work.start(_plan(files, config, inputs, identity))
     plan = work.plan()
     units = [Unit.from_dict(u) for u in plan["units"]]
-    buckets = plan["buckets"]
+    sizing = Sizing.from_dict(plan["sizing"])
     facts = {
         "schema_version": SCHEMA_VERSION,
         "tokenizer": identity["tokenizer"],
@@ -137,36 +139,30 @@ def _build(
     schema = with_metadata(output_schema(config), facts)
     spill_dir = _spill_dir(output_dir, work, identity, options.tmp_dir)
     storage.makedirs(spill_dir)
-    done = work.records(UNITS_DIR)
-    todo = [
-        UnitTask(u, config, spill_dir, buckets, options.strict)
-        for u in units
-        if unit_name(u.index) not in done
-    ]
+    done = set(work.records(UNITS_DIR))
+    tasks = unit_tasks(units, config, sizing, spill_dir, options.strict, done)
+    # never more processes than there is work for: idle workers cost startup time
+    work_items = max(expected_tasks(units, sizing.unit_size), sum(sizing.buckets.values()))
+    workers = min(options.workers, work_items)
     timings = {}
-    with _engine(options) as engine:
-        _run_units(engine, work, units, todo, options.progress)
+    with _engine(options, workers) as engine:
+        processed = run_units(
+            engine, work, tasks, sum(u.raw_bytes for u in units), options.progress
+        )
         timings["units_seconds"] = round(time.monotonic() - started, 3)
-        results = list(work.records(UNITS_DIR).values())
+        results = sorted(work.records(UNITS_DIR).values(), key=lambda r: (r["unit"], r["part"]))
         if not any(r["accounting"]["documents"]["used"] for r in results):
             work.remove()
+            storage.rmtree(spill_dir)
             raise _no_documents(inputs, results)
         peak_spill = sum(r["spill"]["bytes"] for r in results)
-        tasks = _shard_tasks(results, buckets, config, output_dir, schema)
-        _run_shards(engine, work, tasks, options.progress)
+        shard_tasks = _shard_tasks(results, sizing.buckets, config, output_dir, schema)
+        _run_shards(engine, work, shard_tasks, options.progress)
     timings["total_seconds"] = round(time.monotonic() - started, 3)
-    resumed = {
-        "units_done_before": len(units) - len(todo),
-        "bytes_processed": sum(t.unit.raw_bytes for t in todo),
-    }
-    index = _index(
-        identity,
-        results,
-        work.records(SHARDS_DIR),
-        files,
-        options,
-        {**timings, **resumed, "peak_spill_bytes": peak_spill},
-    )
+    resumed = {"units_done_before": len(done), "bytes_processed": processed}
+    run = {**timings, **resumed, "peak_spill_bytes": peak_spill, "workers": workers}
+    index = _index(identity, results, work.records(SHARDS_DIR), files, options, run)
+    index["plan"] = {"units": len(units), "tasks": len(results), **sizing.to_dict()}
     write_text_atomically(storage.join(output_dir, TOKENIZER_FILE), encoder.json)
     write_json_atomically(storage.join(output_dir, INDEX), index)
     shard_names = tuple(shard["name"] + ".tmp-" for shard in index["shards"])
@@ -189,26 +185,22 @@ def _no_documents(inputs: list[str], results: list[dict]) -> InputError:
     )
 
 
-def _engine(options: RunOptions) -> LocalEngine | DaskEngine:
+def _engine(options: RunOptions, workers: int) -> LocalEngine | DaskEngine:
     if options.engine == "dask":
-        return DaskEngine(options.workers, options.scheduler, worker_init)
-    return LocalEngine(options.workers, worker_init)
+        return DaskEngine(workers, options.scheduler, worker_init)
+    return LocalEngine(workers, worker_init)
 
 
 def _plan(files: list, config: BuildConfig, inputs: list[str], identity: dict) -> dict:
-    """Units and bucket counts: from the inputs and config only, never the worker count."""
-    units = plan_units(files, config)
+    """Sizes and units: from the inputs and config only, never the worker count."""
+    sizing = choose_sizing(sum(f.raw_size for f in files if not f.binary), config)
+    units = plan_units(files, config, sizing.unit_size)
     if not units:
         raise InputError(
             f"{', '.join(inputs)}: no readable input (every file is binary); "
             "pass text, jsonl or parquet files"
         )
-    fraction = config.validation_fraction
-    buckets = {
-        "train": estimate_buckets(files, config, 1 - fraction),
-        "validation": estimate_buckets(files, config, fraction) if fraction else 0,
-    }
-    return {"identity": identity, "buckets": buckets, "units": [u.to_dict() for u in units]}
+    return {"identity": identity, "sizing": sizing.to_dict(), "units": [u.to_dict() for u in units]}
 
 
 def _progress(total: int, initial: int, unit: str, desc: str, enabled: bool) -> tqdm:
@@ -221,22 +213,6 @@ def _progress(total: int, initial: int, unit: str, desc: str, enabled: bool) -> 
         disable=not enabled,
         dynamic_ncols=True,
     )
-
-
-def _run_units(
-    engine: LocalEngine | DaskEngine,
-    work: WorkState,
-    units: list[Unit],
-    todo: list[UnitTask],
-    progress: bool,
-) -> None:
-    """Process the units not done yet; record each as it finishes (for resume)."""
-    total = sum(u.raw_bytes for u in units)
-    remaining = sum(t.unit.raw_bytes for t in todo)
-    with _progress(total, total - remaining, "B", "units", progress) as bar:
-        for result in engine.map_unordered(process_unit, todo):
-            work.record(UNITS_DIR, unit_name(result["unit"]), result)
-            bar.update(result["raw_bytes"])
 
 
 def _run_shards(
@@ -306,7 +282,7 @@ def _shard_tasks(
 ) -> list[ShardTask]:
     """Name every shard (a bucket becomes ceil(rows / shard_size) shards) and list where
     each bucket's rows are: one slice per unit with rows in it, in unit order."""
-    results = sorted(results, key=lambda r: r["unit"])
+    results = sorted(results, key=lambda r: (r["unit"], r["part"]))
     tasks = []
     for split_index, split in enumerate(SPLITS):
         if not buckets[split]:
@@ -343,7 +319,7 @@ def _index(
 ) -> dict:
     report = InputReport()
     counts: dict[str, SplitCounts] = {}
-    for result in sorted(results, key=lambda r: r["unit"]):
+    for result in results:
         report.merge_dict(result["accounting"], result["examples"])
         for split, unit_counts in result["counts"].items():
             counts.setdefault(split, SplitCounts()).add(SplitCounts.from_dict(unit_counts))

@@ -166,9 +166,10 @@ def main() -> None:
 @click.option(
     "--unit-size",
     default=DEFAULTS.unit_size,
-    show_default=True,
     type=int,
-    help="Bytes of raw text per work unit (NSP negatives come from the same unit).",
+    help="Bytes of raw text per work unit; units are read in windows of at most 8 MiB, "
+    "and NSP negatives come from the same window. 0: chosen from the input size so that "
+    "spill slices stay >= 1 MiB (see `mlmprep plan`). [default: 0]",
 )
 @click.option(
     "--validation-fraction",

@@ -13,7 +13,7 @@ OBJECTIVES = ("nsp", "sop", "none")
 LANGUAGES = ("en", "zh")
 LABEL_COLUMNS = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "none": None}
 MiB = 1024 * 1024
-MAX_UNIT_SIZE = 1024 * MiB  # keeps one pass's token offsets far below 2**31 (int32 lists)
+MAX_UNIT_SIZE = 64 * 1024 * MiB
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class BuildConfig:
     bin_size: int = 0
     seed: int = 12345
     shard_size: int = 100_000
-    unit_size: int = 8 * MiB
+    unit_size: int = 0  # 0: chosen from the input size (sizing.py)
     validation_fraction: float = 0.0
 
     def __post_init__(self) -> None:
@@ -85,8 +85,8 @@ class BuildConfig:
         _check(0 <= self.seed < 2**63, f"--seed must be in [0, 2**63), got {self.seed}")
         _check(self.shard_size >= 1, f"--shard-size must be at least 1 row, got {self.shard_size}")
         _check(
-            4096 <= self.unit_size <= MAX_UNIT_SIZE,
-            f"--unit-size must be between 4096 bytes and {MAX_UNIT_SIZE} (1 GiB), "
+            self.unit_size == 0 or 4096 <= self.unit_size <= MAX_UNIT_SIZE,
+            f"--unit-size must be 0 (auto) or between 4096 bytes and {MAX_UNIT_SIZE} (64 GiB), "
             f"got {self.unit_size}",
         )
 

@@ -27,3 +27,7 @@ class TokenizerError(MlmprepError):
 
 class OutputError(MlmprepError):
     """The output directory cannot be used (not writable, holds another build, disk full)."""
+
+
+class ClusterError(MlmprepError):
+    """The connection to a Dask scheduler or its workers was lost mid-build."""

@@ -26,7 +26,6 @@ from .readers import (
 )
 
 COMPRESSION_RATIO = 4  # raw/compressed size guess where the format does not record it
-BYTES_PER_TOKEN = 3.0  # conservative (English ~4.3, Chinese ~3): overestimates instances
 SPLITTABLE_FORMATS = ("text", "jsonl", "sentences")
 _BLANK_LINES = re.compile(rb"\n(?:[ \t\r]*\n)+")
 SCAN_BLOCK = 1 << 20
@@ -35,28 +34,41 @@ BINARY_REASON = "binary file (NUL bytes)"
 
 @dataclass(frozen=True)
 class Source:
-    """A whole file, or the byte range [start, end) of an uncompressed one."""
+    """A whole file, or the byte range [start, end) of an uncompressed one.
+
+    A part cut from a compressed stream is a file of its own, named in messages after
+    the `origin` file it came from, its lines counted from `first_line`.
+    """
 
     path: str
     format: str
     start: int = 0
     end: int | None = None
+    origin: str | None = None
+    first_line: int = 1
 
 
 @dataclass(frozen=True)
 class Unit:
-    """A group of whole small files, or a range of whole documents of a large file."""
+    """A group of whole small files, or a range of whole documents of a large file.
+
+    A `streamed` unit is one large compressed file: it cannot be cut by byte range, so
+    while the build runs it is decompressed once and cut into parts of about the unit
+    size at document boundaries; each part is processed like a unit of its own.
+    """
 
     index: int
     sources: tuple[Source, ...]
     raw_bytes: int
+    streamed: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Unit:
-        return cls(data["index"], tuple(Source(**s) for s in data["sources"]), data["raw_bytes"])
+        sources = tuple(Source(**s) for s in data["sources"])
+        return cls(data["index"], sources, data["raw_bytes"], data.get("streamed", False))
 
 
 @dataclass(frozen=True)
@@ -199,8 +211,9 @@ def fingerprint(files: list[InputFile]) -> list[dict]:
     ]
 
 
-def plan_units(files: list[InputFile], config: BuildConfig) -> list[Unit]:
-    """Cut the inputs into units of about config.unit_size raw bytes."""
+def plan_units(files: list[InputFile], config: BuildConfig, unit_size: int) -> list[Unit]:
+    """Cut the inputs into units of about `unit_size` raw bytes: small files are grouped,
+    large uncompressed ones cut at document boundaries, large compressed ones streamed."""
     units: list[Unit] = []
     group: list[Source] = []
     group_bytes = 0
@@ -216,18 +229,28 @@ def plan_units(files: list[InputFile], config: BuildConfig) -> list[Unit]:
             continue
         fmt = detect_format(file.path, config.input_format)
         _, compression = split_suffixes(file.path)
-        if compression is None and fmt in SPLITTABLE_FORMATS and file.size > config.unit_size:
+        large = file.raw_size > unit_size and fmt in SPLITTABLE_FORMATS
+        if large and compression is None:
             close_group()
-            bounds = _range_bounds(file.path, file.size, fmt, config.unit_size)
+            bounds = _range_bounds(file.path, file.size, fmt, unit_size)
             for start, end in itertools.pairwise(bounds):
                 units.append(Unit(len(units), (Source(file.path, fmt, start, end),), end - start))
             continue
+        if large:
+            close_group()
+            units.append(Unit(len(units), (Source(file.path, fmt),), file.raw_size, streamed=True))
+            continue
         group.append(Source(file.path, fmt))
         group_bytes += file.raw_size
-        if group_bytes >= config.unit_size:
+        if group_bytes >= unit_size:
             close_group()
     close_group()
     return units
+
+
+def expected_tasks(units: list[Unit], unit_size: int) -> int:
+    """Tasks the units make: a streamed unit makes about raw_bytes / unit_size parts."""
+    return sum(math.ceil(u.raw_bytes / unit_size) if u.streamed else 1 for u in units)
 
 
 def _range_bounds(path: str, size: int, fmt: str, unit_size: int) -> list[int]:
@@ -263,10 +286,3 @@ def _next_document_start(handle, offset: int, fmt: str, size: int) -> int:
         cut = 0 if cut < 0 else cut
         base += cut
         carried = buffer[cut:]
-
-
-def estimate_buckets(files: list[InputFile], config: BuildConfig, share: float) -> int:
-    """Number of spill buckets so that one bucket is about one shard (from raw-size guesses)."""
-    raw = sum(f.raw_size for f in files if not f.binary) * share
-    instances = raw * config.dupe_factor / (BYTES_PER_TOKEN * config.max_num_tokens * 0.9)
-    return max(1, math.ceil(instances / config.shard_size))

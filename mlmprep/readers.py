@@ -96,11 +96,16 @@ def iter_documents(
     report: InputReport,
     start: int = 0,
     end: int | None = None,
+    origin: str | None = None,
+    first_line: int = 1,
 ) -> Iterator[Document]:
     """Yield the documents of one file (or of the byte range [start, end) of an uncompressed one).
 
-    Binary files are left out by the planner, which sniffs every input first.
+    A part cut from a compressed `origin` file is named after it in messages, its lines
+    counted from `first_line`. Binary files are left out by the planner, which sniffs
+    every input first.
     """
+    name = origin or path
     try:
         if fmt == "parquet":
             yield from _parquet_documents(path, text_field, report)
@@ -108,16 +113,17 @@ def iter_documents(
         with open_binary(path) as stream:
             if start:
                 stream.seek(start)
-            else:
+            elif first_line == 1:
                 report.files_read += 1
+            lines = _numbered_lines(
+                stream, name, start, end, None if fmt == "jsonl" else LINE_BYTES, first_line
+            )
             if fmt == "jsonl":
-                lines = _numbered_lines(stream, path, start, end, piece_bytes=None)
                 yield from _jsonl_documents(lines, text_field, report)
             else:
-                lines = _numbered_lines(stream, path, start, end, piece_bytes=LINE_BYTES)
                 yield from _blank_line_documents(lines, report, presplit=fmt == "sentences")
     except READ_ERRORS as exc:
-        raise read_error(path, exc) from None
+        raise read_error(name, exc) from None
 
 
 READ_ERRORS = (OSError, EOFError, pa.ArrowException, lzma.LZMAError, gzip.BadGzipFile)
@@ -135,14 +141,19 @@ def read_error(path: str, exc: BaseException) -> InputError:
 
 
 def _numbered_lines(
-    stream: BinaryIO, path: str, start: int, end: int | None, piece_bytes: int | None
+    stream: BinaryIO,
+    path: str,
+    start: int,
+    end: int | None,
+    piece_bytes: int | None,
+    first_line: int = 1,
 ) -> Iterator[tuple[str, bytes]]:
     """Yield (location, raw line) pairs; location is path:line, or path@byte for ranges.
 
     With `piece_bytes`, a longer line comes in pieces cut at whitespace (never inside a
     UTF-8 character), so a 50 MB line without newline is never held whole.
     """
-    position, number, pending = start, 0, b""
+    position, number, pending = start, first_line - 1, b""
     location = path
     while True:
         at_line_start = not pending

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from . import storage
 from .accounting import InputReport
 from .config import BuildConfig
 from .counts import SplitCounts
@@ -17,7 +18,7 @@ from .instances import Instances, assemble
 from .masking import Masked, mask_tokens
 from .objectives import make_spans
 from .pairs import Corpus, EncodedDocument, make_corpus
-from .planning import Unit
+from .planning import Source, Unit
 from .readers import Document, iter_documents
 from .schema import output_schema, record_batch
 from .segmentation import encode_with_word_starts, jieba_segmenter
@@ -47,16 +48,29 @@ class UnitTask:
     config: BuildConfig
     spill_dir: str
     buckets: dict[str, int]
+    window_size: int
     strict: bool = False
+    part: int = 0  # of a streamed unit, whose part is read from `part_source`
+    part_source: Source | None = None
 
     @property
     def name(self) -> str:
-        """The unit's name for its spill file and its completion record."""
-        return unit_name(self.unit.index)
+        """The unit's (or part's) name for its spill file and its completion record."""
+        return unit_name(self.unit.index, self.part if self.unit.streamed else None)
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        return (self.part_source,) if self.part_source else self.unit.sources
+
+    @property
+    def extra_keys(self) -> tuple[int, ...]:
+        """Appended to the unit's stream keys for the parts after a streamed file's first."""
+        return (self.part,) if self.part else ()
 
     def describe(self) -> str:
         """The unit's input files, for error messages."""
-        return f"unit {self.unit.index} ({', '.join(s.path for s in self.unit.sources)})"
+        part = f" part {self.part}" if self.unit.streamed else ""
+        return f"unit {self.unit.index}{part} ({', '.join(s.path for s in self.unit.sources)})"
 
 
 @dataclass
@@ -141,8 +155,8 @@ def _encoder_function(config: BuildConfig, encoder: WordPieceEncoder) -> Encode:
     return encoder.encode_documents
 
 
-def unit_name(index: int) -> str:
-    return f"unit-{index:06d}"
+def unit_name(index: int, part: int | None = None) -> str:
+    return f"unit-{index:06d}" if part is None else f"unit-{index:06d}-p{part:05d}"
 
 
 def process_unit(task: UnitTask) -> dict:
@@ -155,7 +169,7 @@ def process_unit(task: UnitTask) -> dict:
     dealers = {
         split: BucketDealer(
             task.buckets[split],
-            rng_for(config.seed, SCATTER, task.unit.index, split_index),
+            rng_for(config.seed, SCATTER, task.unit.index, split_index, *task.extra_keys),
             staging_path(task.spill_dir, task.name, split),
         )
         for split_index, split in enumerate(SPLITS)
@@ -166,20 +180,29 @@ def process_unit(task: UnitTask) -> dict:
             corpus, cut = make_corpus(documents[split], config.max_num_tokens)
             counts[split].sentences_cut += cut
             for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
-                key = PassKey(split, task.unit.index, pass_index, window)
+                key = PassKey(split, task.unit.index, pass_index, window, task.part)
                 dealer.write(_pass_batch(corpus, config, encoder, key, counts[split]))
     path = spill_path(task.spill_dir, task.name)
     offsets = write_spill(path, dealers, output_schema(config))
     pa.default_memory_pool().release_unused()
     return {
         "unit": task.unit.index,
+        "part": task.part,
+        "name": task.name,
         "accounting": report.to_dict(),
         "examples": report.examples,
         "counts": {split: c.to_dict() for split, c in counts.items() if split in dealers},
         "rows": {split: dealer.rows.tolist() for split, dealer in dealers.items()},
         "spill": {"path": path, "bytes": offsets_end(offsets), "offsets": offsets},
-        "raw_bytes": task.unit.raw_bytes,
+        "raw_bytes": _raw_bytes(task),
+        "part_source": task.part_source.path if task.part_source else None,
     }
+
+
+def _raw_bytes(task: UnitTask) -> int:
+    if task.part_source is None:
+        return task.unit.raw_bytes
+    return storage.size(task.part_source.path)
 
 
 def offsets_end(offsets: dict[str, list[int]]) -> int:
@@ -194,22 +217,27 @@ def _read_windows(
     counts: dict[str, SplitCounts],
 ) -> Iterator[dict[str, list[EncodedDocument]]]:
     """Token ids and sentence lengths of the unit's documents, by split, in windows of
-    about `unit_size` characters of whole documents.
-
-    A unit is one window unless it is a compressed file larger than `unit_size` (it
-    cannot be split by byte range); windows keep its memory bounded all the same. Whole
-    documents are held out for validation, drawn from the unit's own stream.
+    about `window_size` characters of whole documents, which keep memory bounded however
+    large the unit is. Whole documents are held out for validation, drawn from the unit's
+    own stream.
     """
     config = task.config
     collector = _DocumentCollector(_encoder_function(config, encoder), report, counts)
-    held_out = rng_for(config.seed, VALIDATION_HOLD_OUT, task.unit.index)
+    held_out = rng_for(config.seed, VALIDATION_HOLD_OUT, task.unit.index, *task.extra_keys)
     key, split, starts_document = 0, "train", True
-    for source in task.unit.sources:
+    for source in task.sources:
         for document in iter_documents(
-            source.path, source.format, config.text_field, report, source.start, source.end
+            source.path,
+            source.format,
+            config.text_field,
+            report,
+            source.start,
+            source.end,
+            source.origin,
+            source.first_line,
         ):
             if starts_document:
-                if collector.chars >= config.unit_size:
+                if collector.chars >= task.window_size:
                     yield collector.take()
                 validation = config.validation_fraction > 0 and (
                     held_out.random() < config.validation_fraction
@@ -223,18 +251,24 @@ def _read_windows(
 
 @dataclass(frozen=True)
 class PassKey:
-    """Which pass this is: its random streams are keyed by split, unit, pass and window."""
+    """Which pass this is: its random streams are keyed by split, unit, pass, window and
+    (for streamed files) part."""
 
     split: str
     unit: int
     pass_index: int
     window: int
+    part: int = 0
 
     def rng(self, seed: int, streams: dict[str, int]) -> np.random.Generator:
         """[seed, stream, unit, pass] for a unit's first window, with the window appended
-        for later ones; the stream number says the purpose and the split."""
-        windows = (self.window,) if self.window else ()
-        return rng_for(seed, streams[self.split], self.unit, self.pass_index, *windows)
+        for later ones, and [.., pass, part, window] for a streamed file's later parts;
+        the stream number says the purpose and the split."""
+        if self.part:
+            extra: tuple[int, ...] = (self.part, self.window)
+        else:
+            extra = (self.window,) if self.window else ()
+        return rng_for(seed, streams[self.split], self.unit, self.pass_index, *extra)
 
 
 def _pass_batch(

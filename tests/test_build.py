@@ -2,6 +2,7 @@ import gzip
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -294,14 +295,19 @@ def test_each_document_is_tokenized_once_whatever_the_dupe_factor(tmp_path, monk
     assert 4.5 * once["instances"] <= five["instances"] <= 5.5 * once["instances"]
 
 
-def test_a_large_compressed_file_is_processed_in_bounded_windows(tmp_path, monkeypatch):
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_a_large_compressed_file_is_cut_into_parts_for_every_worker(tmp_path, monkeypatch, suffix):
     import gzip
 
     import mlmprep.units
 
     text = "\n\n".join(p.read_text() for p in sorted(plain_sample(tmp_path / "p").glob("*.txt")))
-    path = tmp_path / "big.txt.gz"
-    path.write_bytes(gzip.compress(text.encode()))
+    path = tmp_path / f"big.txt{suffix}"
+    if suffix == ".gz":
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        with pa.CompressedOutputStream(str(path), "zstd") as stream:
+            stream.write(text.encode())
     window_tokens = []
     original = mlmprep.units.make_corpus
 
@@ -313,8 +319,12 @@ def test_a_large_compressed_file_is_processed_in_bounded_windows(tmp_path, monke
     monkeypatch.setattr(mlmprep.units, "make_corpus", recording)
     summary = run_build([path], tmp_path / "out", unit_size=32 * 1024)
     index = json.loads((tmp_path / "out" / "index.json").read_text())
-    assert index["run"]["units"] == 1
-    assert len(window_tokens) > 5
-    assert max(window_tokens) < 32 * 1024 // 2  # a window holds ~32 KB of text
-    assert summary["documents"] == 37
+    assert index["plan"]["units"] == 1
+    assert index["plan"]["tasks"] == len(window_tokens) > 5  # one window per part
+    assert max(window_tokens) < 32 * 1024 // 2  # a part holds ~32 KB of text
+    assert summary["documents"] == 37  # no document lost or split at a cut
+    assert index["accounting"]["files"]["read"] == 1
     assert validate(str(tmp_path / "out"))["ok"]
+    for workers in (2, 3):
+        run_build([path], tmp_path / f"out-{workers}", workers=workers, unit_size=32 * 1024)
+        assert shard_hashes(tmp_path / f"out-{workers}") == shard_hashes(tmp_path / "out")

@@ -87,9 +87,10 @@ def test_second_run_says_nothing_to_do(runner, tmp_path):
             "a vocab.txt or a tokenizer.json\n",
         ),
         (
-            ["build", "IN", "OUT", "--unit-size", str(2**31)],
+            ["build", "IN", "OUT", "--unit-size", "70000000000"],
             2,
-            f"Error: --unit-size must be between 4096 bytes and {2**30} (1 GiB), got {2**31}\n",
+            "Error: --unit-size must be 0 (auto) or between 4096 bytes and 68719476736 (64 GiB), "
+            "got 70000000000\n",
         ),
         (
             ["stats", "IN"],

@@ -7,6 +7,7 @@ from mlmprep.config import BuildConfig
 from mlmprep.errors import InputError
 from mlmprep.planning import describe_inputs, plan_units, resolve_inputs
 from mlmprep.readers import iter_documents
+from mlmprep.sizing import WINDOW_BYTES
 
 from .helpers import run_build
 
@@ -52,7 +53,7 @@ def test_byte_range_units_cover_every_document_once(tmp_path, fmt, sep):
         path = tmp_path / "big.txt"
     path.write_text(sep.join(docs) + "\n")
     config = BuildConfig(unit_size=8192)
-    units = plan_units(describe_inputs([str(path)]), config)
+    units = plan_units(describe_inputs([str(path)]), config, config.unit_size)
     assert len(units) > 5
     seen = []
     for unit in units:
@@ -68,7 +69,7 @@ def test_small_files_are_grouped(tmp_path):
     for i in range(10):
         (tmp_path / f"f{i}.txt").write_text("Some text here.\n" * 300)
     files = describe_inputs(sorted(str(p) for p in tmp_path.glob("*.txt")))
-    units = plan_units(files, BuildConfig(unit_size=10_000))
+    units = plan_units(files, BuildConfig(), 10_000)
     assert [len(u.sources) for u in units] == [3, 3, 3, 1]
 
 
@@ -79,8 +80,8 @@ def test_the_plan_a_build_uses_is_the_same_for_any_worker_count(tmp_path, monkey
         (corpus / f"f{i}.txt").write_text("Some text here. And more of it.\n\n" * 300)
     plans = []
 
-    def recording_plan(files, config):
-        units = plan_units(files, config)
+    def recording_plan(files, config, unit_size):
+        units = plan_units(files, config, unit_size)
         plans.append([u.to_dict() for u in units])
         return units
 
@@ -95,5 +96,5 @@ def test_binary_files_are_left_out_of_the_plan(tmp_path):
     (tmp_path / "a.txt").write_text("Text.\n")
     (tmp_path / "b.bin").write_bytes(b"\x00\x01\x02" * 100)
     files = describe_inputs(sorted(str(p) for p in tmp_path.iterdir()))
-    units = plan_units(files, BuildConfig())
+    units = plan_units(files, BuildConfig(), WINDOW_BYTES)
     assert [s.path for u in units for s in u.sources] == [str(tmp_path / "a.txt")]

@@ -7,12 +7,16 @@ see (a shared filesystem); nothing but small result records travels to the clien
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError
 from typing import Any
 
-from ..errors import ConfigError, MlmprepError
+from ..errors import ClusterError, ConfigError, MlmprepError
 from ..manifest import versions
+from .local import IN_FLIGHT_PER_WORKER
 
 CONNECT_TIMEOUT = "30s"
 
@@ -57,6 +61,7 @@ class DaskEngine:
                 "check the address and that `dask scheduler` is running"
             ) from None
         self._check_versions()
+        self.workers = max(self.workers, len(self._client.scheduler_info()["workers"]))
         if self._initializer is not None:
             self._client.run(self._initializer)
         return self
@@ -65,9 +70,7 @@ class DaskEngine:
         """Refuse workers whose numpy, pyarrow or tokenizers differ: their bytes would."""
         ours = versions()
         for worker, theirs in sorted(self._client.run(versions).items()):
-            differing = [
-                f"{k} {theirs.get(k)} (client {v})" for k, v in ours.items() if theirs.get(k) != v
-            ]
+            differing = version_differences(ours, theirs)
             if differing:
                 raise ConfigError(
                     f"Dask worker {worker} has {', '.join(differing)}; install the client's "
@@ -81,21 +84,59 @@ class DaskEngine:
             self._cluster.close()
 
     def map_unordered(self, function: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
-        """Yield function(task) for every task, in completion order."""
+        """Yield function(task) for every task, in completion order. Tasks are taken from
+        the iterable as results arrive; each runs after a version check on its worker, so
+        a worker that joins mid-build with other versions is refused too."""
         from distributed import as_completed
 
-        tasks = list(tasks)
-        if not tasks:
-            return
-        futures = self._client.map(function, tasks, pure=False)
-        which = {future.key: task for future, task in zip(futures, tasks)}
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except MlmprepError:
-                raise
-            except Exception as exc:  # the worker's error, reported with its task
-                task = which[future.key]
-                raise MlmprepError(
-                    f"{task.describe()}: failed on a Dask worker: {type(exc).__name__}: {exc}"
-                ) from None
+        checked = functools.partial(run_checked, function, versions())
+        remaining = iter(tasks)
+        which: dict[str, Any] = {}
+        running = as_completed()
+        try:
+            for task in itertools.islice(remaining, IN_FLIGHT_PER_WORKER * self.workers):
+                running.add(self._submit(checked, task, which))
+            for future in running:
+                yield self._result(future, which.pop(future.key))
+                task = next(remaining, None)
+                if task is not None:
+                    running.add(self._submit(checked, task, which))
+        except (OSError, CancelledError, TimeoutError) as exc:
+            raise ClusterError(
+                f"lost the Dask cluster ({type(exc).__name__}: {exc}); check the scheduler "
+                "and workers, then run the same command again to resume"
+            ) from None
+
+    def _submit(self, checked: Callable[[Any], Any], task: Any, which: dict[str, Any]) -> Any:
+        future = self._client.submit(checked, task, pure=False)
+        which[future.key] = task
+        return future
+
+    @staticmethod
+    def _result(future: Any, task: Any) -> Any:
+        try:
+            return future.result()
+        except (MlmprepError, OSError, CancelledError, TimeoutError):
+            raise
+        except Exception as exc:  # the worker's error, reported with its task
+            raise MlmprepError(
+                f"{task.describe()}: failed on a Dask worker: {type(exc).__name__}: {exc}"
+            ) from None
+
+
+def version_differences(expected: dict[str, str], theirs: dict[str, str]) -> list[str]:
+    return [f"{k} {theirs.get(k)} (client {v})" for k, v in expected.items() if theirs.get(k) != v]
+
+
+def run_checked(function: Callable[[Any], Any], expected: dict[str, str], task: Any) -> Any:
+    """Run function(task) on a worker whose versions match the client's, else refuse."""
+    theirs = versions()
+    differing = [
+        f"{k} {theirs.get(k)} (client {v})" for k, v in expected.items() if theirs.get(k) != v
+    ]
+    if differing:
+        raise ConfigError(
+            f"a Dask worker has {', '.join(differing)}; install the client's versions there, "
+            "or the output would not be byte-identical"
+        )
+    return function(task)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
+
+IN_FLIGHT_PER_WORKER = 2  # tasks submitted ahead: workers never wait, task inputs stay few
 
 
 def available_cpus() -> int:
@@ -43,11 +45,22 @@ class LocalEngine:
             self._pool.shutdown(cancel_futures=True)
 
     def map_unordered(self, function: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
-        """Yield function(task) for every task, in completion order."""
+        """Yield function(task) for every task, in completion order. Tasks are taken from
+        the iterable as workers free up, so a lazy iterable is read as the build runs."""
         if self._pool is None:
             for task in tasks:
                 yield function(task)
             return
-        futures = [self._pool.submit(function, task) for task in tasks]
-        for future in as_completed(futures):
-            yield future.result()
+        remaining = iter(tasks)
+        running: set[Future] = set()
+        while True:
+            while len(running) < IN_FLIGHT_PER_WORKER * self.workers:
+                task = next(remaining, None)
+                if task is None:
+                    break
+                running.add(self._pool.submit(function, task))
+            if not running:
+                return
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()

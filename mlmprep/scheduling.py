@@ -1,0 +1,83 @@
+"""The units phase: which unit tasks remain, streamed files cut into parts as the build
+runs, and each result recorded as it arrives (for resume)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from tqdm import tqdm
+
+from . import storage
+from .config import BuildConfig
+from .engines.dask import DaskEngine
+from .engines.local import LocalEngine
+from .manifest import UNITS_DIR, WorkState
+from .planning import Unit
+from .sizing import Sizing
+from .streaming import cut_parts
+from .units import UnitTask, process_unit, unit_name
+
+PARTS_DIR = "parts"
+
+
+def unit_tasks(
+    units: list[Unit],
+    config: BuildConfig,
+    sizing: Sizing,
+    spill_dir: str,
+    strict: bool,
+    done: set[str],
+) -> Iterator[UnitTask]:
+    """Tasks for every unit (or part of a streamed file) without a completion record.
+
+    Lazy: a streamed file is decompressed as its parts are asked for, so only the parts
+    the engine holds in flight exist on disk at a time.
+    """
+    for unit in units:
+        task = UnitTask(unit, config, spill_dir, sizing.buckets, sizing.window_size, strict)
+        if not unit.streamed:
+            if task.name not in done:
+                yield task
+            continue
+
+        def part_path(part: int, index: int = unit.index) -> str:
+            return storage.join(spill_dir, PARTS_DIR, f"{unit_name(index, part)}.part")
+
+        def part_done(part: int, index: int = unit.index) -> bool:
+            return unit_name(index, part) in done
+
+        storage.makedirs(storage.join(spill_dir, PARTS_DIR))
+        for part in cut_parts(unit.sources[0], sizing.unit_size, part_path, part_done):
+            if part.source is not None:
+                yield dataclasses.replace(task, part=part.index, part_source=part.source)
+
+
+def run_units(
+    engine: LocalEngine | DaskEngine,
+    work: WorkState,
+    tasks: Iterator[UnitTask],
+    total_bytes: int,
+    progress: bool,
+) -> int:
+    """Run the tasks, record each result as it arrives and delete its part file; return
+    the raw bytes processed in this run."""
+    done_bytes = sum(r["raw_bytes"] for r in work.records(UNITS_DIR).values())
+    processed = 0
+    bar = tqdm(
+        total=max(total_bytes, done_bytes),
+        initial=done_bytes,
+        unit="B",
+        unit_scale=True,
+        desc="units",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    with bar:
+        for result in engine.map_unordered(process_unit, tasks):
+            work.record(UNITS_DIR, result["name"], result)
+            if result["part_source"]:
+                storage.remove(result["part_source"])
+            processed += result["raw_bytes"]
+            bar.update(result["raw_bytes"])
+    return processed

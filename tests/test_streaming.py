@@ -1,0 +1,74 @@
+import gzip
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlmprep.planning import Source
+from mlmprep.streaming import cut_parts
+
+from .helpers import run_build
+
+
+def cut(tmp_path, data: bytes, fmt: str, unit_size: int, done=frozenset()):
+    path = tmp_path / "input.gz"
+    path.write_bytes(gzip.compress(data))
+    parts = list(
+        cut_parts(
+            Source(str(path), fmt),
+            unit_size,
+            lambda p: str(tmp_path / f"part-{p}"),
+            lambda p: p in done,
+        )
+    )
+    return str(path), parts
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    documents=st.lists(
+        st.lists(st.text("ab .", min_size=1, max_size=30), min_size=1, max_size=4),
+        min_size=1,
+        max_size=30,
+    ),
+    unit_size=st.integers(1, 200),
+)
+def test_text_parts_cover_the_stream_and_start_at_documents(tmp_path_factory, documents, unit_size):
+    tmp_path = tmp_path_factory.mktemp("cut")
+    data = "\n\n".join("\n".join(d) for d in documents).encode() + b"\n"
+    path, parts = cut(tmp_path, data, "text", unit_size)
+    contents = [open(p.source.path, "rb").read() for p in parts]
+    assert b"".join(contents) == data
+    assert [p.index for p in parts] == list(range(len(parts)))
+    line = 1
+    for part, content in zip(parts, contents):
+        assert part.source.origin == path and part.source.first_line == line
+        assert part.raw_bytes == len(content)
+        line += content.count(b"\n")
+    for content in contents[:-1]:
+        assert len(content) >= unit_size
+    for before, content in zip(contents, contents[1:]):
+        # cut right before a document: after a blank line, before a non-blank one
+        assert not before.splitlines()[-1].strip() and content.splitlines()[0].strip()
+
+
+def test_jsonl_parts_cut_at_lines_and_done_parts_are_not_written(tmp_path):
+    lines = [json.dumps({"text": f"Document {i}."}) for i in range(10)]
+    data = ("\n".join(lines) + "\n").encode()
+    _, parts = cut(tmp_path, data, "jsonl", 60, done={1})
+    line_bytes = len(lines[0]) + 1  # all lines have the same length
+    per_part = -(-60 // line_bytes)
+    assert [p.raw_bytes for p in parts][:-1] == [per_part * line_bytes] * (len(parts) - 1)
+    assert parts[1].source is None and not (tmp_path / "part-1").exists()
+    assert parts[2].source.first_line == 2 * per_part + 1
+
+
+def test_messages_name_the_original_file_and_line(tmp_path):
+    lines = [json.dumps({"text": f"Document {i}. It has two sentences."}) for i in range(400)]
+    lines[300] = "{broken"
+    path = tmp_path / "big.jsonl.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    summary = run_build([path], tmp_path / "out", unit_size=4096)
+    assert f"{path}:301: malformed JSON line" in summary["warnings"]
+    assert summary["accounting"]["documents"]["read"] == 400
+    assert summary["accounting"]["files"]["read"] == 1
