@@ -11,6 +11,10 @@ Prints MB/s, instances/s, peak RSS summed over all processes, and ratios.
 
     make bench                                   # 100 MB, workers 1 and 2, dupe 1
     make bench BENCH_ARGS="--size-mb 1000 --dupe-factor 5 --workers 2"
+    make bench BENCH_ARGS="--size-mb 200 --workers 2 --layout jsonl.gz:1 jsonl.gz:8"
+
+`--layout FORMAT:FILES` gives mlmprep the same documents as FILES files of FORMAT (txt,
+jsonl, jsonl.gz, jsonl.zst); the ceiling always reads the plain text layout.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import pyarrow as pa
+
 from mlmprep.config import BuildConfig
 from mlmprep.planning import describe_inputs, plan_units, resolve_inputs
 from mlmprep.readers import InputReport, iter_documents
+from mlmprep.sizing import WINDOW_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
@@ -69,6 +76,33 @@ def make_corpus(directory: Path, size_mb: float) -> int:
         written += size
         file_index += 1
     return written
+
+
+def write_layout(corpus: Path, directory: Path, layout: str) -> Path:
+    """The documents of the plain corpus as FILES files of FORMAT (layout FORMAT:FILES)."""
+    fmt, files = layout.rsplit(":", 1)
+    target = directory / layout.replace(":", "-")
+    if target.exists():
+        return target
+    target.mkdir(parents=True)
+    documents = [
+        d for p in sorted(corpus.glob("*.txt")) for d in p.read_text().split("\n\n") if d.strip()
+    ]
+    per_file = -(-len(documents) // int(files))
+    for index in range(int(files)):
+        chunk = documents[index * per_file : (index + 1) * per_file]
+        if fmt == "txt":
+            data = "\n\n".join(chunk) + "\n"
+        else:
+            data = "".join(json.dumps({"text": d}) + "\n" for d in chunk)
+        path = target / f"part-{index:05d}.{fmt}"
+        compression = {"gz": "gzip", "zst": "zstd"}.get(fmt.rsplit(".", 1)[-1])
+        if compression:
+            with pa.CompressedOutputStream(str(path), compression) as stream:
+                stream.write(data.encode())
+        else:
+            path.write_text(data)
+    return target
 
 
 def ceiling_unit(args: tuple) -> int:
@@ -136,7 +170,7 @@ def _tree_rss(root: int) -> int:
 
 def run_ceiling(corpus: Path, workers: int, tokenizer: str) -> tuple[float, int]:
     files = describe_inputs(resolve_inputs([str(corpus)], "/nonexistent-output"))
-    units = plan_units(files, BuildConfig())
+    units = plan_units(files, BuildConfig(), WINDOW_BYTES)
     started = time.monotonic()
     sampler = RssSampler(os.getpid())
     with ProcessPoolExecutor(workers, initializer=_no_tokenizer_threads) as pool:
@@ -184,6 +218,12 @@ def main() -> None:
     parser.add_argument("--work-dir", default=None, help="Where to write corpus and output.")
     parser.add_argument("--skip-ceiling", action="store_true")
     parser.add_argument(
+        "--layout",
+        nargs="+",
+        default=["txt"],
+        help="Input layouts for mlmprep, FORMAT:FILES (e.g. jsonl.gz:1); txt: the plain corpus.",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="Runs per configuration; the fastest counts."
     )
     args = parser.parse_args()
@@ -212,19 +252,23 @@ def main() -> None:
                 f"{f'ceiling x{workers}':<22}{seconds:>9.2f}{size / 1e6 / seconds:>9.2f}"
                 f"{'':>10}{peak / 1e6:>13.0f}{'1.00':>12}"
             )
-        seconds, peak, summary = min(
-            (
-                run_build(corpus, work / "out", workers, args.dupe_factor)
-                for _ in range(args.repeat)
-            ),
-            key=lambda run: run[0],
-        )
-        builds[workers] = seconds
-        ratio = f"{ceilings[workers] / seconds:.2f}" if workers in ceilings else "-"
-        print(
-            f"{f'mlmprep x{workers}':<22}{seconds:>9.2f}{size / 1e6 / seconds:>9.2f}"
-            f"{summary['instances'] / seconds:>10.0f}{peak / 1e6:>13.0f}{ratio:>12}"
-        )
+        for layout in args.layout:
+            inputs = corpus if layout == "txt" else write_layout(corpus, work, layout)
+            seconds, peak, summary = min(
+                (
+                    run_build(inputs, work / "out", workers, args.dupe_factor)
+                    for _ in range(args.repeat)
+                ),
+                key=lambda run: run[0],
+            )
+            if layout == args.layout[0]:
+                builds[workers] = seconds
+            ratio = f"{ceilings[workers] / seconds:.2f}" if workers in ceilings else "-"
+            name = f"mlmprep x{workers}" + ("" if layout == "txt" else f" {layout}")
+            print(
+                f"{name:<22}{seconds:>9.2f}{size / 1e6 / seconds:>9.2f}"
+                f"{summary['instances'] / seconds:>10.0f}{peak / 1e6:>13.0f}{ratio:>12}"
+            )
     if 1 in builds and len(builds) > 1 and ceilings:
         top = max(builds)
         print(

@@ -9,7 +9,7 @@ import math
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -64,6 +64,7 @@ class RunOptions:
     overwrite: bool = False
     progress: bool = False
     tmp_dir: str | None = None
+    storage_options: dict = field(default_factory=dict)
 
 
 def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunOptions) -> dict:
@@ -140,7 +141,9 @@ def _build(
     spill_dir = _spill_dir(output_dir, work, identity, options.tmp_dir)
     storage.makedirs(spill_dir)
     done = set(work.records(UNITS_DIR))
-    tasks = unit_tasks(units, config, sizing, spill_dir, options.strict, done)
+    tasks = unit_tasks(
+        units, config, sizing, spill_dir, options.strict, done, options.storage_options
+    )
     # never more processes than there is work for: idle workers cost startup time
     work_items = max(expected_tasks(units, sizing.unit_size), sum(sizing.buckets.values()))
     workers = min(options.workers, work_items)
@@ -157,6 +160,8 @@ def _build(
             raise _no_documents(inputs, results)
         peak_spill = sum(r["spill"]["bytes"] for r in results)
         shard_tasks = _shard_tasks(results, sizing.buckets, config, output_dir, schema)
+        for task in shard_tasks:
+            task.storage_options = options.storage_options
         _run_shards(engine, work, shard_tasks, options.progress)
     timings["total_seconds"] = round(time.monotonic() - started, 3)
     resumed = {"units_done_before": len(done), "bytes_processed": processed}

@@ -28,6 +28,7 @@ def unit_tasks(
     spill_dir: str,
     strict: bool,
     done: set[str],
+    storage_options: dict,
 ) -> Iterator[UnitTask]:
     """Tasks for every unit (or part of a streamed file) without a completion record.
 
@@ -35,7 +36,15 @@ def unit_tasks(
     the engine holds in flight exist on disk at a time.
     """
     for unit in units:
-        task = UnitTask(unit, config, spill_dir, sizing.buckets, sizing.window_size, strict)
+        task = UnitTask(
+            unit,
+            config,
+            spill_dir,
+            sizing.buckets,
+            sizing.window_size,
+            strict,
+            storage_options=storage_options,
+        )
         if not unit.streamed:
             if task.name not in done:
                 yield task

@@ -4,7 +4,7 @@ write its shard(s) atomically."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +29,7 @@ class ShardTask:
     slices: list[SpillSlice]  # the bucket's rows in each unit's spill file, in unit order
     schema: pa.Schema
     rng_seed: list[int]
+    storage_options: dict = field(default_factory=dict)  # for URLs, in the worker
 
     def describe(self) -> str:
         """The shards this task writes, for error messages."""
@@ -41,6 +42,7 @@ def shard_name(split: str, index: int, total: int) -> str:
 
 def write_bucket_shards(task: ShardTask) -> list[dict]:
     """Shuffle the bucket and cut it into len(task.names) near-equal shards."""
+    storage.configure(task.storage_options)
     table = read_slices(task.slices, task.schema.remove_metadata())
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(task.rng_seed)))
     order = rng.permutation(table.num_rows)

@@ -16,6 +16,19 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+_OPTIONS: dict[str, Any] = {}
+
+
+def configure(options: dict[str, Any]) -> None:
+    """Storage options for every URL this process opens (fsspec keyword arguments, such
+    as `endpoint_url` for an S3-compatible store)."""
+    _OPTIONS.clear()
+    _OPTIONS.update(options)
+
+
+def options() -> dict[str, Any]:
+    return dict(_OPTIONS)
+
 
 def is_url(path: str) -> bool:
     return "://" in path
@@ -31,7 +44,7 @@ def filesystem(path: str) -> tuple[Any, str]:
         raise ConfigError(
             f"{path}: URLs need fsspec: pip install fsspec (and s3fs, gcsfs...)"
         ) from None
-    return fsspec.core.url_to_fs(path)
+    return fsspec.core.url_to_fs(path, **_OPTIONS)
 
 
 def _fs(path: str) -> Any:

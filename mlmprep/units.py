@@ -52,6 +52,7 @@ class UnitTask:
     strict: bool = False
     part: int = 0  # of a streamed unit, whose part is read from `part_source`
     part_source: Source | None = None
+    storage_options: dict = field(default_factory=dict)  # for URLs, in the worker
 
     @property
     def name(self) -> str:
@@ -163,6 +164,7 @@ def process_unit(task: UnitTask) -> dict:
     """Read, split, tokenize, pair, mask and scatter one unit into its spill file; return
     its record: counts, accounting, and where each bucket's rows are in the file."""
     config = task.config
+    storage.configure(task.storage_options)
     report = InputReport(strict=task.strict)
     counts = {split: SplitCounts() for split in SPLITS}
     encoder = encoder_for(config)

@@ -1,5 +1,7 @@
 import gzip
+import itertools
 import json
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,7 +39,7 @@ def test_text_parts_cover_the_stream_and_start_at_documents(tmp_path_factory, do
     tmp_path = tmp_path_factory.mktemp("cut")
     data = "\n\n".join("\n".join(d) for d in documents).encode() + b"\n"
     path, parts = cut(tmp_path, data, "text", unit_size)
-    contents = [open(p.source.path, "rb").read() for p in parts]
+    contents = [Path(p.source.path).read_bytes() for p in parts]
     assert b"".join(contents) == data
     assert [p.index for p in parts] == list(range(len(parts)))
     line = 1
@@ -47,7 +49,7 @@ def test_text_parts_cover_the_stream_and_start_at_documents(tmp_path_factory, do
         line += content.count(b"\n")
     for content in contents[:-1]:
         assert len(content) >= unit_size
-    for before, content in zip(contents, contents[1:]):
+    for before, content in itertools.pairwise(contents):
         # cut right before a document: after a blank line, before a non-blank one
         assert not before.splitlines()[-1].strip() and content.splitlines()[0].strip()
 

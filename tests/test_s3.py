@@ -1,0 +1,156 @@
+"""Object storage for real: a local S3-compatible server (moto's ThreadedMotoServer on
+127.0.0.1) reached through s3fs over HTTP, no mocked client."""
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+s3fs = pytest.importorskip("s3fs", reason="s3fs (mlmprep[s3]) is not installed")
+
+from .helpers import plain_sample, run_build, shard_hashes  # noqa: E402
+
+OPTIONS = ["--unit-size", "65536", "--shard-size", "300", "--dupe-factor", "2"]
+WAIT_SECONDS = 120
+
+
+class RequestCounter(logging.Handler):
+    """Counts the HTTP requests the server logs, by method."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        for method in ("GET", "PUT", "POST", "HEAD", "DELETE"):
+            if f'"{method} ' in message:
+                self.counts[method] = self.counts.get(method, 0) + 1
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def credentials(monkeypatch):
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("s3-corpus")
+    return plain_sample(directory / "plain")
+
+
+@pytest.fixture
+def bucket(endpoint, corpus, request):
+    fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="testing", secret="testing")
+    name = request.node.name.replace("_", "-")[:40].strip("-").lower()
+    fs.mkdir(name)
+    for path in sorted(corpus.iterdir()):
+        fs.pipe(f"{name}/corpus/{path.name}", path.read_bytes())
+    return fs, name
+
+
+@pytest.fixture(scope="module")
+def local_hashes(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    options = dict(zip(OPTIONS[::2], OPTIONS[1::2]))
+    run_build(
+        [corpus],
+        out,
+        unit_size=int(options["--unit-size"]),
+        shard_size=int(options["--shard-size"]),
+        dupe_factor=int(options["--dupe-factor"]),
+    )
+    return shard_hashes(out)
+
+
+def command(name: str, endpoint: str, tmp_dir, workers: int = 2) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mlmprep.cli",
+        "build",
+        f"s3://{name}/corpus",
+        f"s3://{name}/out",
+        "--storage-options",
+        json.dumps({"endpoint_url": endpoint}),
+        "--tmp-dir",
+        str(tmp_dir),
+        "--workers",
+        str(workers),
+        "--quiet",
+        *OPTIONS,
+    ]
+
+
+def s3_hashes(fs, name: str) -> dict[str, str]:
+    return {
+        path.rsplit("/", 1)[-1]: hashlib.sha256(fs.cat_file(path)).hexdigest()
+        for path in sorted(fs.ls(f"{name}/out", detail=False))
+        if path.endswith(".parquet")
+    }
+
+
+def test_s3_to_s3_with_local_tmp_dir_is_byte_identical(bucket, endpoint, tmp_path, local_hashes):
+    fs, name = bucket
+    counter = RequestCounter()
+    logging.getLogger("werkzeug").addHandler(counter)
+    logging.getLogger("werkzeug").setLevel(logging.INFO)
+    try:
+        done = subprocess.run(command(name, endpoint, tmp_path), capture_output=True, text=True)
+    finally:
+        logging.getLogger("werkzeug").removeHandler(counter)
+    assert done.returncode == 0, done.stderr
+    assert s3_hashes(fs, name) == local_hashes
+    assert not fs.exists(f"{name}/out/.mlmprep-work")
+    assert list(tmp_path.iterdir()) == []  # spill files removed
+    fs.invalidate_cache()
+    print(f"requests to the S3 server: {dict(sorted(counter.counts.items()))}")
+    assert counter.counts.get("PUT", 0) > 0
+
+
+def test_s3_build_killed_and_run_again_ends_identical(bucket, endpoint, tmp_path, local_hashes):
+    fs, name = bucket
+    process = subprocess.Popen(command(name, endpoint, tmp_path), stderr=subprocess.PIPE)
+    records = f"{name}/out/.mlmprep-work/units"
+    deadline = time.monotonic() + WAIT_SECONDS
+    while process.poll() is None and time.monotonic() < deadline:
+        fs.invalidate_cache()
+        if fs.exists(records) and sum(p.endswith(".json") for p in fs.ls(records)) >= 3:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the build ended before it could be killed"
+    fs.invalidate_cache()
+    assert not fs.exists(f"{name}/out/index.json")
+    rerun = subprocess.run(
+        [*command(name, endpoint, tmp_path), "--json"], capture_output=True, text=True
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["resumed_units"] >= 3
+    fs.invalidate_cache()
+    assert s3_hashes(fs, name) == local_hashes
