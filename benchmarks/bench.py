@@ -184,7 +184,9 @@ def _no_tokenizer_threads() -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 
-def run_build(corpus: Path, out: Path, workers: int, dupe: int) -> tuple[float, int, dict]:
+def run_build(
+    corpus: Path, out: Path, workers: int, dupe: int, extra: list[str]
+) -> tuple[float, int, dict]:
     command = [
         sys.executable,
         "-m",
@@ -198,6 +200,7 @@ def run_build(corpus: Path, out: Path, workers: int, dupe: int) -> tuple[float, 
         "--dupe-factor",
         str(dupe),
         "--overwrite",
+        *extra,
     ]
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -217,6 +220,12 @@ def main() -> None:
     parser.add_argument("--tokenizer", default="bert-base-uncased")
     parser.add_argument("--work-dir", default=None, help="Where to write corpus and output.")
     parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument(
+        "--build-args",
+        nargs="+",
+        default=[],
+        help="More options for `mlmprep build`, e.g. --build-args=--shard-size=10000.",
+    )
     parser.add_argument(
         "--layout",
         nargs="+",
@@ -256,7 +265,7 @@ def main() -> None:
             inputs = corpus if layout == "txt" else write_layout(corpus, work, layout)
             seconds, peak, summary = min(
                 (
-                    run_build(inputs, work / "out", workers, args.dupe_factor)
+                    run_build(inputs, work / "out", workers, args.dupe_factor, args.build_args)
                     for _ in range(args.repeat)
                 ),
                 key=lambda run: run[0],

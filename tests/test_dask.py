@@ -56,51 +56,49 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_scheduler(port: int) -> subprocess.Popen:
+    """A real `dask scheduler` on 127.0.0.1."""
+    command = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
+    return subprocess.Popen(
+        [*command, "--port", str(port), "--no-dashboard"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def start_worker(address: str, *extra: str) -> subprocess.Popen:
+    """A real `dask worker` process (one thread per worker process)."""
+    command = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1"]
+    return subprocess.Popen(
+        [*command, "--no-dashboard", *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(*processes: subprocess.Popen) -> None:
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture
 def cluster():
     """A real `dask scheduler` and `dask worker` (2 processes) on 127.0.0.1."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    scheduler = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "distributed.cli.dask_scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-dashboard",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "distributed.cli.dask_worker",
-            address,
-            "--nworkers",
-            "2",
-            "--nthreads",
-            "1",
-            "--no-dashboard",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    scheduler = start_scheduler(port)
+    worker = start_worker(address, "--nworkers", "2")
     try:
         with distributed.Client(address, timeout="60s") as client:
             client.wait_for_workers(2, timeout=60)
         yield address
     finally:
-        for process in (worker, scheduler):
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(worker, scheduler)
 
 
 def test_real_scheduler_and_workers_write_the_same_bytes(corpus, local_build, tmp_path, cluster):
@@ -176,3 +174,48 @@ def test_a_failing_unit_names_its_file_on_the_client(tmp_path):
             CONFIG,
             RunOptions(workers=2, engine="dask"),
         )
+
+
+def test_every_task_checks_its_workers_versions(monkeypatch):
+    """A task refuses to run on a worker with other versions, so a worker that joins
+    after the build connected is refused too (the connect-time check cannot see it)."""
+    from mlmprep.engines import dask as engine
+    from mlmprep.errors import ConfigError
+    from mlmprep.manifest import versions
+
+    client_versions = versions()
+    assert engine.run_checked(len, client_versions, [1, 2]) == 2
+    monkeypatch.setattr(engine, "versions", lambda: {**client_versions, "pyarrow": "0.0.1"})
+    with pytest.raises(ConfigError, match=r"a Dask worker has pyarrow 0\.0\.1 \(client"):
+        engine.run_checked(len, client_versions, [1, 2])
+
+
+def test_a_lost_scheduler_is_a_cluster_error_and_the_build_resumes(corpus, local_build, tmp_path):
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler, worker = start_scheduler(port), None
+    out = tmp_path / "out"
+    try:
+        worker = start_worker(address, "--nworkers", "2")
+        with distributed.Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=60)
+        command = [sys.executable, "-m", "mlmprep.cli", "build", str(corpus), str(out), "-q"]
+        command += ["--unit-size", str(CONFIG.unit_size), "--shard-size", str(CONFIG.shard_size)]
+        dask = ["--engine", "dask", "--scheduler", address]
+        process = subprocess.Popen([*command, *dask], stderr=subprocess.PIPE, text=True)
+        units = out / ".mlmprep-work" / "units"
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            if units.is_dir() and len(list(units.glob("*.json"))) >= 2:
+                stop(scheduler)
+                break
+            time.sleep(0.005)
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 1, stderr
+        assert stderr.startswith("Error: lost the Dask cluster") and stderr.count("\n") == 1
+        assert "run the same command again to resume" in stderr
+    finally:
+        stop(*[p for p in (worker, scheduler) if p is not None])
+    rerun = subprocess.run([*command, "--workers", "2"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert shard_hashes(out) == shard_hashes(local_build)

@@ -37,6 +37,7 @@ class DaskEngine:
         self._initializer = initializer
         self._client: Any = None
         self._cluster: Any = None
+        self._log_levels: dict[str, int] = {}
 
     def __enter__(self) -> DaskEngine:
         try:
@@ -55,6 +56,7 @@ class DaskEngine:
                     silence_logs=logging.ERROR,
                 )
                 self._client = Client(self._cluster)
+            self._log_levels = _quiet_distributed_logs()
         except OSError as exc:
             raise ConfigError(
                 f"--scheduler {self.scheduler}: cannot reach the Dask scheduler ({exc}); "
@@ -82,6 +84,8 @@ class DaskEngine:
             self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+        for name, level in self._log_levels.items():
+            logging.getLogger(name).setLevel(level)
 
     def map_unordered(self, function: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
         """Yield function(task) for every task, in completion order. Tasks are taken from
@@ -122,6 +126,16 @@ class DaskEngine:
             raise MlmprepError(
                 f"{task.describe()}: failed on a Dask worker: {type(exc).__name__}: {exc}"
             ) from None
+
+
+def _quiet_distributed_logs() -> dict[str, int]:
+    """Silence distributed's own error logs (a lost connection is reported in one line
+    by map_unordered); return the levels to restore."""
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return levels
 
 
 def version_differences(expected: dict[str, str], theirs: dict[str, str]) -> list[str]:
