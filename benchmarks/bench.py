@@ -221,10 +221,11 @@ def main() -> None:
     parser.add_argument("--work-dir", default=None, help="Where to write corpus and output.")
     parser.add_argument("--skip-ceiling", action="store_true")
     parser.add_argument(
-        "--build-args",
-        nargs="+",
+        "--build-arg",
+        dest="build_args",
+        action="append",
         default=[],
-        help="More options for `mlmprep build`, e.g. --build-args=--shard-size=10000.",
+        help="One more option for `mlmprep build` (repeatable), e.g. --build-arg=--seed=1.",
     )
     parser.add_argument(
         "--layout",

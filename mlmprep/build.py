@@ -47,7 +47,7 @@ from .planning import (
 from .scheduling import run_units, unit_tasks
 from .schema import SCHEMA_VERSION, output_schema, with_metadata
 from .shuffle import ShardTask, shard_name, write_bucket_shards
-from .sizing import Sizing, choose_sizing
+from .sizing import Sizing, choose_sizing, estimated_spill_bytes
 from .spill import SPILL_DIR, SPLITS, SpillSlice
 from .streams import SHARD_SHUFFLE
 from .units import encoder_for, worker_init
@@ -99,15 +99,18 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
     try:
         return _build(inputs, output_dir, config, options, files, identity, started)
     except OSError as exc:  # from our own writes: input problems arrive as InputError
-        raise _write_error(output_dir, exc) from None
+        raw = sum(f.raw_size for f in files if not f.binary)
+        raise _write_error(output_dir, exc, estimated_spill_bytes(raw, config)) from None
 
 
-def _write_error(output_dir: str, exc: OSError) -> OutputError:
+def _write_error(output_dir: str, exc: OSError, spill_bytes: float) -> OutputError:
     where = f" ({exc.filename})" if exc.filename else ""
     if exc.errno == errno.ENOSPC:
         return OutputError(
-            f"{output_dir}: no space left on device{where}; free some space and run the same "
-            "command again to resume"
+            f"{output_dir}: no space left on device{where}; this build needs about "
+            f"{spill_bytes / 1e6:,.0f} MB of temporary space for spill files (see `mlmprep "
+            "plan`; --tmp-dir puts them elsewhere); free some space and run the same command "
+            "again to resume"
         )
     return OutputError(
         f"{output_dir}: cannot write ({exc.strerror or exc}){where}; check the output "

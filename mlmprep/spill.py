@@ -88,7 +88,7 @@ class BucketDealer:
                     if count[bucket]
                 ]
                 yield _one_batch(parts, schema)
-            del staged, parts
+            staged.clear()  # no buffer may outlive the memory map
         os.remove(self._staging_path)
 
 
@@ -149,7 +149,5 @@ def read_slices(slices: list[SpillSlice], schema: pa.Schema) -> pa.Table:
 
 
 def _read_slice(piece: SpillSlice, schema: pa.Schema) -> pa.RecordBatch:
-    with storage.open_file(piece.path, "rb") as handle:
-        handle.seek(piece.start)
-        data = handle.read(piece.end - piece.start)
+    data = storage.read_range(piece.path, piece.start, piece.end)
     return ipc.read_record_batch(ipc.read_message(pa.py_buffer(data)), schema)

@@ -66,6 +66,15 @@ def open_file(path: str, mode: str = "rb") -> IO:
     return _fs(path).open(path, mode) if is_url(path) else open(path, mode)
 
 
+def read_range(path: str, start: int, end: int) -> bytes:
+    """Bytes [start, end) of a file: one ranged GET on an object store."""
+    if is_url(path):
+        return _fs(path).cat_file(path, start=start, end=end)
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        return handle.read(end - start)
+
+
 def exists(path: str) -> bool:
     return _fs(path).exists(path) if is_url(path) else os.path.exists(path)
 

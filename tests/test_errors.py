@@ -3,6 +3,7 @@
 import errno
 import gzip
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -80,6 +81,7 @@ def test_disk_full_leaves_no_partial_shard_and_resumes(tmp_path, monkeypatch):
     result = invoke(str(SAMPLE_DIR), str(out))
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {out}: no space left on device (")
+    assert re.search(r"this build needs about \d+ MB of temporary space", result.stderr)
     assert result.stderr.endswith("free some space and run the same command again to resume\n")
     assert list(out.glob("*.parquet*")) == []
     assert not (out / "index.json").exists()

@@ -66,7 +66,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture
 def bucket(endpoint, corpus, request):
     fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="testing", secret="testing")
-    name = request.node.name.replace("_", "-")[:40].strip("-").lower()
+    name = "".join(c if c.isalnum() else "-" for c in request.node.name)[-40:].strip("-").lower()
     fs.mkdir(name)
     for path in sorted(corpus.iterdir()):
         fs.pipe(f"{name}/corpus/{path.name}", path.read_bytes())
@@ -88,6 +88,7 @@ def local_hashes(corpus, tmp_path_factory):
 
 
 def command(name: str, endpoint: str, tmp_dir, workers: int = 2) -> list[str]:
+    tmp = ["--tmp-dir", str(tmp_dir)] if tmp_dir else []
     return [
         sys.executable,
         "-m",
@@ -97,8 +98,7 @@ def command(name: str, endpoint: str, tmp_dir, workers: int = 2) -> list[str]:
         f"s3://{name}/out",
         "--storage-options",
         json.dumps({"endpoint_url": endpoint}),
-        "--tmp-dir",
-        str(tmp_dir),
+        *tmp,
         "--workers",
         str(workers),
         "--quiet",
@@ -114,13 +114,15 @@ def s3_hashes(fs, name: str) -> dict[str, str]:
     }
 
 
-def test_s3_to_s3_with_local_tmp_dir_is_byte_identical(bucket, endpoint, tmp_path, local_hashes):
+@pytest.mark.parametrize("local_tmp", [True, False], ids=["local-tmp-dir", "spill-on-s3"])
+def test_s3_to_s3_is_byte_identical(bucket, endpoint, tmp_path, local_hashes, local_tmp):
     fs, name = bucket
     counter = RequestCounter()
     logging.getLogger("werkzeug").addHandler(counter)
     logging.getLogger("werkzeug").setLevel(logging.INFO)
+    tmp_dir = tmp_path if local_tmp else None
     try:
-        done = subprocess.run(command(name, endpoint, tmp_path), capture_output=True, text=True)
+        done = subprocess.run(command(name, endpoint, tmp_dir), capture_output=True, text=True)
     finally:
         logging.getLogger("werkzeug").removeHandler(counter)
     assert done.returncode == 0, done.stderr

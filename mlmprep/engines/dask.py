@@ -97,35 +97,39 @@ class DaskEngine:
         remaining = iter(tasks)
         which: dict[str, Any] = {}
         running = as_completed()
+        failed: tuple[Any, BaseException] | None = None
         try:
             for task in itertools.islice(remaining, IN_FLIGHT_PER_WORKER * self.workers):
                 running.add(self._submit(checked, task, which))
             for future in running:
-                yield self._result(future, which.pop(future.key))
+                task = which.pop(future.key)
+                if future.status == "error":  # the task itself failed on its worker
+                    failed = (task, future.exception())
+                    break
+                yield future.result()
                 task = next(remaining, None)
                 if task is not None:
                     running.add(self._submit(checked, task, which))
-        except (OSError, CancelledError, TimeoutError) as exc:
+        except (OSError, CancelledError, TimeoutError) as exc:  # the cluster, not a task
             raise ClusterError(
                 f"lost the Dask cluster ({type(exc).__name__}: {exc}); check the scheduler "
                 "and workers, then run the same command again to resume"
             ) from None
+        if failed is not None:
+            raise _task_error(*failed)
 
     def _submit(self, checked: Callable[[Any], Any], task: Any, which: dict[str, Any]) -> Any:
         future = self._client.submit(checked, task, pure=False)
         which[future.key] = task
         return future
 
-    @staticmethod
-    def _result(future: Any, task: Any) -> Any:
-        try:
-            return future.result()
-        except (MlmprepError, OSError, CancelledError, TimeoutError):
-            raise
-        except Exception as exc:  # the worker's error, reported with its task
-            raise MlmprepError(
-                f"{task.describe()}: failed on a Dask worker: {type(exc).__name__}: {exc}"
-            ) from None
+
+def _task_error(task: Any, exc: BaseException) -> BaseException:
+    """A task's own error: ours and write errors (OSError, reported by the build with
+    their path) as they are, anything else named with its task."""
+    if isinstance(exc, (MlmprepError, OSError)):
+        return exc
+    return MlmprepError(f"{task.describe()}: failed on a Dask worker: {type(exc).__name__}: {exc}")
 
 
 def _quiet_distributed_logs() -> dict[str, int]:
