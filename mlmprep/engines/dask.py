@@ -111,8 +111,9 @@ class DaskEngine:
                 if task is not None:
                     running.add(self._submit(checked, task, which))
         except (OSError, CancelledError, TimeoutError) as exc:  # the cluster, not a task
+            reason = " ".join(str(exc).split())  # distributed's messages span lines
             raise ClusterError(
-                f"lost the Dask cluster ({type(exc).__name__}: {exc}); check the scheduler "
+                f"lost the Dask cluster ({type(exc).__name__}: {reason}); check the scheduler "
                 "and workers, then run the same command again to resume"
             ) from None
         if failed is not None:
@@ -129,7 +130,10 @@ def _task_error(task: Any, exc: BaseException) -> BaseException:
     their path) as they are, anything else named with its task."""
     if isinstance(exc, (MlmprepError, OSError)):
         return exc
-    return MlmprepError(f"{task.describe()}: failed on a Dask worker: {type(exc).__name__}: {exc}")
+    reason = " ".join(str(exc).split())
+    return MlmprepError(
+        f"{task.describe()}: failed on a Dask worker: {type(exc).__name__}: {reason}"
+    )
 
 
 def _quiet_distributed_logs() -> dict[str, int]:
