@@ -16,6 +16,7 @@ from .capacity import PlanEstimate, estimate_plan
 from .config import INPUT_FORMATS, LANGUAGES, MASKING_MODES, OBJECTIVES, BuildConfig
 from .engines.local import available_cpus
 from .errors import MlmprepError
+from .export import FORMATS, export_build
 from .show import show
 from .stats import compute_stats
 from .validate import validate
@@ -53,6 +54,7 @@ def main() -> None:
       mlmprep show out/ -n 3                # decode a few instances, masks visible
       mlmprep validate out/                 # checksums + invariants
       mlmprep plan corpus/ out/             # what a build would make and need
+      mlmprep export out/ h5/ --format nvidia-hdf5   # files for existing trainers
       mlmprep vocab corpus/ -o vocab.txt    # train a WordPiece vocabulary
     """
 
@@ -391,6 +393,42 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+@main.command(name="export")
+@click.argument("output_dir")
+@click.argument("dest")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    required=True,
+    help="nvidia-hdf5: NVIDIA DeepLearningExamples' HDF5 (mlmprep[hdf5]); tfrecord: "
+    "Google BERT's tf.train.Example records (mlmprep[tfrecord]).",
+)
+@click.option("--gzip", "compress", is_flag=True, help="gzip the TFRecord files.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_friendly
+def export_command(output_dir: str, dest: str, fmt: str, compress: bool, quiet: bool) -> None:
+    """Write a static NSP (or SOP) build as the reference generators' files, one per
+    shard, so trainers that read them need no change. Label 1 = random next, as in both
+    references; an SOP build writes its sentence_order_label there. Resumable.
+
+    \b
+    Examples:
+      mlmprep export out/ hdf5/ --format nvidia-hdf5
+      mlmprep export out/ tfrecords/ --format tfrecord --gzip
+    """
+    summary = export_build(
+        output_dir, dest, fmt, compress, progress=not quiet and sys.stderr.isatty()
+    )
+    if summary["label_from"] == "sentence_order_label":
+        click.echo("note: an SOP build; next_sentence_labels hold its sentence_order_label")
+    click.echo(
+        f"{dest}: {len(summary['files'])} {fmt} files, {summary['rows']} rows "
+        f"(max_seq_length {summary['max_seq_length']}, max_predictions_per_seq "
+        f"{summary['max_predictions_per_seq']})"
+    )
 
 
 @main.command(name="stats")

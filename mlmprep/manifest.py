@@ -118,9 +118,10 @@ class WorkState:
     def exists(self) -> bool:
         return storage.exists(storage.join(self.path, PLAN))
 
-    def start(self, plan: dict) -> None:
-        storage.makedirs(storage.join(self.path, UNITS_DIR))
-        storage.makedirs(storage.join(self.path, SHARDS_DIR))
+    def start(self, plan: dict, kinds: tuple[str, ...] = (UNITS_DIR, SHARDS_DIR)) -> None:
+        """Create the record directories, then the plan (which marks the start)."""
+        for kind in kinds:
+            storage.makedirs(storage.join(self.path, kind))
         write_json_atomically(storage.join(self.path, PLAN), plan)
 
     def plan(self) -> dict:

@@ -1,0 +1,196 @@
+"""`mlmprep export`: HDF5 and TFRecord files read back row by row equal the Parquet rows
+after padding, and their statistics equal `mlmprep stats` exactly."""
+
+import gzip
+import json
+import struct
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+h5py = pytest.importorskip("h5py", reason="h5py (mlmprep[hdf5]) is not installed")
+crc32c = pytest.importorskip("crc32c", reason="crc32c (mlmprep[tfrecord]) is not installed")
+example_pb2 = pytest.importorskip("tfrecord.example_pb2", reason="mlmprep[tfrecord] missing")
+
+from mlmprep.cli import main  # noqa: E402
+from mlmprep.stats import compute_stats  # noqa: E402
+
+from .helpers import SAMPLE_DIR, run_build  # noqa: E402
+
+MASK_ID = 103
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export-build")
+    run_build([SAMPLE_DIR], out, shard_size=300)
+    return out
+
+
+def export(build, dest, *options):
+    result = CliRunner().invoke(main, ["export", str(build), str(dest), "-q", *options])
+    assert "Traceback" not in result.output
+    return result
+
+
+def parquet_rows(path) -> list[dict]:
+    """Rows of a shard padded by hand, as the reference generators pad them."""
+    rows = []
+    for row in pq.read_table(path).to_pylist():
+        n, k = len(row["input_ids"]), len(row["masked_lm_positions"])
+        rows.append(
+            {
+                "input_ids": row["input_ids"] + [0] * (128 - n),
+                "input_mask": [1] * n + [0] * (128 - n),
+                "segment_ids": row["token_type_ids"] + [0] * (128 - n),
+                "masked_lm_positions": row["masked_lm_positions"] + [0] * (20 - k),
+                "masked_lm_ids": row["masked_lm_ids"] + [0] * (20 - k),
+                "masked_lm_weights": [1.0] * k + [0.0] * (20 - k),
+                "next_sentence_labels": [row["next_sentence_label"]],
+            }
+        )
+    return rows
+
+
+def masked_crc(data: bytes) -> int:
+    crc = crc32c.crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def read_tfrecords(path) -> list[dict]:
+    """Records parsed with the protobuf library, framing and CRCs checked here."""
+    data = (gzip.decompress if str(path).endswith(".gz") else bytes)(path.read_bytes())
+    rows, at = [], 0
+    while at < len(data):
+        header = data[at : at + 8]
+        (length,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[at + 8 : at + 12])[0] == masked_crc(header)
+        record = data[at + 12 : at + 12 + length]
+        assert struct.unpack("<I", data[at + 12 + length : at + 16 + length])[0] == (
+            masked_crc(record)
+        )
+        features = example_pb2.Example.FromString(record).features.feature
+        rows.append(
+            {
+                name: list(
+                    feature.float_list.value
+                    if name == "masked_lm_weights"
+                    else feature.int64_list.value
+                )
+                for name, feature in features.items()
+            }
+        )
+        at += 16 + length
+    return rows
+
+
+def test_hdf5_rows_equal_the_padded_parquet_rows(build_dir, tmp_path):
+    result = export(build_dir, tmp_path / "h5", "--format", "nvidia-hdf5")
+    assert result.exit_code == 0, result.output
+    index = json.loads((build_dir / "index.json").read_text())
+    assert len(index["shards"]) >= 2
+    for shard in index["shards"]:
+        expected = parquet_rows(build_dir / shard["name"])
+        name = shard["name"].replace("train-", "training-").replace(".parquet", ".hdf5")
+        with h5py.File(tmp_path / "h5" / name) as f:
+            dtypes = {name: f[name].dtype.str for name in f}
+            assert dtypes == {
+                "input_ids": "<i4",
+                "input_mask": "|i1",
+                "segment_ids": "|i1",
+                "masked_lm_positions": "<i4",
+                "masked_lm_ids": "<i4",
+                "next_sentence_labels": "|i1",
+            }
+            assert all(f[name].compression == "gzip" for name in f)
+            for name in dtypes:
+                got = f[name][:].tolist()
+                want = [row[name] for row in expected]
+                assert got == ([w[0] for w in want] if name == "next_sentence_labels" else want), (
+                    name
+                )
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_tfrecord_rows_equal_the_padded_parquet_rows(build_dir, tmp_path, compress):
+    options = ["--format", "tfrecord", *(["--gzip"] if compress else [])]
+    assert export(build_dir, tmp_path / "tf", *options).exit_code == 0
+    suffix = ".tfrecord.gz" if compress else ".tfrecord"
+    for shard in json.loads((build_dir / "index.json").read_text())["shards"]:
+        got = read_tfrecords(tmp_path / "tf" / shard["name"].replace(".parquet", suffix))
+        assert got == parquet_rows(build_dir / shard["name"])
+
+
+def test_statistics_of_the_exported_files_equal_mlmprep_stats(build_dir, tmp_path):
+    export(build_dir, tmp_path / "h5", "--format", "nvidia-hdf5")
+    lengths, masked, labels, split = [], 0, [], np.zeros(3, np.int64)
+    for path in sorted((tmp_path / "h5").glob("*.hdf5")):
+        with h5py.File(path) as f:
+            ids, weights = f["input_ids"][:], f["masked_lm_positions"][:]
+            positions, originals = f["masked_lm_positions"][:], f["masked_lm_ids"][:]
+            lengths += f["input_mask"][:].sum(axis=1).tolist()
+            labels += f["next_sentence_labels"][:].tolist()
+            for row in range(len(ids)):
+                real = np.flatnonzero(weights[row] > 0)  # position 0 is [CLS], never masked
+                now = ids[row, positions[row, real]]
+                is_mask = now == MASK_ID
+                kept = (now == originals[row, real]) & ~is_mask
+                split += [is_mask.sum(), (~is_mask & ~kept).sum(), kept.sum()]
+                masked += len(real)
+    stats = compute_stats(str(build_dir))
+    assert stats["instances"] == len(lengths)
+    assert stats["mean_tokens"] == round(sum(lengths) / len(lengths), 3)
+    assert stats["frac_shorter_than_max"] == round(sum(n < 128 for n in lengths) / len(lengths), 4)
+    assert stats["mean_masked"] == round(masked / len(lengths), 3)
+    assert stats["masked_per_token"] == round(masked / sum(lengths), 4)
+    assert stats["nsp_random_fraction"] == round(sum(labels) / len(labels), 4)
+    names = ("mask", "random", "kept")
+    assert stats["mask_split"] == {n: round(v / split.sum(), 4) for n, v in zip(names, split)}
+
+
+def test_builds_that_do_not_map_are_refused_in_one_line(tmp_path):
+    run_build([SAMPLE_DIR], tmp_path / "dynamic", masking="dynamic")
+    run_build([SAMPLE_DIR], tmp_path / "none", objective="none")
+    for name, reason in (("dynamic", "rebuild with --masking static"), ("none", "--objective")):
+        result = export(tmp_path / name, tmp_path / f"x-{name}", "--format", "nvidia-hdf5")
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"Error: {tmp_path / name}: ") and reason in result.stderr
+        assert result.stderr.count("\n") == 1
+
+
+def test_an_sop_build_writes_its_order_label_and_says_so(tmp_path):
+    run_build([SAMPLE_DIR], tmp_path / "sop", objective="sop")
+    result = export(tmp_path / "sop", tmp_path / "h5", "--format", "nvidia-hdf5")
+    assert result.exit_code == 0
+    assert "next_sentence_labels hold its sentence_order_label" in result.stdout
+    table = pq.read_table(next((tmp_path / "sop").glob("*.parquet")))
+    with h5py.File(next((tmp_path / "h5").glob("*.hdf5"))) as f:
+        assert f["next_sentence_labels"][:].tolist() == table["sentence_order_label"].to_pylist()
+
+
+def test_a_failed_export_resumes_and_skips_finished_files(build_dir, tmp_path, monkeypatch):
+    import mlmprep.export
+
+    original = mlmprep.export._Hdf5Writer.write
+    calls = []
+
+    def fail_on_second(source, path, *args):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", path)
+        return original(source, path, *args)
+
+    monkeypatch.setattr(mlmprep.export._Hdf5Writer, "write", staticmethod(fail_on_second))
+    result = export(build_dir, tmp_path / "h5", "--format", "nvidia-hdf5")
+    assert result.exit_code == 1 and "run the same command again to resume" in result.stderr
+    first = sorted((tmp_path / "h5").glob("*.hdf5"))
+    assert len(first) == 1
+    written_at = first[0].stat().st_mtime_ns
+    monkeypatch.undo()
+    assert export(build_dir, tmp_path / "h5", "--format", "nvidia-hdf5").exit_code == 0
+    assert first[0].stat().st_mtime_ns == written_at  # not written again
+    shards = json.loads((build_dir / "index.json").read_text())["shards"]
+    assert len(list((tmp_path / "h5").glob("*.hdf5"))) == len(shards)
+    assert not (tmp_path / "h5" / ".mlmprep-work").exists()
