@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from . import storage
 from .accounting import InputReport
+from .card import CARD, dataset_card, is_ours
 from .config import BuildConfig
 from .counts import SplitCounts
 from .engines.dask import DaskEngine
@@ -172,6 +173,7 @@ def _build(
     index = _index(identity, results, work.records(SHARDS_DIR), files, options, run)
     index["plan"] = {"units": len(units), "tasks": len(results), **sizing.to_dict()}
     write_text_atomically(storage.join(output_dir, TOKENIZER_FILE), encoder.json)
+    _write_card(output_dir, index, output_schema(config))
     write_json_atomically(storage.join(output_dir, INDEX), index)
     shard_names = tuple(shard["name"] + ".tmp-" for shard in index["shards"])
     for name in storage.listdir(output_dir):  # temp files of workers that died mid-write
@@ -180,6 +182,16 @@ def _build(
     storage.rmtree(spill_dir)
     work.remove()
     return _summary(index, already_built=False)
+
+
+def _write_card(output_dir: str, index: dict, schema: pa.Schema) -> None:
+    """The dataset card, unless the directory holds a README.md of the user's own."""
+    path = storage.join(output_dir, CARD)
+    if storage.exists(path):
+        with storage.open_file(path, "rb") as handle:
+            if not is_ours(handle.read().decode("utf-8", "replace")):
+                return
+    write_text_atomically(path, dataset_card(index, schema))
 
 
 def _no_documents(inputs: list[str], results: list[dict]) -> InputError:

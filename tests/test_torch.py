@@ -182,3 +182,33 @@ def test_reading_a_build_leaves_the_environment_alone(sample_build, monkeypatch)
     batch = collate([MlmprepDataset(str(sample_build))[i] for i in range(4)])
     assert batch["input_ids"].shape[0] == 4
     assert dict(os.environ) == before
+
+
+def test_the_dataset_card_lets_load_dataset_read_the_build(tmp_path):
+    datasets = pytest.importorskip("datasets", reason="datasets is not installed")
+    out = tmp_path / "out"
+    summary = run_build([SAMPLE_DIR], out, validation_fraction=0.2, shard_size=300)
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nconfigs:") and "license: other" in card
+    loaded = datasets.load_dataset(str(out))
+    assert {name: len(split) for name, split in loaded.items()} == summary["rows"]
+    assert loaded["train"].features["input_ids"].feature.dtype == "int32"
+    assert loaded["train"].features["next_sentence_label"].dtype == "int8"
+
+
+def test_a_users_own_readme_is_kept(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "README.md").write_text("my notes\n")
+    run_build([SAMPLE_DIR], out)
+    assert (out / "README.md").read_text() == "my notes\n"
+
+
+def test_overwrite_removes_the_card_it_wrote(tmp_path):
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out)
+    assert (out / "README.md").exists()
+    from mlmprep.manifest import remove_build
+
+    remove_build(str(out))
+    assert sorted(p.name for p in out.iterdir()) == []

@@ -1,0 +1,88 @@
+"""The dataset card (`README.md`) a build writes beside its shards.
+
+Its Hugging Face metadata (configs with the data files of each split, features, split
+sizes) lets `datasets.load_dataset(OUTPUT_DIR)` and a dataset hub read the build with no
+extra arguments; the body states the config and the source. The licence is left for the
+user to fill in: mlmprep cannot know the corpus's terms.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+CARD = "README.md"
+MARKER = "<!-- written by mlmprep: rewritten by every build into this directory -->"
+
+
+def is_ours(text: str) -> bool:
+    """True for a card a build wrote (a user's own README.md is never replaced)."""
+    return MARKER in text
+
+
+def dataset_card(index: dict, schema: pa.Schema) -> str:
+    """The card of a finished build, from its index.json contents and schema."""
+    splits = {}
+    for shard in index["shards"]:
+        split = splits.setdefault(shard["split"], {"rows": 0, "bytes": 0})
+        split["rows"] += shard["rows"]
+        split["bytes"] += shard["bytes"]
+    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for name in splits:
+        lines += [f"  - split: {name}", f'    path: "{name}-*.parquet"']
+    lines += ["dataset_info:", "  features:"]
+    for field in schema:
+        lines += [f"  - name: {field.name}", *_feature_type(field.type)]
+    lines += ["  splits:"]
+    for name, split in splits.items():
+        lines += [
+            f"  - name: {name}",
+            f"    num_bytes: {split['bytes']}",
+            f"    num_examples: {split['rows']}",
+        ]
+    config = index["config"]
+    lines += [
+        "license: other  # fill in the licence of your corpus",
+        "tags:",
+        "- bert",
+        "- pretraining",
+        "- masked-language-modeling",
+        "- mlmprep",
+        "---",
+        MARKER,
+        "",
+        f"# BERT pretraining data ({config['objective']}, {config['masking']} masking)",
+        "",
+        f"Built by mlmprep {index['versions']['mlmprep']} with the tokenizer "
+        f"`{index['tokenizer']['name']}` (vocabulary {index['tokenizer']['vocab_size']}, "
+        f"sha256 `{index['tokenizer']['sha256'][:16]}…`, copied as `tokenizer.json`).",
+        "",
+        "| split | rows | bytes |",
+        "|---|---:|---:|",
+        *[f"| {name} | {s['rows']} | {s['bytes']} |" for name, s in splits.items()],
+        "",
+        "## Config",
+        "",
+        "```json",
+        json.dumps({k: v for k, v in config.items() if k != "input_fingerprint"}, indent=2),
+        "```",
+        "",
+        "## Source",
+        "",
+        f"{len(config['input_fingerprint'])} input files; their paths, sizes and modification "
+        "times are in `index.json` under `config.input_fingerprint`. Documents used and "
+        f"skipped: `{json.dumps(index['accounting']['documents'], sort_keys=True)}`.",
+        "",
+        "## Licence",
+        "",
+        "Fill in the licence and terms of the source corpus.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _feature_type(data_type: pa.DataType) -> list[str]:
+    if pa.types.is_list(data_type):
+        return [f"    sequence: {data_type.value_type}"]
+    return [f"    dtype: {data_type}"]
