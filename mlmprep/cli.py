@@ -13,7 +13,8 @@ import click
 from . import __version__, storage
 from .build import RunOptions, build
 from .capacity import PlanEstimate, estimate_plan
-from .config import INPUT_FORMATS, LANGUAGES, MASKING_MODES, OBJECTIVES, BuildConfig
+from .cli_options import DEFAULTS, STORAGE_OPTIONS, config_options, parse_storage_options
+from .config import INPUT_FORMATS, BuildConfig
 from .engines.local import available_cpus
 from .errors import MlmprepError
 from .export import FORMATS, export_build
@@ -21,8 +22,6 @@ from .show import show
 from .stats import compute_stats
 from .validate import validate
 from .vocab import train_vocab
-
-DEFAULTS = BuildConfig()
 
 
 def _friendly(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,170 +58,10 @@ def main() -> None:
     """
 
 
-CONFIG_OPTIONS = [
-    click.option(
-        "--input-format",
-        type=click.Choice(INPUT_FORMATS),
-        default=DEFAULTS.input_format,
-        show_default=True,
-        help="text: blank-line documents, a paragraph per line; jsonl/parquet: a document "
-        "per record; sentences: Google's one sentence per line (not re-split). "
-        "auto: by extension (.jsonl, .parquet, else text).",
-    ),
-    click.option(
-        "--text-field",
-        default=DEFAULTS.text_field,
-        show_default=True,
-        help="Field (jsonl) or column (parquet) holding the text.",
-    ),
-    click.option(
-        "--tokenizer",
-        default=DEFAULTS.tokenizer,
-        show_default=True,
-        help="Bundled name, a vocab.txt or a Hugging Face tokenizer.json (WordPiece).",
-    ),
-    click.option(
-        "--lowercase/--no-lowercase",
-        default=None,
-        help="Lowercase and strip accents before WordPiece (BERT uncased) or keep case and "
-        "accents (cased). Applies to a vocab.txt and the bundled vocabulary [default: "
-        "lowercase]; refused with a tokenizer.json, which brings its own normalizer.",
-    ),
-    click.option(
-        "--max-seq-length",
-        default=DEFAULTS.max_seq_length,
-        show_default=True,
-        help="Tokens per instance, [CLS] and both [SEP] included.",
-    ),
-    click.option(
-        "--max-predictions-per-seq",
-        default=DEFAULTS.max_predictions_per_seq,
-        show_default=True,
-        help="At most this many masked positions per instance.",
-    ),
-    click.option(
-        "--masked-lm-prob",
-        default=DEFAULTS.masked_lm_prob,
-        show_default=True,
-        help="Share of tokens to mask: round(len * p), at least 1.",
-    ),
-    click.option(
-        "--short-seq-prob",
-        default=DEFAULTS.short_seq_prob,
-        show_default=True,
-        help="Share of documents whose target length is random in [2, max].",
-    ),
-    click.option(
-        "--dupe-factor",
-        default=DEFAULTS.dupe_factor,
-        show_default=True,
-        type=int,
-        help="Passes over the data, each with fresh pairs and masks (Google's reference "
-        "uses 10 with static masking). Documents are tokenized once.",
-    ),
-    click.option(
-        "--objective",
-        type=click.Choice(OBJECTIVES),
-        default=DEFAULTS.objective,
-        show_default=True,
-        help="nsp: next sentence prediction (BERT); sop: sentence order prediction (ALBERT); "
-        "none: one segment per row, MLM only (RoBERTa).",
-    ),
-    click.option(
-        "--whole-word-mask",
-        is_flag=True,
-        help="Mask whole words (a token and its ## continuations), one 80/10/10 draw per word.",
-    ),
-    click.option(
-        "--language",
-        type=click.Choice(LANGUAGES),
-        default=DEFAULTS.language,
-        show_default=True,
-        help="zh: with --whole-word-mask, words come from jieba segmentation (mlmprep[zh]).",
-    ),
-    click.option(
-        "--bin-size",
-        default=DEFAULTS.bin_size,
-        show_default=True,
-        help="Write a length_bin column ((len - 1) // N) and give each bin its own row groups "
-        "in every shard, so a trainer can batch similar lengths. 0: off.",
-    ),
-    click.option(
-        "--masking",
-        type=click.Choice(MASKING_MODES),
-        default=DEFAULTS.masking,
-        show_default=True,
-        help="static: masks written to the shards; dynamic: special_tokens_mask written, "
-        "the trainer's collator masks each batch.",
-    ),
-    click.option(
-        "--seed",
-        default=DEFAULTS.seed,
-        show_default=True,
-        help="Every random choice derives from it.",
-    ),
-    click.option(
-        "--shard-size",
-        default=DEFAULTS.shard_size,
-        show_default=True,
-        type=int,
-        help="Maximum rows per output shard.",
-    ),
-    click.option(
-        "--unit-size",
-        default=DEFAULTS.unit_size,
-        type=int,
-        help="Bytes of raw text per work unit; units are read in windows of at most 8 MiB, "
-        "and NSP negatives come from the same window. 0: chosen from the input size so that "
-        "spill slices stay >= 1 MiB (see `mlmprep plan`). [default: 0]",
-    ),
-    click.option(
-        "--validation-fraction",
-        default=DEFAULTS.validation_fraction,
-        show_default=True,
-        type=float,
-        help="Share of documents held out as validation-*.parquet.",
-    ),
-]
-
-
-def _storage_options(value: str | None) -> dict:
-    """--storage-options: a JSON object handed to fsspec (e.g. endpoint_url for S3)."""
-    if value is None:
-        return {}
-    try:
-        options = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(
-            f"not valid JSON ({exc})", param_hint="--storage-options"
-        ) from None
-    if not isinstance(options, dict):
-        raise click.BadParameter("must be a JSON object", param_hint="--storage-options")
-    return options
-
-
-STORAGE_OPTIONS = click.option(
-    "--storage-options",
-    "storage_options",
-    default=None,
-    envvar="MLMPREP_STORAGE_OPTIONS",
-    help="JSON object passed to fsspec for URLs, as pandas' storage_options, e.g. "
-    '\'{"endpoint_url": "http://127.0.0.1:9000"}\' for an S3-compatible store. '
-    "[env: MLMPREP_STORAGE_OPTIONS]",
-)
-
-
-def _config_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that make a BuildConfig (shared by `build` and `plan`)."""
-    for option in reversed(CONFIG_OPTIONS):
-        function = option(function)
-    return function
-
-
 @main.command(name="build")
 @click.argument("inputs", nargs=-1, required=True)
 @click.argument("output_dir")
-@_config_options
+@config_options
 @click.option(
     "--workers",
     default=None,
@@ -287,7 +126,7 @@ def build_command(
     Running the same command again after a crash resumes; after a finished build it is a
     no-op. Compressed inputs (.gz .bz2 .xz .zst) are read as streams.
     """
-    storage.configure(_storage_options(storage_options))
+    storage.configure(parse_storage_options(storage_options))
     config = BuildConfig(**options)
     workers = workers if workers is not None else available_cpus()
     if workers < 1:
@@ -297,7 +136,7 @@ def build_command(
         engine=engine,
         scheduler=scheduler,
         tmp_dir=tmp_dir,
-        storage_options=_storage_options(storage_options),
+        storage_options=parse_storage_options(storage_options),
         strict=strict,
         overwrite=overwrite,
         progress=not quiet and not as_json and sys.stderr.isatty(),
@@ -329,7 +168,7 @@ def build_command(
 @main.command(name="plan")
 @click.argument("inputs", nargs=-1, required=True)
 @click.argument("output_dir")
-@_config_options
+@config_options
 @click.option(
     "--input-bytes",
     type=int,
@@ -357,7 +196,7 @@ def plan_command(
       mlmprep plan corpus/ out/ --dupe-factor 5
       mlmprep plan corpus/ out/ --input-bytes 100000000000 --json
     """
-    storage.configure(_storage_options(storage_options))
+    storage.configure(parse_storage_options(storage_options))
     estimate = estimate_plan(list(inputs), output_dir, BuildConfig(**options), input_bytes)
     if as_json:
         click.echo(json.dumps(estimate.to_dict(), sort_keys=True))
@@ -375,7 +214,8 @@ def _plan_text(plan: PlanEstimate) -> str:
         [
             f"input:            {_size(plan.raw_bytes)} of text ({source})",
             f"units:            {plan.units} of about {_size(sizing.unit_size)} ({plan.tasks} "
-            f"tasks), read in windows of {_size(sizing.window_size)}",
+            f"task{'s' if plan.tasks != 1 else ''}), read in windows of "
+            f"{_size(sizing.window_size)}",
             f"buckets:          {buckets} (each shuffled in memory by one worker)",
             f"shards:           {shards}",
             f"rows:             at most {plan.rows:,} ({plan.tokens:,} tokens)",

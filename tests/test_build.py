@@ -173,7 +173,13 @@ def test_overwrite_removes_only_mlmprep_files(tmp_path):
     build([str(SAMPLE_DIR)], str(out), BuildConfig(seed=3), RunOptions(overwrite=True))
     assert (out / "notes.txt").read_text() == "mine"
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["index.json", "notes.txt", "tokenizer.json", "train-00000-of-00001.parquet"]
+    assert names == [
+        "README.md",
+        "index.json",
+        "notes.txt",
+        "tokenizer.json",
+        "train-00000-of-00001.parquet",
+    ]
 
 
 def test_validation_rows_draw_from_their_own_streams(tmp_path, monkeypatch):
