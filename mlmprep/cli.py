@@ -18,6 +18,8 @@ from .config import INPUT_FORMATS, BuildConfig
 from .engines.local import available_cpus
 from .errors import MlmprepError
 from .export import FORMATS, export_build
+from .manifest import write_text_atomically
+from .report import build_report
 from .show import show
 from .stats import compute_stats
 from .validate import validate
@@ -54,6 +56,7 @@ def main() -> None:
       mlmprep validate out/                 # checksums + invariants
       mlmprep plan corpus/ out/             # what a build would make and need
       mlmprep export out/ h5/ --format nvidia-hdf5   # files for existing trainers
+      mlmprep report out/ -o report.html    # one HTML page of plots
       mlmprep vocab corpus/ -o vocab.txt    # train a WordPiece vocabulary
     """
 
@@ -269,6 +272,27 @@ def export_command(output_dir: str, dest: str, fmt: str, compress: bool, quiet: 
         f"(max_seq_length {summary['max_seq_length']}, max_predictions_per_seq "
         f"{summary['max_predictions_per_seq']})"
     )
+
+
+@main.command(name="report")
+@click.argument("output_dir")
+@click.option("-o", "--output", required=True, help="Where to write the HTML page.")
+@click.option("--compare", default=None, help="Another build to show side by side.")
+@click.option(
+    "--split", default="train", show_default=True, type=click.Choice(["train", "validation"])
+)
+@_friendly
+def report_command(output_dir: str, output: str, compare: str | None, split: str) -> None:
+    """One self-contained HTML page of plots: lengths, masking, labels, shards, tokens and
+    the accounting; with --compare, two builds side by side (mlmprep[report]).
+
+    \b
+    Examples:
+      mlmprep report out/ -o report.html
+      mlmprep report out/ --compare previous-out/ -o drift.html
+    """
+    write_text_atomically(output, build_report(output_dir, compare, split))
+    click.echo(f"{output}: report of {output_dir}" + (f" vs {compare}" if compare else ""))
 
 
 @main.command(name="stats")
