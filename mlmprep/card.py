@@ -8,6 +8,7 @@ user to fill in: mlmprep cannot know the corpus's terms.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pyarrow as pa
@@ -70,9 +71,10 @@ def dataset_card(index: dict, schema: pa.Schema) -> str:
         "",
         "## Source",
         "",
-        f"{len(config['input_fingerprint'])} input files; their paths, sizes and modification "
-        "times are in `index.json` under `config.input_fingerprint`. Documents used and "
-        f"skipped: `{json.dumps(index['accounting']['documents'], sort_keys=True)}`.",
+        f"{len(config['input_fingerprint'])} input files, fingerprint `{_fingerprint(config)}` "
+        "(sha256 of their paths, sizes and modification times, listed in `index.json` under "
+        "`config.input_fingerprint`). Documents used and skipped: "
+        f"`{json.dumps(index['accounting']['documents'], sort_keys=True)}`.",
         "",
         "## Licence",
         "",
@@ -80,6 +82,11 @@ def dataset_card(index: dict, schema: pa.Schema) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _fingerprint(config: dict) -> str:
+    text = json.dumps(config["input_fingerprint"], sort_keys=True).encode()
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 def _feature_type(data_type: pa.DataType) -> list[str]:

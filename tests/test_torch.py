@@ -1,5 +1,6 @@
 """The PyTorch collator and datasets, Hugging Face `datasets`, and a real training step."""
 
+import hashlib
 import json
 import os
 
@@ -190,6 +191,9 @@ def test_the_dataset_card_lets_load_dataset_read_the_build(tmp_path):
     summary = run_build([SAMPLE_DIR], out, validation_fraction=0.2, shard_size=300)
     card = (out / "README.md").read_text()
     assert card.startswith("---\nconfigs:") and "license: other" in card
+    index = json.loads((out / "index.json").read_text())
+    fingerprint = json.dumps(index["config"]["input_fingerprint"], sort_keys=True).encode()
+    assert f"fingerprint `{hashlib.sha256(fingerprint).hexdigest()[:16]}`" in card
     loaded = datasets.load_dataset(str(out))
     assert {name: len(split) for name, split in loaded.items()} == summary["rows"]
     assert loaded["train"].features["input_ids"].feature.dtype == "int32"
