@@ -1,4 +1,5 @@
-"""process_unit: one work unit -> spill files, one per output bucket. Engines only schedule it."""
+"""process_unit: one work unit (or part) -> one spill file, rows grouped by bucket. Engines only
+schedule it."""
 
 from __future__ import annotations
 
