@@ -26,10 +26,6 @@ def configure(options: dict[str, Any]) -> None:
     _OPTIONS.update(options)
 
 
-def options() -> dict[str, Any]:
-    return dict(_OPTIONS)
-
-
 def is_url(path: str) -> bool:
     return "://" in path
 
@@ -132,17 +128,6 @@ def size(path: str) -> int:
     return _fs(path).size(path) if is_url(path) else os.path.getsize(path)
 
 
-def tree_size(path: str) -> int:
-    """Bytes of all files below a directory."""
-    if is_url(path):
-        fs = _fs(path)
-        return sum(fs.sizes(fs.find(path))) if fs.exists(path) else 0
-    total = 0
-    for root, _, names in os.walk(path):
-        total += sum(os.path.getsize(os.path.join(root, n)) for n in names)
-    return total
-
-
 def sync(handle: IO) -> None:
     """fsync a local file before it is renamed into place (no-op elsewhere)."""
     with contextlib.suppress(AttributeError, OSError, ValueError, NotImplementedError):
@@ -154,12 +139,6 @@ def arrow_sink(path: str) -> pa.NativeFile:
     if is_url(path):
         return pa.PythonFile(open_file(path, "wb"), mode="w")
     return pa.OSFile(path, "wb")
-
-
-def arrow_source(path: str) -> pa.NativeFile:
-    if is_url(path):
-        return pa.PythonFile(open_file(path, "rb"), mode="r")
-    return pa.OSFile(path, "rb")
 
 
 def parquet_file(path: str) -> pq.ParquetFile:
