@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from . import storage
 from .accounting import InputReport
-from .card import CARD, dataset_card, is_ours
+from .card import CARD, dataset_card, written_by_mlmprep
 from .config import BuildConfig
 from .counts import SplitCounts
 from .engines.dask import DaskEngine
@@ -187,10 +187,8 @@ def _build(
 def _write_card(output_dir: str, index: dict, schema: pa.Schema) -> None:
     """The dataset card, unless the directory holds a README.md of the user's own."""
     path = storage.join(output_dir, CARD)
-    if storage.exists(path):
-        with storage.open_file(path, "rb") as handle:
-            if not is_ours(handle.read().decode("utf-8", "replace")):
-                return
+    if storage.exists(path) and not written_by_mlmprep(output_dir):
+        return
     write_text_atomically(path, dataset_card(index, schema))
 
 

@@ -13,13 +13,20 @@ import json
 
 import pyarrow as pa
 
+from . import storage
+
 CARD = "README.md"
 MARKER = "<!-- written by mlmprep: rewritten by every build into this directory -->"
 
 
-def is_ours(text: str) -> bool:
-    """True for a card a build wrote (a user's own README.md is never replaced)."""
-    return MARKER in text
+def written_by_mlmprep(output_dir: str) -> bool:
+    """True when the directory's README.md is a card a build wrote (a user's own
+    README.md is never replaced or removed)."""
+    path = storage.join(output_dir, CARD)
+    if not storage.isfile(path):
+        return False
+    with storage.open_file(path, "rb") as handle:
+        return MARKER in handle.read().decode("utf-8", "replace")
 
 
 def dataset_card(index: dict, schema: pa.Schema) -> str:

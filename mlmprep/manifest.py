@@ -13,7 +13,7 @@ import pyarrow as pa
 import tokenizers
 
 from . import __version__, storage
-from .card import CARD, is_ours
+from .card import CARD, written_by_mlmprep
 from .errors import OutputError
 
 INDEX = "index.json"
@@ -152,11 +152,8 @@ def remove_build(output_dir: str) -> None:
             names += [s["name"] for s in read_json(index_path).get("shards", [])]
     work = WorkState(output_dir)
     names += [record["name"] for record in work.records(SHARDS_DIR).values()]
-    card = storage.join(output_dir, CARD)
-    if storage.isfile(card):
-        with storage.open_file(card, "rb") as handle:
-            if is_ours(handle.read().decode("utf-8", "replace")):
-                names.append(CARD)
+    if written_by_mlmprep(output_dir):
+        names.append(CARD)
     for name in names:
         path = storage.join(output_dir, storage.basename(name))
         if storage.isfile(path):
