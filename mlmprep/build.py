@@ -163,9 +163,9 @@ def _build(
             storage.rmtree(spill_dir)
             raise _no_documents(inputs, results)
         peak_spill = sum(r["spill"]["bytes"] for r in results)
-        shard_tasks = _shard_tasks(results, sizing.buckets, config, output_dir, schema)
-        for task in shard_tasks:
-            task.storage_options = options.storage_options
+        shard_tasks = _shard_tasks(
+            results, sizing.buckets, config, output_dir, schema, options.storage_options
+        )
         _run_shards(engine, work, shard_tasks, options.progress)
     timings["total_seconds"] = round(time.monotonic() - started, 3)
     resumed = {"units_done_before": len(done), "bytes_processed": processed}
@@ -297,6 +297,7 @@ def _shard_tasks(
     config: BuildConfig,
     output_dir: str,
     schema: pa.Schema,
+    storage_options: dict,
 ) -> list[ShardTask]:
     """Name every shard (a bucket becomes ceil(rows / shard_size) shards) and list where
     each bucket's rows are: one slice per unit with rows in it, in unit order."""
@@ -323,7 +324,9 @@ def _shard_tasks(
                 for offsets in [r["spill"]["offsets"][split]]
             ]
             seed = [config.seed, SHARD_SHUFFLE, bucket] + ([1] if split_index else [])
-            tasks.append(ShardTask(split, bucket, names, output_dir, slices, schema, seed))
+            tasks.append(
+                ShardTask(split, bucket, names, output_dir, slices, schema, seed, storage_options)
+            )
     return tasks
 
 

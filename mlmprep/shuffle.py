@@ -14,6 +14,7 @@ from . import storage
 from .manifest import SHARDS_DIR, WorkState, sha256_file
 from .schema import COMPRESSION
 from .spill import SpillSlice, read_slices
+from .streams import rng_for
 
 ROW_GROUP_ROWS = 8192
 
@@ -44,7 +45,7 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
     """Shuffle the bucket and cut it into len(task.names) near-equal shards."""
     storage.configure(task.storage_options)
     table = read_slices(task.slices, task.schema.remove_metadata())
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(task.rng_seed)))
+    rng = rng_for(*task.rng_seed)
     order = rng.permutation(table.num_rows)
     bounds = np.linspace(0, table.num_rows, len(task.names) + 1).round().astype(int)
     shards = [
