@@ -144,7 +144,8 @@ def _build(
     schema = with_metadata(output_schema(config), facts)
     spill_dir = _spill_dir(output_dir, work, identity, options.tmp_dir)
     storage.makedirs(spill_dir)
-    done = set(work.records(UNITS_DIR))
+    done_before = work.records(UNITS_DIR)
+    done = set(done_before)
     tasks = unit_tasks(
         units, config, sizing, spill_dir, options.strict, done, options.storage_options
     )
@@ -154,7 +155,12 @@ def _build(
     timings = {}
     with _engine(options, workers) as engine:
         processed = run_units(
-            engine, work, tasks, sum(u.raw_bytes for u in units), options.progress
+            engine,
+            work,
+            tasks,
+            sum(u.raw_bytes for u in units),
+            sum(r["raw_bytes"] for r in done_before.values()),
+            options.progress,
         )
         timings["units_seconds"] = round(time.monotonic() - started, 3)
         results = sorted(work.records(UNITS_DIR).values(), key=lambda r: (r["unit"], r["part"]))

@@ -67,11 +67,11 @@ def run_units(
     work: WorkState,
     tasks: Iterator[UnitTask],
     total_bytes: int,
+    done_bytes: int,
     progress: bool,
 ) -> int:
     """Run the tasks, record each result as it arrives and delete its part file; return
-    the raw bytes processed in this run."""
-    done_bytes = sum(r["raw_bytes"] for r in work.records(UNITS_DIR).values())
+    the raw bytes processed in this run (`done_bytes` were processed by earlier runs)."""
     processed = 0
     bar = tqdm(
         total=max(total_bytes, done_bytes),
