@@ -139,19 +139,10 @@ def _export(output_dir: str, dest: str, fmt: str, compress: bool, progress: bool
         for shard in index["shards"]:
             name = writer.name(shard["name"], compress)
             if name not in done:
-                rows = writer.write(
-                    storage.join(output_dir, shard["name"]),
-                    storage.join(dest, name),
-                    label,
-                    config,
-                    compress,
-                )
-                if rows != shard["rows"]:
-                    raise OutputError(
-                        f"{name}: wrote {rows} rows but index.json lists {shard['rows']} for "
-                        f"{shard['name']}; run 'mlmprep validate {output_dir}'"
-                    )
-                work.record(EXPORTED, name, {"name": name, "rows": rows})
+                source = storage.join(output_dir, shard["name"])
+                path = storage.join(dest, name)
+                _export_shard(writer, source, path, shard["rows"], label, config, compress)
+                work.record(EXPORTED, name, {"name": name, "rows": shard["rows"]})
             files.append({"name": name, "split": shard["split"], "rows": shard["rows"]})
             bar.update(shard["rows"])
     summary = {
@@ -166,6 +157,32 @@ def _export(output_dir: str, dest: str, fmt: str, compress: bool, progress: bool
     write_json_atomically(storage.join(dest, "export.json"), summary)
     work.remove()
     return summary
+
+
+def _export_shard(
+    writer: type,
+    source: str,
+    path: str,
+    indexed_rows: int,
+    label: str,
+    config: dict,
+    compress: bool,
+) -> None:
+    """Write one shard to a temporary name, check its row count against index.json, and
+    rename it into place; a failed or short file never appears under its final name."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        rows = writer.write(source, tmp, label, config, compress)
+        if rows != indexed_rows:
+            raise OutputError(
+                f"{storage.basename(path)}: wrote {rows} rows but index.json lists "
+                f"{indexed_rows} for {source}; run 'mlmprep validate' on "
+                "the build"
+            )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 class _Hdf5Writer:
@@ -201,9 +218,8 @@ class _Hdf5Writer:
             "masked_lm_ids": ((rows, predictions), "i4"),
             "next_sentence_labels": ((rows,), "i1"),
         }
-        tmp = f"{path}.tmp-{os.getpid()}"
         written = 0
-        with h5py.File(tmp, "w") as handle:
+        with h5py.File(path, "w") as handle:
             datasets = {
                 name: handle.create_dataset(name, shape, dtype=dtype, compression="gzip")
                 for name, (shape, dtype) in shapes.items()
@@ -212,7 +228,6 @@ class _Hdf5Writer:
                 for name, dataset in datasets.items():
                     dataset[written : written + len(batch)] = getattr(batch, name)
                 written += len(batch)
-        os.replace(tmp, path)
         return written
 
 
@@ -235,10 +250,9 @@ class _TfRecordWriter:
         from tfrecord.writer import TFRecordWriter
 
         seq, predictions = config["max_seq_length"], config["max_predictions_per_seq"]
-        tmp = f"{path}.tmp-{os.getpid()}"
         written = 0
         opener = gzip.open if compress else open
-        with opener(tmp, "wb") as handle:
+        with opener(path, "wb") as handle:
             for batch in padded_batches(source, label, seq, predictions):
                 for i in range(len(batch)):
                     record = TFRecordWriter.serialize_tf_example(
@@ -256,5 +270,4 @@ class _TfRecordWriter:
                     handle.write(length + TFRecordWriter.masked_crc(length))
                     handle.write(record + TFRecordWriter.masked_crc(record))
                 written += len(batch)
-        os.replace(tmp, path)
         return written
