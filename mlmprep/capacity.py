@@ -7,7 +7,13 @@ from dataclasses import asdict, dataclass
 
 from .config import BuildConfig
 from .planning import describe_inputs, expected_tasks, plan_units, resolve_inputs
-from .sizing import Sizing, choose_sizing, estimated_instances, estimated_spill_bytes
+from .sizing import (
+    Sizing,
+    choose_sizing,
+    estimated_instances,
+    estimated_spill_bytes,
+    split_shares,
+)
 
 RECORD_FILES = 1  # plan.json
 WORK_DIR_SLACK = 64  # temporary names and parts in flight
@@ -53,7 +59,7 @@ def estimate_plan(
         sizing = choose_sizing(raw, config)
         n_files = 0
         n_units = tasks = max(1, math.ceil(raw / sizing.unit_size))
-    shares = {"train": 1 - config.validation_fraction, "validation": config.validation_fraction}
+    shares = split_shares(config)
     shards = {}
     for split, buckets in sizing.buckets.items():
         if buckets:

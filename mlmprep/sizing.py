@@ -47,6 +47,11 @@ class Sizing:
         return cls(**data)
 
 
+def split_shares(config: BuildConfig) -> dict[str, float]:
+    """The share of the input each split gets."""
+    return {"train": 1 - config.validation_fraction, "validation": config.validation_fraction}
+
+
 def estimated_instances(raw_bytes: float, config: BuildConfig) -> float:
     """Instances a build makes from `raw_bytes` of text (an overestimate)."""
     return raw_bytes * config.dupe_factor / (BYTES_PER_TOKEN * config.max_num_tokens * FILL)
@@ -59,7 +64,7 @@ def estimated_spill_bytes(raw_bytes: float, config: BuildConfig) -> float:
 def choose_sizing(raw_bytes: int, config: BuildConfig) -> Sizing:
     """Unit, window and bucket sizes for `raw_bytes` of input (see the module docstring).
     An explicit --unit-size keeps buckets of about one shard."""
-    shares = {"train": 1 - config.validation_fraction, "validation": config.validation_fraction}
+    shares = split_shares(config)
     per_shard = {
         split: _shard_buckets(raw_bytes * share, config) if share else 0
         for split, share in shares.items()
