@@ -66,6 +66,7 @@ class RunOptions:
     progress: bool = False
     tmp_dir: str | None = None
     storage_options: dict = field(default_factory=dict)
+    tokenizer_backend: str = "auto"
 
 
 def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunOptions) -> dict:
@@ -85,7 +86,7 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
         for file in files:
             if file.binary:
                 InputReport(strict=True).skip_file(file.path, BINARY_REASON)
-    encoder = encoder_for(config)
+    encoder = encoder_for(config, options.tokenizer_backend)  # an unusable backend fails here
     identity = {
         "config": {
             **config.to_dict(),
@@ -128,7 +129,7 @@ def _build(
     identity: dict,
     started: float,
 ) -> dict:
-    encoder = encoder_for(config)
+    encoder = encoder_for(config, options.tokenizer_backend)
     work = WorkState(output_dir)
     if not work.exists():
         work.start(_plan(files, config, inputs, identity))
@@ -147,7 +148,14 @@ def _build(
     done_before = work.records(UNITS_DIR)
     done = set(done_before)
     tasks = unit_tasks(
-        units, config, sizing, spill_dir, options.strict, done, options.storage_options
+        units,
+        config,
+        sizing,
+        spill_dir,
+        options.strict,
+        done,
+        options.storage_options,
+        options.tokenizer_backend,
     )
     # never more processes than there is work for: idle workers cost startup time
     work_items = max(expected_tasks(units, sizing.unit_size), sum(sizing.buckets.values()))
@@ -353,6 +361,7 @@ def _index(
     for file in files:
         if file.binary:
             report.skip_file(file.path, BINARY_REASON)
+    backend = _backend_run(results, options.tokenizer_backend)
     split_rows = Counter()
     for name, shard in shards.items():
         split_rows[name.split("-")[0]] += shard["rows"]
@@ -366,15 +375,39 @@ def _index(
             for split in SPLITS
             if split in counts
         },
-        "warnings": report.examples,
+        "warnings": report.examples + _backend_warnings(backend["fell_back"]),
         "run": {
             "engine": options.engine,
             "workers": options.workers,
             "input_bytes": sum(r["raw_bytes"] for r in results),
             "units": len(results),
+            "tokenizer_backend": backend,
             **run,
         },
     }
+
+
+def _backend_run(results: list[dict], requested: str) -> dict:
+    """Which backend encoded how many batches, over all units (resumed ones included)."""
+    batches: Counter = Counter()
+    for result in results:
+        batches.update(result.get("tokenizer_backend", {}).get("batches", {}))
+    fell_back = [r["name"] for r in results if r.get("tokenizer_backend", {}).get("fell_back")]
+    return {
+        "requested": requested,
+        "batches": dict(sorted(batches.items())),
+        "fell_back": fell_back,
+    }
+
+
+def _backend_warnings(fell_back: list[str]) -> list[str]:
+    if not fell_back:
+        return []
+    return [
+        f"kitoken gave other ids than tokenizers in {len(fell_back)} unit(s) (first: "
+        f"{fell_back[0]}); those units were encoded with tokenizers, so the output is exact. "
+        "Please report it; --tokenizer-backend hf avoids the check"
+    ]
 
 
 def _summary(index: dict, already_built: bool) -> dict:

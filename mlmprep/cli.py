@@ -22,6 +22,7 @@ from .manifest import write_text_atomically
 from .report import build_report
 from .show import show
 from .stats import compute_stats
+from .tokenizer_backends import BACKENDS
 from .validate import validate
 from .vocab import train_vocab
 
@@ -86,6 +87,15 @@ def main() -> None:
     "local cluster of --workers processes. [env: DASK_SCHEDULER_ADDRESS]",
 )
 @click.option(
+    "--tokenizer-backend",
+    type=click.Choice(BACKENDS),
+    default="auto",
+    show_default=True,
+    help="Which library encodes text; the bytes are the same. kitoken (mlmprep[fast]) is "
+    "about 3x faster on English WordPiece; auto uses it where it is installed, supports the "
+    "tokenizer and the text is under 10% CJK, and tokenizers elsewhere.",
+)
+@click.option(
     "--tmp-dir",
     default=None,
     help="Directory for spill files (one per unit, deleted at the end), e.g. local disk "
@@ -111,6 +121,7 @@ def build_command(
     storage_options: str | None,
     engine: str,
     scheduler: str | None,
+    tokenizer_backend: str,
     tmp_dir: str | None,
     strict: bool,
     overwrite: bool,
@@ -142,6 +153,7 @@ def build_command(
         storage_options=parse_storage_options(storage_options),
         strict=strict,
         overwrite=overwrite,
+        tokenizer_backend=tokenizer_backend,
         progress=not quiet and not as_json and sys.stderr.isatty(),
     )
     summary = build(list(inputs), output_dir, config, run)

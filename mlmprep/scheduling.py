@@ -29,6 +29,7 @@ def unit_tasks(
     strict: bool,
     done: set[str],
     storage_options: dict,
+    tokenizer_backend: str = "hf",
 ) -> Iterator[UnitTask]:
     """Tasks for every unit (or part of a streamed file) without a completion record.
 
@@ -44,6 +45,7 @@ def unit_tasks(
             sizing.window_size,
             strict,
             storage_options=storage_options,
+            tokenizer_backend=tokenizer_backend,
         )
         if not unit.streamed:
             if task.name not in done:

@@ -15,6 +15,7 @@ from tokenizers.models import WordPiece
 from . import storage
 from .errors import OutputError, TokenizerError
 from .manifest import TOKENIZER_FILE
+from .tokenizer_backends import BackendChooser, BackendUsage
 
 BUNDLED = {"bert-base-uncased": ("bert-base-uncased-vocab.txt", True)}
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -48,7 +49,7 @@ class SpecialIds:
 class WordPieceEncoder:
     """A loaded tokenizer plus what mlmprep needs of it: special ids, random-id pool, sha256."""
 
-    def __init__(self, spec: str, lowercase: bool | None = None) -> None:
+    def __init__(self, spec: str, lowercase: bool | None = None, backend: str = "hf") -> None:
         self.name, tokenizer = _load(spec, lowercase)
         tokenizer.no_truncation()
         tokenizer.no_padding()
@@ -79,10 +80,15 @@ class WordPieceEncoder:
         self._marked.add_special_tokens([AddedToken(SENTENCE_MARK, special=True, normalized=False)])
         self._mark_id = self._marked.token_to_id(SENTENCE_MARK)
         self._fast_mark, self._fast_mark_id = _find_fast_mark(tokenizer)
+        self.backend = BackendChooser(backend, self.json, spec)
         self._structural = np.array(
             [self.special.cls, self.special.sep, self.special.mask, self.special.pad],
             dtype=np.int32,
         )
+
+    def start_unit(self) -> BackendUsage:
+        """Called at the start of each unit: a new self-check and usage record."""
+        return self.backend.start_unit()
 
     def id_to_token(self, token_id: int) -> str:
         return self._tokenizer.id_to_token(int(token_id)) or "[UNK]"
@@ -152,10 +158,11 @@ class WordPieceEncoder:
         doc_lengths: list,
     ) -> None:
         """Encode pieces in one call; cut ids at the markers with whole-batch numpy ops."""
-        encodings = tokenizer.encode_batch_fast(
-            [text for _, text in batch], add_special_tokens=False
-        )
-        id_lists = [encoding.ids for encoding in encodings]
+        texts = [text for _, text in batch]
+        if tokenizer is self._tokenizer:
+            id_lists = self.backend.encode(texts, self.encode_plain)
+        else:  # the added marker token: the reference alone handles it
+            id_lists = _encode_ids(tokenizer, texts)
         sizes = np.fromiter(map(len, id_lists), np.int64, len(id_lists))
         flat = np.fromiter(itertools.chain.from_iterable(id_lists), np.int32, int(sizes.sum()))
         is_mark = flat == mark_id
@@ -194,7 +201,7 @@ class WordPieceEncoder:
 
     def encode_plain(self, texts: list[str]) -> list[list[int]]:
         """Plain encode without special tokens (used by benchmarks and tests)."""
-        return [e.ids for e in self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+        return _encode_ids(self._tokenizer, texts)
 
     def manifest_entry(self) -> dict:
         """The tokenizer section of index.json."""
@@ -225,6 +232,10 @@ def _find_fast_mark(tokenizer: Tokenizer) -> tuple[str | None, int]:
         if probe[1].ids == [mark_id] and probe[0].ids[1:2] == [mark_id] and len(probe[0].ids) == 3:
             return char, mark_id
     return None, -1
+
+
+def _encode_ids(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
+    return [e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:

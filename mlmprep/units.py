@@ -29,15 +29,15 @@ from .streams import MASKING, PAIRS, SCATTER, VALIDATION_HOLD_OUT, rng_for
 from .tokenization import BATCH_CHARS, WordPieceEncoder, tokenizer_key
 from .whole_word import mask_whole_words, segmented_word_starts, word_ids, word_starts
 
-_ENCODERS: dict[tuple[str, bool | None], WordPieceEncoder] = {}
+_ENCODERS: dict[tuple[str, bool | None, str], WordPieceEncoder] = {}
 
 
-def encoder_for(config: BuildConfig) -> WordPieceEncoder:
-    """The tokenizer of this build, loaded once per process for each tokenizer content
-    (a file changed at the same path is loaded again)."""
-    key = (tokenizer_key(config.tokenizer), config.lowercase)
+def encoder_for(config: BuildConfig, backend: str = "hf") -> WordPieceEncoder:
+    """The tokenizer of this build on `backend`, loaded once per process for each
+    tokenizer content (a file changed at the same path is loaded again)."""
+    key = (tokenizer_key(config.tokenizer), config.lowercase, backend)
     if key not in _ENCODERS:
-        _ENCODERS[key] = WordPieceEncoder(config.tokenizer, config.lowercase)
+        _ENCODERS[key] = WordPieceEncoder(config.tokenizer, config.lowercase, backend)
     return _ENCODERS[key]
 
 
@@ -54,6 +54,7 @@ class UnitTask:
     part: int = 0  # of a streamed unit, whose part is read from `part_source`
     part_source: Source | None = None
     storage_options: dict = field(default_factory=dict)  # for URLs, in the worker
+    tokenizer_backend: str = "hf"  # never changes the bytes
 
     @property
     def name(self) -> str:
@@ -168,7 +169,8 @@ def process_unit(task: UnitTask) -> dict:
     storage.configure(task.storage_options)
     report = InputReport(strict=task.strict)
     counts = {split: SplitCounts() for split in SPLITS}
-    encoder = encoder_for(config)
+    encoder = encoder_for(config, task.tokenizer_backend)
+    backend_usage = encoder.start_unit()
     dealers = {
         split: BucketDealer(
             task.buckets[split],
@@ -199,6 +201,7 @@ def process_unit(task: UnitTask) -> dict:
         "spill": {"path": path, "bytes": offsets_end(offsets), "offsets": offsets},
         "raw_bytes": _raw_bytes(task),
         "part_source": task.part_source.path if task.part_source else None,
+        "tokenizer_backend": backend_usage.to_dict(),
     }
 
 

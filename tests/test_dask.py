@@ -158,6 +158,25 @@ def test_workers_with_other_versions_are_refused():
         engine._check_versions()
 
 
+def test_workers_with_other_tokenizer_backends_are_refused(monkeypatch):
+    """A worker without the client's kitoken would encode at another speed and could not
+    fall back the same way: the set of backends must match too."""
+    from mlmprep.engines import dask as engine
+    from mlmprep.errors import ConfigError
+    from mlmprep.manifest import versions
+
+    monkeypatch.setattr(engine, "backend_versions", lambda: {"kitoken": "0.11.1"})
+
+    class Client:
+        def run(self, function):
+            return {"tcp://10.0.0.8:4000": {**versions(), "kitoken": "absent"}}
+
+    dask_engine = engine.DaskEngine(workers=1)
+    dask_engine._client = Client()
+    with pytest.raises(ConfigError, match=r"10.0.0.8:4000 has kitoken absent \(client 0\.11\.1"):
+        dask_engine._check_versions()
+
+
 def test_a_failing_unit_names_its_file_on_the_client(tmp_path):
     import gzip
 

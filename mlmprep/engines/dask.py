@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ClusterError, ConfigError, MlmprepError
 from ..manifest import versions
+from ..tokenizer_backends import backend_versions
 from .local import IN_FLIGHT_PER_WORKER
 
 CONNECT_TIMEOUT = "30s"
@@ -69,9 +70,10 @@ class DaskEngine:
         return self
 
     def _check_versions(self) -> None:
-        """Refuse workers whose numpy, pyarrow or tokenizers differ: their bytes would."""
-        ours = versions()
-        for worker, theirs in sorted(self._client.run(versions).items()):
+        """Refuse workers whose numpy, pyarrow or tokenizers differ (their bytes would)
+        or whose tokenizer backends differ (their speed and fallbacks would)."""
+        ours = worker_environment()
+        for worker, theirs in sorted(self._client.run(worker_environment).items()):
             differing = version_differences(ours, theirs)
             if differing:
                 raise ConfigError(
@@ -93,7 +95,7 @@ class DaskEngine:
         a worker that joins mid-build with other versions is refused too."""
         from distributed import as_completed
 
-        checked = functools.partial(run_checked, function, versions())
+        checked = functools.partial(run_checked, function, worker_environment())
         remaining = iter(tasks)
         which: dict[str, Any] = {}
         running = as_completed()
@@ -146,16 +148,18 @@ def _quiet_distributed_logs() -> dict[str, int]:
     return levels
 
 
+def worker_environment() -> dict[str, str]:
+    """What a worker must share with the client: versions and tokenizer backends."""
+    return {**versions(), **backend_versions()}
+
+
 def version_differences(expected: dict[str, str], theirs: dict[str, str]) -> list[str]:
     return [f"{k} {theirs.get(k)} (client {v})" for k, v in expected.items() if theirs.get(k) != v]
 
 
 def run_checked(function: Callable[[Any], Any], expected: dict[str, str], task: Any) -> Any:
     """Run function(task) on a worker whose versions match the client's, else refuse."""
-    theirs = versions()
-    differing = [
-        f"{k} {theirs.get(k)} (client {v})" for k, v in expected.items() if theirs.get(k) != v
-    ]
+    differing = version_differences(expected, worker_environment())
     if differing:
         raise ConfigError(
             f"a Dask worker has {', '.join(differing)}; install the client's versions there, "
