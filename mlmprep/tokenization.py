@@ -7,6 +7,7 @@ import itertools
 import json
 from dataclasses import dataclass
 from importlib import resources
+from typing import NamedTuple
 
 import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers
@@ -44,6 +45,16 @@ class SpecialIds:
             "[SEP]": self.sep,
             "[MASK]": self.mask,
         }
+
+
+class _Piece(NamedTuple):
+    """Sentences of one document joined for encoding: with the fast marker or the added
+    token, and whether they hold only printable ASCII."""
+
+    document: int
+    fast: bool
+    text: str
+    plain: bool
 
 
 class WordPieceEncoder:
@@ -102,24 +113,24 @@ class WordPieceEncoder:
         sentence. Sentences are joined with a private marker token, so one `encode_batch`
         call covers many documents and cutting at sentence boundaries is exact.
         """
-        pieces: list[tuple[int, bool, str]] = []
+        pieces: list[_Piece] = []
         for index, sentences in enumerate(documents):
             piece: list[str] = []
             size = 0
             for sentence in sentences:
                 if piece and size + len(sentence) > BATCH_CHARS:
-                    pieces.append((index, *self._join(piece)))
+                    pieces.append(self._join(index, piece))
                     piece, size = [], 0
                 piece.append(sentence)
                 size += len(sentence) + 1
-            pieces.append((index, *self._join(piece)))
+            pieces.append(self._join(index, piece))
         doc_ids: list[list[np.ndarray]] = [[] for _ in documents]
         doc_lengths: list[list[np.ndarray]] = [[] for _ in documents]
-        batch: list[tuple[int, bool, str]] = []
+        batch: list[_Piece] = []
         batch_chars = 0
         for piece in pieces:
             batch.append(piece)
-            batch_chars += len(piece[2])
+            batch_chars += len(piece.text)
             if batch_chars >= BATCH_CHARS:
                 self._encode_batch(batch, doc_ids, doc_lengths)
                 batch, batch_chars = [], 0
@@ -130,39 +141,34 @@ class WordPieceEncoder:
             [_concat(parts, np.int64) for parts in doc_lengths],
         )
 
-    def _join(self, sentences: list[str]) -> tuple[bool, str]:
+    def _join(self, document: int, sentences: list[str]) -> _Piece:
         """Join sentences with the fast marker where that is exact, else the added token."""
         if self._fast_mark:
             text = self._fast_mark.join(sentences)
             if text.count(self._fast_mark) == len(sentences) - 1:
-                return True, text
+                plain = all(s.isascii() and s.isprintable() for s in sentences)
+                return _Piece(document, True, text, plain)
         clean = [s.replace(SENTENCE_MARK, " ") if SENTENCE_MARK in s else s for s in sentences]
-        return False, SENTENCE_MARK.join(clean)
+        return _Piece(document, False, SENTENCE_MARK.join(clean), False)
 
-    def _encode_batch(
-        self, batch: list[tuple[int, bool, str]], doc_ids: list, doc_lengths: list
-    ) -> None:
+    def _encode_batch(self, batch: list[_Piece], doc_ids: list, doc_lengths: list) -> None:
         for fast in (True, False):
-            group = [(index, text) for index, is_fast, text in batch if is_fast == fast]
+            group = [piece for piece in batch if piece.fast == fast]
             if group:
-                tokenizer = self._tokenizer if fast else self._marked
-                mark_id = self._fast_mark_id if fast else self._mark_id
-                self._encode_group(tokenizer, mark_id, group, doc_ids, doc_lengths)
+                self._encode_group(fast, group, doc_ids, doc_lengths)
 
     def _encode_group(
-        self,
-        tokenizer: Tokenizer,
-        mark_id: int,
-        batch: list[tuple[int, str]],
-        doc_ids: list,
-        doc_lengths: list,
+        self, fast: bool, batch: list[_Piece], doc_ids: list, doc_lengths: list
     ) -> None:
         """Encode pieces in one call; cut ids at the markers with whole-batch numpy ops."""
-        texts = [text for _, text in batch]
-        if tokenizer is self._tokenizer:
-            id_lists = self.backend.encode(texts, self.encode_plain)
+        texts = [piece.text for piece in batch]
+        if fast:
+            mark_id = self._fast_mark_id
+            plain = [piece.plain for piece in batch]
+            id_lists = self.backend.encode(texts, self.encode_plain, plain)
         else:  # the added marker token: the reference alone handles it
-            id_lists = _encode_ids(tokenizer, texts)
+            mark_id = self._mark_id
+            id_lists = _encode_ids(self._marked, texts)
         sizes = np.fromiter(map(len, id_lists), np.int64, len(id_lists))
         flat = np.fromiter(itertools.chain.from_iterable(id_lists), np.int32, int(sizes.sum()))
         is_mark = flat == mark_id
@@ -176,9 +182,9 @@ class WordPieceEncoder:
         ids = self.sanitize(flat[~is_mark])
         id_parts = np.split(ids, np.cumsum(sizes - marks_per_piece)[:-1])
         length_parts = np.split(lengths, np.cumsum(marks_per_piece + 1)[:-1])
-        for (index, _), piece_ids, piece_lengths in zip(batch, id_parts, length_parts):
-            doc_ids[index].append(piece_ids)
-            doc_lengths[index].append(piece_lengths)
+        for piece, piece_ids, piece_lengths in zip(batch, id_parts, length_parts):
+            doc_ids[piece.document].append(piece_ids)
+            doc_lengths[piece.document].append(piece_lengths)
 
     @property
     def mark_id(self) -> int:

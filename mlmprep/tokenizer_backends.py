@@ -21,6 +21,9 @@ CJK_SAMPLE_STEP = 16  # cjk_share looks at every 16th character
 SELF_CHECK_CHARS = 64 * 1024  # text encoded by both backends at the start of each unit
 _CJK = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]")
 _BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# kitoken's BertNormalizer steps that change nothing in printable ASCII: Replace (control
+# characters, whitespace other than " ", CJK spacing, marks) and Unicode (NFD).
+PLAIN_NO_OPS = frozenset({"Replace", "Unicode"})
 
 EncodeTexts = Callable[[list[str]], list[list[int]]]
 
@@ -94,16 +97,30 @@ def _kitoken_definition(tokenizer_json: str) -> tuple[bytes, bool]:
 
 
 class KitokenEncoder:
-    """kitoken loaded from the same tokenizer.json as the reference."""
+    """kitoken loaded from the same tokenizer.json as the reference, plus a copy for plain
+    text that skips the Unicode steps of normalization."""
 
     def __init__(self, tokenizer_json: str) -> None:
         from kitoken import Kitoken
 
         definition, self._match_specials = _kitoken_definition(tokenizer_json)
         self._kitoken = Kitoken.from_tokenizers(definition)
+        self._plain = Kitoken.from_tokenizers(definition)
+        config = self._plain.config()
+        steps = config["normalization"]
+        if all(next(iter(step)) in PLAIN_NO_OPS | {"CaseFold"} for step in steps):
+            config["normalization"] = [step for step in steps if next(iter(step)) == "CaseFold"]
+            self._plain.set_config(config)
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         return self._kitoken.encode_all(texts, self._match_specials)
+
+    def encode_plain(self, texts: list[str]) -> list[list[int]]:
+        """Ids of texts of printable ASCII and caseless, undecomposable punctuation
+        (the sentence marks), on which every normalization step but case folding is a
+        no-op: clean-up of control characters, CJK spacing, NFD and accent stripping.
+        About 1.5x faster than `encode`."""
+        return self._plain.encode_all(texts, self._match_specials)
 
 
 @dataclass
@@ -201,14 +218,17 @@ class BackendChooser:
         self.usage, self._checked = BackendUsage(), False
         return self.usage
 
-    def encode(self, texts: list[str], reference: EncodeTexts) -> list[list[int]]:
-        """Ids of texts, from kitoken where it is chosen and trusted, else `reference`."""
+    def encode(
+        self, texts: list[str], reference: EncodeTexts, plain: list[bool] | None = None
+    ) -> list[list[int]]:
+        """Ids of texts, from kitoken where it is chosen and trusted, else `reference`.
+        `plain` marks the texts known to hold only printable ASCII and sentence marks."""
         if self.fast is None or self.usage.fell_back or not self._wants_fast(texts):
             self.usage.batches["hf"] += 1
             return reference(texts)
         if self._characters is None:
             self._characters = CharacterCheck(self.fast, reference)
-        ids = self._encode_checked(texts, reference)
+        ids = self._encode_checked(texts, reference, plain or [False] * len(texts))
         if not self._checked:
             self._checked = True
             sample = _self_check_sample(texts)
@@ -219,16 +239,25 @@ class BackendChooser:
         self.usage.batches["kitoken"] += 1
         return ids
 
-    def _encode_checked(self, texts: list[str], reference: EncodeTexts) -> list[list[int]]:
-        """kitoken's ids, with the texts holding a character it treats differently
-        encoded by the reference instead."""
-        differing = self._characters.differing_texts(texts)
-        if not differing:
-            return self.fast.encode(texts)
+    def _encode_checked(
+        self, texts: list[str], reference: EncodeTexts, plain: list[bool]
+    ) -> list[list[int]]:
+        """kitoken's ids: plain texts through its plain copy, the others through the full
+        one, except texts holding a character it treats differently: the reference's."""
+        rest = [i for i, is_plain in enumerate(plain) if not is_plain]
+        flagged = self._characters.differing_texts([texts[i] for i in rest])
+        differing = {rest[j] for j in flagged}
         self.usage.reference_texts += len(differing)
-        ids = self.fast.encode(texts)
-        for index, exact in zip(differing, reference([texts[i] for i in differing])):
-            ids[index] = exact
+        groups = [
+            ([i for i, is_plain in enumerate(plain) if is_plain], self.fast.encode_plain),
+            ([i for i in rest if i not in differing], self.fast.encode),
+            (sorted(differing), reference),
+        ]
+        ids: list[list[int]] = [[] for _ in texts]
+        for indexes, encode in groups:
+            if indexes:
+                for index, result in zip(indexes, encode([texts[i] for i in indexes])):
+                    ids[index] = result
         return ids
 
     def _wants_fast(self, texts: list[str]) -> bool:

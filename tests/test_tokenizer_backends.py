@@ -153,6 +153,24 @@ def test_kitoken_with_its_character_check_equals_tokenizers_on_nasty_unicode(tex
         assert not chooser.usage.fell_back
 
 
+PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.text(PRINTABLE, max_size=200), min_size=1, max_size=4), min_size=1))
+def test_kitoken_plain_copy_equals_tokenizers_on_printable_ascii(documents):
+    """Printable ASCII joined with the sentence mark skips kitoken's Unicode steps; the
+    ids must not change (long words, [SEP]-like text and punctuation included)."""
+    texts = ["\u00b6".join(sentences) for sentences in documents]
+    for chooser, reference in FUZZ_CHOOSERS[:2]:
+        expected = _reference_ids(reference, texts)
+        assert [list(i) for i in chooser.fast.encode_plain(texts)] == expected
+        got = chooser.encode(
+            texts, lambda t, r=reference: _reference_ids(r, t), [True] * len(texts)
+        )
+        assert [list(ids) for ids in got] == expected
+
+
 @pytest.mark.parametrize("char", ["\u0378", "\U00018cd6", "\u061d", "\u2e52"])
 def test_a_character_kitoken_treats_differently_sends_its_text_to_the_reference(char):
     """Unassigned code points and newer punctuation: kitoken's own Unicode tables differ."""
@@ -228,6 +246,8 @@ class _Wrong:
             [*ids[:-1], 0] if len(text) > 10 else ids
             for text, ids in zip(texts, KitokenEncoder(BERT_JSON).encode(texts))
         ]
+
+    encode_plain = encode
 
 
 def test_a_backend_that_disagrees_falls_back_for_the_rest_of_the_unit():
