@@ -46,7 +46,7 @@ def document_target(draws: UniformDraws, max_num_tokens: int, short_seq_prob: fl
     return max_num_tokens
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Chunk:
     """Sentences first..last (inclusive, indices into the corpus) of one document."""
 

@@ -44,7 +44,8 @@ def shard_name(split: str, index: int, total: int) -> str:
 def write_bucket_shards(task: ShardTask) -> list[dict]:
     """Shuffle the bucket and cut it into len(task.names) near-equal shards."""
     storage.configure(task.storage_options)
-    table = read_slices(task.slices, task.schema.remove_metadata())
+    # one chunk per column: `take` from many small chunks is ~1.5x slower
+    table = read_slices(task.slices, task.schema.remove_metadata()).combine_chunks()
     rng = rng_for(*task.rng_seed)
     order = rng.permutation(table.num_rows)
     bounds = np.linspace(0, table.num_rows, len(task.names) + 1).round().astype(int)

@@ -115,6 +115,9 @@ class WordPieceEncoder:
         """
         pieces: list[_Piece] = []
         for index, sentences in enumerate(documents):
+            if sum(map(len, sentences)) + len(sentences) - 1 <= BATCH_CHARS:
+                pieces.append(self._join(index, sentences))  # the loop below would not cut
+                continue
             piece: list[str] = []
             size = 0
             for sentence in sentences:
@@ -146,7 +149,7 @@ class WordPieceEncoder:
         if self._fast_mark:
             text = self._fast_mark.join(sentences)
             if text.count(self._fast_mark) == len(sentences) - 1:
-                plain = all(s.isascii() and s.isprintable() for s in sentences)
+                plain = all(map(str.isascii, sentences)) and text.isprintable()
                 return _Piece(document, True, text, plain)
         clean = [s.replace(SENTENCE_MARK, " ") if SENTENCE_MARK in s else s for s in sentences]
         return _Piece(document, False, SENTENCE_MARK.join(clean), False)

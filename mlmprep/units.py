@@ -111,7 +111,7 @@ class _DocumentCollector:
         sentences = document_sentences(document.lines, document.presplit)
         if sentences:
             self._pending.append((key, sentences))
-            chars = sum(len(s) for s in sentences)
+            chars = sum(map(len, sentences))
             self._pending_chars += chars
             self.chars += chars
         if self._pending_chars >= BATCH_CHARS:
