@@ -4,6 +4,7 @@ choice never changes a byte, and a per-unit self-check falls back to the referen
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -192,7 +193,7 @@ class BackendChooser:
                 f"--tokenizer-backend must be one of {', '.join(BACKENDS)}, not {requested!r}"
             )
         self.requested = requested
-        self.fast: KitokenEncoder | None = None
+        self._fast_json: str | None = None
         self.usage = BackendUsage()
         self._checked = False
         self._characters: CharacterCheck | None = None
@@ -211,7 +212,13 @@ class BackendChooser:
                     f"({refusal}); use --tokenizer-backend auto or hf"
                 )
         if kitoken_version() is not None and refusal is None:
-            self.fast = KitokenEncoder(tokenizer_json)
+            self._fast_json = tokenizer_json
+
+    @functools.cached_property
+    def fast(self) -> KitokenEncoder | None:
+        """kitoken, loaded on first use (a building process that only checks the choice
+        never loads it)."""
+        return KitokenEncoder(self._fast_json) if self._fast_json else None
 
     def start_unit(self) -> BackendUsage:
         """Forget the last unit's self-check; return the new unit's usage record."""
