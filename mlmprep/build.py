@@ -389,14 +389,15 @@ def _index(
 
 def _backend_run(results: list[dict], requested: str) -> dict:
     """Which backend encoded how many batches, over all units (resumed ones included)."""
+    usages = [r.get("tokenizer_backend", {}) for r in results]
     batches: Counter = Counter()
-    for result in results:
-        batches.update(result.get("tokenizer_backend", {}).get("batches", {}))
-    fell_back = [r["name"] for r in results if r.get("tokenizer_backend", {}).get("fell_back")]
+    for usage in usages:
+        batches.update(usage.get("batches", {}))
     return {
         "requested": requested,
         "batches": dict(sorted(batches.items())),
-        "fell_back": fell_back,
+        "reference_texts": sum(u.get("reference_texts", 0) for u in usages),
+        "fell_back": [r["name"] for r, u in zip(results, usages) if u.get("fell_back")],
     }
 
 
