@@ -116,10 +116,10 @@ def ceiling_unit(args: tuple) -> int:
     """Read one unit's documents and encode them with one backend, nothing else.
     Returns the token count."""
     unit, tokenizer_spec, backend = args
-    from mlmprep.tokenization import BATCH_CHARS, WordPieceEncoder
+    from mlmprep.tokenization import BATCH_CHARS, TokenEncoder
     from mlmprep.tokenizer_backends import KitokenEncoder
 
-    reference = WordPieceEncoder(tokenizer_spec)
+    reference = TokenEncoder(tokenizer_spec)
     encode = KitokenEncoder(reference.json).encode if backend == "kitoken" else None
     tokens = 0
     batch, size = [], 0

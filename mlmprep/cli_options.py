@@ -32,7 +32,15 @@ CONFIG_OPTIONS = [
         "--tokenizer",
         default=DEFAULTS.tokenizer,
         show_default=True,
-        help="Bundled name, a vocab.txt or a Hugging Face tokenizer.json (WordPiece).",
+        help="Bundled name, a vocab.txt or a Hugging Face tokenizer.json (WordPiece, BPE or "
+        "Unigram; special tokens and row layout come from its post-processor).",
+    ),
+    click.option(
+        "--special-tokens",
+        default=DEFAULTS.special_tokens,
+        help="Roles for tokenizers without a post-processor or with other names, e.g. "
+        "cls=<s>,sep=</s>,mask=<mask>,pad=<pad>,unk=<unk>. Giving cls or sep lays rows out "
+        "as cls A sep (B sep).",
     ),
     click.option(
         "--lowercase/--no-lowercase",
@@ -45,19 +53,20 @@ CONFIG_OPTIONS = [
         "--max-seq-length",
         default=DEFAULTS.max_seq_length,
         show_default=True,
-        help="Tokens per instance, [CLS] and both [SEP] included.",
+        help="Tokens per instance, special tokens included (at most 8192).",
     ),
     click.option(
         "--max-predictions-per-seq",
-        default=DEFAULTS.max_predictions_per_seq,
-        show_default=True,
-        help="At most this many masked positions per instance.",
+        default=None,
+        type=int,
+        help="At most this many masked positions per instance. "
+        "[default: ceil(max-seq-length x masked-lm-prob), 20 for BERT's 128 x 0.15]",
     ),
     click.option(
         "--masked-lm-prob",
         default=DEFAULTS.masked_lm_prob,
         show_default=True,
-        help="Share of tokens to mask: round(len * p), at least 1.",
+        help="Share of tokens to mask: round(len * p), at least 1 (at most 0.5).",
     ),
     click.option(
         "--short-seq-prob",
@@ -79,12 +88,20 @@ CONFIG_OPTIONS = [
         default=DEFAULTS.objective,
         show_default=True,
         help="nsp: next sentence prediction (BERT); sop: sentence order prediction (ALBERT); "
-        "none: one segment per row, MLM only (RoBERTa).",
+        "none: MLM only, rows filled with whole sentences (RoBERTa FULL-SENTENCES).",
+    ),
+    click.option(
+        "--cross-documents/--no-cross-documents",
+        default=DEFAULTS.cross_documents,
+        show_default=True,
+        help="With --objective none: let a row continue into the next document after a "
+        "separator (FULL-SENTENCES), or end rows with their document (DOC-SENTENCES).",
     ),
     click.option(
         "--whole-word-mask",
         is_flag=True,
-        help="Mask whole words (a token and its ## continuations), one 80/10/10 draw per word.",
+        help="Mask whole words, one 80/10/10 draw per word: a token and its ## pieces "
+        "(WordPiece), or a token starting with Ġ or ▁ and those after it (BPE, Unigram).",
     ),
     click.option(
         "--language",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -14,6 +15,11 @@ LANGUAGES = ("en", "zh")
 LABEL_COLUMNS = {"nsp": "next_sentence_label", "sop": "sentence_order_label", "none": None}
 MiB = 1024 * 1024
 MAX_UNIT_SIZE = 64 * 1024 * MiB
+MAX_SEQ_LENGTH = 8192
+MAX_MASKED_LM_PROB = 0.5
+# Options added after the first release: left out of `to_dict` at their defaults, so the
+# identity (and Parquet metadata) of a build that does not use them stays as it was.
+LATER_OPTIONS = {"special_tokens": "", "cross_documents": True}
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class BuildConfig:
     tokenizer: str = "bert-base-uncased"
     lowercase: bool | None = None
     max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
+    max_predictions_per_seq: int | None = None  # None: ceil(max_seq_length * masked_lm_prob)
     masked_lm_prob: float = 0.15
     short_seq_prob: float = 0.1
     dupe_factor: int = 1
@@ -38,6 +44,8 @@ class BuildConfig:
     shard_size: int = 100_000
     unit_size: int = 0  # 0: chosen from the input size (sizing.py)
     validation_fraction: float = 0.0
+    special_tokens: str = ""  # role=token overrides, e.g. "mask=<mask>,pad=<pad>"
+    cross_documents: bool = True  # objective none: rows may span documents
 
     def __post_init__(self) -> None:
         _check(
@@ -63,14 +71,22 @@ class BuildConfig:
             f"got {self.max_seq_length}",
         )
         _check(
-            self.max_seq_length <= 32767,
-            f"--max-seq-length must be at most 32767, got {self.max_seq_length}",
+            self.max_seq_length <= MAX_SEQ_LENGTH,
+            f"--max-seq-length must be at most {MAX_SEQ_LENGTH}, got {self.max_seq_length}",
         )
+        _check(
+            0.0 < self.masked_lm_prob <= MAX_MASKED_LM_PROB,
+            f"--masked-lm-prob must be in (0, {MAX_MASKED_LM_PROB}], got {self.masked_lm_prob}",
+        )
+        if self.max_predictions_per_seq is None:
+            # round(len * p) <= ceil(max_seq_length * p): the cap never binds (128 x 0.15: 20)
+            auto = math.ceil(round(self.max_seq_length * self.masked_lm_prob, 9))
+            object.__setattr__(self, "max_predictions_per_seq", max(1, auto))
         _check(
             self.max_predictions_per_seq >= 1,
             f"--max-predictions-per-seq must be at least 1, got {self.max_predictions_per_seq}",
         )
-        for name in ("masked_lm_prob", "short_seq_prob", "validation_fraction"):
+        for name in ("short_seq_prob", "validation_fraction"):
             value = getattr(self, name)
             _check(
                 0.0 <= value <= 1.0,
@@ -97,7 +113,8 @@ class BuildConfig:
 
     @property
     def max_num_tokens(self) -> int:
-        """Tokens left for the segments after [CLS] and one [SEP] per segment."""
+        """Tokens left for the segments in BERT's layout, [CLS] and one [SEP] per segment
+        (the tokenizer's template decides the real budget: SpecialTokens.budget)."""
         return self.max_seq_length - (3 if self.pairs else 2)
 
     @property
@@ -106,8 +123,12 @@ class BuildConfig:
         return LABEL_COLUMNS[self.objective]
 
     def to_dict(self) -> dict:
-        """Plain dict for the manifest and Parquet metadata."""
-        return dataclasses.asdict(self)
+        """Plain dict for the manifest and Parquet metadata (later options only when set)."""
+        values = dataclasses.asdict(self)
+        for name, default in LATER_OPTIONS.items():
+            if values[name] == default:
+                del values[name]
+        return values
 
 
 def _check(condition: bool, message: str) -> None:

@@ -50,3 +50,4 @@ class SplitCounts(PairCounts):
     tokens: int = 0
     sentences_cut: int = 0
     instances: int = 0
+    tokens_dropped: int = 0  # per pass: text tokens no row holds (truncated or left over)

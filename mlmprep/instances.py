@@ -1,4 +1,5 @@
-"""Pure: pair spans -> flat `[CLS] A [SEP] B [SEP]` token rows with token types."""
+"""Pure: pair spans -> flat token rows laid out by the tokenizer's template (BERT's
+`[CLS] A [SEP] B [SEP]`, RoBERTa's `<s> A </s></s> B </s>`), with token types."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .pairs import Pairs
+from .special_tokens import TemplatePiece
 
 
 @dataclass
@@ -43,29 +45,33 @@ def gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 def assemble(
     ids: np.ndarray,
     pairs: Pairs,
-    cls_id: int,
-    sep_id: int,
-    pair: bool = True,
+    template: tuple[TemplatePiece, ...],
+    special_ids: dict[str, int],
     word_starts: np.ndarray | None = None,
 ) -> Instances:
-    """Build `[CLS] A [SEP] B [SEP]` rows (or `[CLS] A [SEP]` when not `pair`) at once."""
+    """Build every row at once from a template, e.g. `[CLS] A [SEP] B [SEP]` (BERT) or
+    `<s> A </s></s> B </s>` (RoBERTa); `special_ids` maps the template's tokens to ids."""
     n = len(pairs)
-    extended = np.concatenate((ids, np.array([cls_id, sep_id], dtype=ids.dtype)))
-    cls_at, sep_at = len(ids), len(ids) + 1
+    tokens_used = sorted({p.token for p in template if p.kind == "special"})
+    extended = np.concatenate((ids, np.array([special_ids[t] for t in tokens_used], ids.dtype)))
+    at = {token: len(ids) + i for i, token in enumerate(tokens_used)}
     one = np.ones(n, np.int64)
-    starts = [np.full(n, cls_at), pairs.a_start, np.full(n, sep_at)]
-    lengths = [one, pairs.a_len, one]
-    types, specials = [0, 0, 0], [1, 0, 1]
-    if pair:
-        starts += [pairs.b_start, np.full(n, sep_at)]
-        lengths += [pairs.b_len, one]
-        types, specials = [*types, 1, 1], [*specials, 0, 1]
+    segments = {"A": (pairs.a_start, pairs.a_len), "B": (pairs.b_start, pairs.b_len)}
+    starts, lengths = [], []
+    for piece in template:
+        start, length = (
+            (np.full(n, at[piece.token]), one) if piece.kind == "special" else segments[piece.kind]
+        )
+        starts.append(start)
+        lengths.append(length)
+    types = [piece.type_id for piece in template]
+    specials = [int(piece.kind == "special") for piece in template]
     seg_lengths = np.stack(lengths, axis=1).ravel()
     index = gather_ranges(np.stack(starts, axis=1).ravel(), seg_lengths)
     tokens = extended[index]
     row_word_starts = None
     if word_starts is not None:
-        row_word_starts = np.concatenate((word_starts, [False, False]))[index]
+        row_word_starts = np.concatenate((word_starts, np.zeros(len(tokens_used), bool)))[index]
     token_types = np.repeat(np.tile(np.array(types, np.int8), n), seg_lengths)
     special = np.repeat(np.tile(np.array(specials, np.int8), n), seg_lengths)
     row_lengths = seg_lengths.reshape(n, len(lengths)).sum(axis=1)

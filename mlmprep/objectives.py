@@ -1,10 +1,13 @@
-"""Pure: spans for the other objectives — sentence order (ALBERT) and single segments.
+"""Pure: spans for the other objectives — sentence order (ALBERT) and FULL-SENTENCES
+packing for MLM only (RoBERTa).
 
-`make_spans` dispatches on the objective; NSP lives in `pairs.py`. All three share the
-chunker of `chunking.py`.
+`make_spans` dispatches between NSP (in `pairs.py`) and SOP, which share the chunker of
+`chunking.py`; `pack_sentences` fills rows for "none".
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,8 +25,8 @@ def make_spans(
     short_seq_prob: float,
     rng: np.random.Generator,
 ) -> Pairs:
-    """Spans of one pass for `objective` (B is empty for "none")."""
-    builder = {"nsp": build_pairs, "sop": build_sop_pairs, "none": build_single_segments}
+    """Pair spans of one pass for "nsp" or "sop" ("none" packs rows: `pack_sentences`)."""
+    builder = {"nsp": build_pairs, "sop": build_sop_pairs}
     return builder[objective](corpus, max_num_tokens, short_seq_prob, rng)
 
 
@@ -67,30 +70,48 @@ def build_sop_pairs(
     return pairs
 
 
-def build_single_segments(
-    corpus: Corpus, max_num_tokens: int, short_seq_prob: float, rng: np.random.Generator
-) -> Pairs:
-    """MLM only (RoBERTa-style): whole sentences of one document fill `[CLS] A [SEP]` up to
-    the target length; B is empty and there is no label."""
+@dataclass(frozen=True)
+class PackedRows:
+    """FULL-SENTENCES rows: spans into `ids`, the corpus with a separator after each
+    document (and `word_starts` to match)."""
+
+    ids: np.ndarray
+    word_starts: np.ndarray | None
+    pairs: Pairs
+
+
+def pack_sentences(
+    corpus: Corpus, budget: int, cross_documents: bool, separator: int
+) -> PackedRows:
+    """MLM only, RoBERTa's FULL-SENTENCES: each row is filled with whole sentences, in
+    order, up to `budget` tokens; a row that crosses into the next document holds one
+    separator between them. With `cross_documents` false (DOC-SENTENCES) a row ends
+    with its document. Nothing is truncated or left out: sentences longer than a row
+    were already cut by `make_corpus`. Deterministic; no random draws.
+    """
+    n_docs = corpus.num_documents
+    doc_ends = corpus.sentence_starts[corpus.document_starts[1:]]
+    ids = np.insert(corpus.ids, doc_ends, separator)  # ids[doc_end + d] is the separator
+    word_starts = corpus.word_starts
+    if word_starts is not None:
+        word_starts = np.insert(word_starts, doc_ends, False)
     starts = corpus.sentence_starts.tolist()
-    a_start: list[int] = []
-    a_end: list[int] = []
-
-    def take(chunk: Chunk) -> int:
-        a_start.append(starts[chunk.first])
-        a_end.append(starts[chunk.last + 1])
-        return chunk.last + 1
-
-    chunk_documents(
-        np.diff(corpus.sentence_starts).tolist(),
-        corpus.document_starts.tolist(),
-        UniformDraws(rng),
-        max_num_tokens,
-        short_seq_prob,
-        1,
-        take,
-    )
-    pairs = Pairs.from_spans(a_start, a_end, a_end, a_end, [0] * len(a_start))
-    truncate_pairs(pairs, max_num_tokens, rng)
+    doc_starts = corpus.document_starts.tolist()
+    row_starts: list[int] = []
+    row_ends: list[int] = []
+    used = 0
+    for document in range(n_docs):
+        for sentence in range(doc_starts[document], doc_starts[document + 1]):
+            begin, length = starts[sentence] + document, starts[sentence + 1] - starts[sentence]
+            joins = used and sentence == doc_starts[document]  # a separator comes first
+            if used and used + length + joins <= budget:
+                row_ends[-1], used = begin + length, used + length + joins
+                continue
+            row_starts.append(begin)
+            row_ends.append(begin + length)
+            used = length
+        if not cross_documents:
+            used = 0
+    pairs = Pairs.from_spans(row_starts, row_ends, row_ends, row_ends, [0] * len(row_starts))
     pairs.counts = PairCounts(chunks=len(pairs))
-    return pairs
+    return PackedRows(ids, word_starts, pairs)

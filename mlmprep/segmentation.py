@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .errors import ConfigError
-from .tokenization import SENTENCE_MARK, WordPieceEncoder
+from .tokenization import SENTENCE_MARK, TokenEncoder
 
 Segmenter = Callable[[str], list[str]]
 
@@ -41,9 +41,9 @@ def word_boundaries(text: str, segment: Segmenter) -> np.ndarray:
 
 
 def encode_with_word_starts(
-    encoder: WordPieceEncoder, documents: list[list[str]], segment: Segmenter
+    encoder: TokenEncoder, documents: list[list[str]], segment: Segmenter
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """Like `WordPieceEncoder.encode_documents`, plus per token: does a word start here?"""
+    """Like `TokenEncoder.encode_documents`, plus per token: does a word start here?"""
     texts = [
         SENTENCE_MARK.join(s.replace(SENTENCE_MARK, " ") for s in sentences)
         for sentences in documents

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from . import storage
 from .manifest import read_index
-from .tokenization import WordPieceEncoder, load_output_tokenizer
+from .tokenization import TokenEncoder, load_output_tokenizer
 
 
 def iter_rows(output_dir: str, split: str = "train") -> Iterator[dict]:
@@ -18,18 +18,24 @@ def iter_rows(output_dir: str, split: str = "train") -> Iterator[dict]:
             yield from batch.to_pylist()
 
 
-def render(row: dict, encoder: WordPieceEncoder) -> str:
-    """One instance as text: '[MASK](original)' marks masked positions, B after the first [SEP]."""
+WORD_START_MARKS = "\u0120\u2581"  # 'Ġ' (byte-level BPE) and '▁' (SentencePiece)
+
+
+def render(row: dict, encoder: TokenEncoder) -> str:
+    """One instance as text: 'MASK(original)' marks masked positions, B after the first
+    separator; word pieces are joined by the tokenizer family's rule."""
     originals = dict(zip(row.get("masked_lm_positions") or [], row.get("masked_lm_ids") or []))
     words: list[str] = []
     for position, token_id in enumerate(row["input_ids"]):
         token = encoder.id_to_token(token_id)
         if position in originals:
             words.append(f"{token}({encoder.id_to_token(originals[position])})")
-        elif token.startswith("##") and words:
-            words[-1] += token[2:]
+        elif (
+            encoder.continuation[token_id] and words and token not in encoder.layout.tokens.values()
+        ):
+            words[-1] += token.removeprefix("##")
         else:
-            words.append(token)
+            words.append(token.lstrip(WORD_START_MARKS) or token)
     text = " ".join(words)
     header = f"tokens={row['num_tokens']}  masked={len(originals)}"
     if "next_sentence_label" in row:
@@ -39,8 +45,9 @@ def render(row: dict, encoder: WordPieceEncoder) -> str:
         label = row["sentence_order_label"]
         header = f"sentence_order_label={label} ({'swapped' if label else 'in order'})  " + header
     lines = [header]
-    segments = text.split(" [SEP] ", 1)
-    lines.append(f"  A: {segments[0]} [SEP]")
+    sep = encoder.layout.tokens["sep"]
+    segments = text.split(f" {sep} ", 1)
+    lines.append(f"  A: {segments[0]} {sep}")
     if len(segments) > 1:
         lines.append(f"  B: {segments[1]}")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from . import storage
 from .counts import SplitCounts
 from .manifest import read_index
 from .schema import list_values
+from .special_tokens import from_manifest
 from .tokenization import load_output_tokenizer
 from .whole_word import word_starts
 
@@ -39,19 +40,19 @@ class _Totals:
             if name in batch.schema.names:
                 counts += np.bincount(batch.column(name).to_numpy(), minlength=2)[:2]
         ids, offsets = list_values(batch.column("input_ids"))
-        is_content = ~np.isin(ids, [special["[CLS]"], special["[SEP]"]])
-        unk = ids == special["[UNK]"]
+        is_content = ~np.isin(ids, [special["cls"], special["sep"]])
+        unk = ids == special["unk"]
         if "masked_lm_positions" in batch.schema.names:
             positions, pos_offsets = list_values(batch.column("masked_lm_positions"))
             originals, _ = list_values(batch.column("masked_lm_ids"))
             row = np.repeat(np.arange(len(pos_offsets) - 1), np.diff(pos_offsets))
             flat_positions = offsets[row] + positions
             replaced = ids[flat_positions]
-            is_mask = replaced == special["[MASK]"]
+            is_mask = replaced == special["mask"]
             kept = (replaced == originals) & ~is_mask
             self.masked += len(positions)
             self.split += [int(is_mask.sum()), int((~is_mask & ~kept).sum()), int(kept.sum())]
-            unk[flat_positions] = originals == special["[UNK]"]
+            unk[flat_positions] = originals == special["unk"]
             self._count_whole_words(ids, flat_positions, originals, special, continuation)
         self.unk += int((unk & is_content).sum())
         self.content_tokens += int(is_content.sum())
@@ -67,7 +68,7 @@ class _Totals:
         """Masked words (a token and its ## continuations) and how many were masked whole."""
         original = ids.copy()
         original[positions] = originals
-        is_special = np.isin(original, [special["[CLS]"], special["[SEP]"]])
+        is_special = np.isin(original, [special["cls"], special["sep"]])
         starts = word_starts(original, is_special, continuation)
         word = np.cumsum(starts) - 1
         content = ~is_special
@@ -88,7 +89,7 @@ def compute_stats(output_dir: str, split: str = "train") -> dict:
     """
     index = read_index(output_dir)
     config = index["config"]
-    special = index["tokenizer"]["special_ids"]
+    special = from_manifest(index["tokenizer"]).ids
     max_len = config["max_seq_length"]
     totals = _Totals(max_len)
     continuation = load_output_tokenizer(output_dir).continuation

@@ -1,4 +1,5 @@
-"""Load the WordPiece tokenizer and encode documents to token ids, one array per sentence run."""
+"""Load the tokenizer (WordPiece, BPE or Unigram) and encode documents to token ids, one
+array per sentence run."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from tokenizers.models import WordPiece
 
 from . import storage
 from .errors import OutputError, TokenizerError
-from .manifest import TOKENIZER_FILE
+from .manifest import TOKENIZER_FILE, read_index
+from .special_tokens import SpecialTokens, read_special_tokens
 from .tokenizer_backends import BackendChooser, BackendUsage
 
 BUNDLED = {"bert-base-uncased": ("bert-base-uncased-vocab.txt", True)}
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+MODEL_TYPES = ("WordPiece", "BPE", "Unigram")
 SENTENCE_MARK = "\ue000"  # private-use character, added as a token: exact for any text
 # Punctuation that a vocabulary holds as one token: joining sentences with it is ~10% faster
 # than an added token, and exact whenever the text itself does not contain it.
@@ -29,22 +32,13 @@ BATCH_CHARS = 1 << 20
 
 @dataclass(frozen=True)
 class SpecialIds:
-    """Ids of the special tokens every BERT vocabulary must have."""
+    """Ids of the five roles: pad, unk, cls (or bos), sep (or eos), mask."""
 
     pad: int
     unk: int
     cls: int
     sep: int
     mask: int
-
-    def to_dict(self) -> dict:
-        return {
-            "[PAD]": self.pad,
-            "[UNK]": self.unk,
-            "[CLS]": self.cls,
-            "[SEP]": self.sep,
-            "[MASK]": self.mask,
-        }
 
 
 class _Piece(NamedTuple):
@@ -57,40 +51,44 @@ class _Piece(NamedTuple):
     plain: bool
 
 
-class WordPieceEncoder:
-    """A loaded tokenizer plus what mlmprep needs of it: special ids, random-id pool, sha256."""
+class TokenEncoder:
+    """A loaded tokenizer plus what mlmprep needs of it: the special tokens and row layout,
+    the random-id pool, where words start, and its sha256."""
 
-    def __init__(self, spec: str, lowercase: bool | None = None, backend: str = "hf") -> None:
+    def __init__(
+        self,
+        spec: str,
+        lowercase: bool | None = None,
+        backend: str = "hf",
+        special_tokens: dict[str, str] | None = None,
+    ) -> None:
         self.name, tokenizer = _load(spec, lowercase)
         tokenizer.no_truncation()
         tokenizer.no_padding()
         self.json = tokenizer.to_str()
         self.sha256 = hashlib.sha256(self.json.encode("utf-8")).hexdigest()
         self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
-        ids = {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
-        missing = [token for token, i in ids.items() if i is None]
-        if missing:
-            raise TokenizerError(
-                f"{spec}: the vocabulary has no {' '.join(missing)}; "
-                "a BERT vocabulary needs [PAD] [UNK] [CLS] [SEP] [MASK]"
-            )
-        self.special = SpecialIds(
-            ids["[PAD]"], ids["[UNK]"], ids["[CLS]"], ids["[SEP]"], ids["[MASK]"]
+        definition = json.loads(self.json)
+        vocab = tokenizer.get_vocab(with_added_tokens=True)
+        self.layout: SpecialTokens = read_special_tokens(
+            definition, vocab, special_tokens or {}, spec
         )
-        excluded = set(ids.values()) | {
-            i for i, token in tokenizer.get_added_tokens_decoder().items() if token.special
-        }
+        self.special = SpecialIds(**self.layout.ids)
+        excluded = set(self.layout.ids.values()) | set(tokenizer.get_added_tokens_decoder())
         self.random_pool = np.array(
             [i for i in range(self.vocab_size) if i not in excluded], dtype=np.int32
         )
-        vocab = tokenizer.get_vocab(with_added_tokens=True)
-        self.continuation = np.zeros(self.vocab_size, dtype=bool)
-        self.continuation[[i for token, i in vocab.items() if token.startswith("##")]] = True
+        self.continuation = _continuation(definition, vocab, self.vocab_size)
+        # byte-level BPE without a prefix space: a sentence on its own would lose the
+        # space that starts its first word in running text
+        self._sentence_prefix = " " if _needs_prefix_space(definition) else ""
         self._tokenizer = tokenizer
         self._marked = Tokenizer.from_str(self.json)
         self._marked.add_special_tokens([AddedToken(SENTENCE_MARK, special=True, normalized=False)])
         self._mark_id = self._marked.token_to_id(SENTENCE_MARK)
-        self._fast_mark, self._fast_mark_id = _find_fast_mark(tokenizer)
+        self._fast_mark, self._fast_mark_id = (None, -1)
+        if (definition.get("pre_tokenizer") or {}).get("type") == "BertPreTokenizer":
+            self._fast_mark, self._fast_mark_id = _find_fast_mark(tokenizer)
         self.backend = BackendChooser(backend, self.json, spec)
         self._structural = np.array(
             [self.special.cls, self.special.sep, self.special.mask, self.special.pad],
@@ -102,7 +100,7 @@ class WordPieceEncoder:
         return self.backend.start_unit()
 
     def id_to_token(self, token_id: int) -> str:
-        return self._tokenizer.id_to_token(int(token_id)) or "[UNK]"
+        return self._tokenizer.id_to_token(int(token_id)) or self.layout.tokens["unk"]
 
     def encode_documents(
         self, documents: list[list[str]]
@@ -146,6 +144,8 @@ class WordPieceEncoder:
 
     def _join(self, document: int, sentences: list[str]) -> _Piece:
         """Join sentences with the fast marker where that is exact, else the added token."""
+        if self._sentence_prefix:
+            sentences = [self._sentence_prefix + s for s in sentences]
         if self._fast_mark:
             text = self._fast_mark.join(sentences)
             if text.count(self._fast_mark) == len(sentences) - 1:
@@ -218,17 +218,54 @@ class WordPieceEncoder:
             "name": self.name,
             "vocab_size": self.vocab_size,
             "sha256": self.sha256,
-            "special_ids": self.special.to_dict(),
+            "special_ids": self.layout.manifest_ids(),
             "file": "tokenizer.json",
+            **({} if self.layout.is_bert else {"layout": self.layout.manifest_layout()}),
         }
 
 
-def load_output_tokenizer(output_dir: str) -> WordPieceEncoder:
-    """The tokenizer copied into a build's output directory."""
+def load_output_tokenizer(output_dir: str) -> TokenEncoder:
+    """The tokenizer copied into a build's output directory, with the build's roles."""
     path = storage.join(output_dir, TOKENIZER_FILE)
     if not storage.exists(path):
         raise OutputError(f"{path}: missing; rebuild the output with 'mlmprep build'")
-    return WordPieceEncoder(path)
+    roles = read_index(output_dir)["tokenizer"].get("layout", {}).get("roles")
+    return TokenEncoder(path, special_tokens=roles)
+
+
+def _continuation(definition: dict, vocab: dict[str, int], size: int) -> np.ndarray:
+    """True for tokens that continue the word of the token before them: WordPiece's
+    '##' pieces; for byte-level BPE and SentencePiece, every token without the word-start
+    mark ('Ġ', '▁')."""
+    model = definition.get("model") or {}
+    continuation = np.zeros(size, dtype=bool)
+    if model.get("type") == "WordPiece":
+        prefix = model.get("continuing_subword_prefix") or "##"
+        continuation[[i for token, i in vocab.items() if token.startswith(prefix)]] = True
+        return continuation
+    start = _word_start_mark(definition)
+    continuation[[i for token, i in vocab.items() if not token.startswith(start)]] = True
+    return continuation
+
+
+def _pre_tokenizers(definition: dict) -> list[dict]:
+    pre = definition.get("pre_tokenizer") or {}
+    return pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+
+
+def _word_start_mark(definition: dict) -> str:
+    """'▁' (or the configured replacement) for Metaspace tokenizers, else byte-level 'Ġ'."""
+    for pre in _pre_tokenizers(definition):
+        if pre.get("type") == "Metaspace":
+            return pre.get("replacement", "\u2581")
+    return "\u0120"
+
+
+def _needs_prefix_space(definition: dict) -> bool:
+    return any(
+        pre.get("type") == "ByteLevel" and not pre.get("add_prefix_space", True)
+        for pre in _pre_tokenizers(definition)
+    )
 
 
 def _find_fast_mark(tokenizer: Tokenizer) -> tuple[str | None, int]:
@@ -296,10 +333,10 @@ def _from_json(spec: str, text: str) -> Tokenizer:
         model_type = json.loads(text).get("model", {}).get("type")
     except Exception as exc:  # tokenizers raises plain Exception on bad JSON
         raise TokenizerError(f"{spec}: not a valid tokenizer.json ({exc})") from None
-    if model_type != "WordPiece":
+    if model_type not in MODEL_TYPES:
         raise TokenizerError(
-            f"{spec}: model type is {model_type}, mlmprep needs a WordPiece "
-            "tokenizer (whole-word logic relies on '##' continuations)"
+            f"{spec}: model type is {model_type}; mlmprep reads WordPiece, BPE and Unigram "
+            "tokenizers"
         )
     return tokenizer
 

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from . import storage, streams
 from .manifest import read_index
+from .special_tokens import from_manifest
 from .tokenization import load_output_tokenizer
 
 IGNORE_INDEX = -100
@@ -75,12 +76,12 @@ class MlmCollator:
     def from_build(cls, output_dir: str, pad_to_multiple_of: int | None = None) -> MlmCollator:
         """A collator that matches a build: its special ids, masking mode, probability, seed."""
         index = read_index(output_dir)
-        special = index["tokenizer"]["special_ids"]
+        special = from_manifest(index["tokenizer"]).ids
         config = index["config"]
         random_ids = load_output_tokenizer(output_dir).random_pool  # as the build drew them
         return cls(
-            pad_id=special["[PAD]"],
-            mask_id=special["[MASK]"],
+            pad_id=special["pad"],
+            mask_id=special["mask"],
             random_ids=random_ids,
             masked_lm_prob=config["masked_lm_prob"],
             dynamic=config["masking"] == "dynamic",

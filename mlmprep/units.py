@@ -17,27 +17,29 @@ from .config import BuildConfig
 from .counts import SplitCounts
 from .instances import Instances, assemble
 from .masking import Masked, mask_tokens
-from .objectives import make_spans
-from .pairs import Corpus, EncodedDocument, make_corpus
+from .objectives import make_spans, pack_sentences
+from .pairs import Corpus, EncodedDocument, Pairs, make_corpus
 from .planning import Source, Unit
 from .readers import Document, iter_documents
 from .schema import output_schema, record_batch
 from .segmentation import encode_with_word_starts, jieba_segmenter
 from .sentences import document_sentences
+from .special_tokens import parse_special_tokens
 from .spill import SPLITS, BucketDealer, spill_path, staging_path, write_spill
 from .streams import MASKING, PAIRS, SCATTER, VALIDATION_HOLD_OUT, rng_for
-from .tokenization import BATCH_CHARS, WordPieceEncoder, tokenizer_key
+from .tokenization import BATCH_CHARS, TokenEncoder, tokenizer_key
 from .whole_word import mask_whole_words, segmented_word_starts, word_ids, word_starts
 
-_ENCODERS: dict[tuple[str, bool | None, str], WordPieceEncoder] = {}
+_ENCODERS: dict[tuple[str, bool | None, str, str], TokenEncoder] = {}
 
 
-def encoder_for(config: BuildConfig, backend: str = "hf") -> WordPieceEncoder:
+def encoder_for(config: BuildConfig, backend: str = "hf") -> TokenEncoder:
     """The tokenizer of this build on `backend`, loaded once per process for each
     tokenizer content (a file changed at the same path is loaded again)."""
-    key = (tokenizer_key(config.tokenizer), config.lowercase, backend)
+    key = (tokenizer_key(config.tokenizer), config.lowercase, backend, config.special_tokens)
     if key not in _ENCODERS:
-        _ENCODERS[key] = WordPieceEncoder(config.tokenizer, config.lowercase, backend)
+        roles = parse_special_tokens(config.special_tokens)
+        _ENCODERS[key] = TokenEncoder(config.tokenizer, config.lowercase, backend, roles)
     return _ENCODERS[key]
 
 
@@ -151,7 +153,7 @@ class _DocumentCollector:
         self.splits[state.split].append(document)
 
 
-def _encoder_function(config: BuildConfig, encoder: WordPieceEncoder) -> Encode:
+def _encoder_function(config: BuildConfig, encoder: TokenEncoder) -> Encode:
     """How documents are encoded: with word starts from jieba for Chinese whole words."""
     if config.whole_word_mask and config.language == "zh":
         return functools.partial(encode_with_word_starts, encoder, segment=jieba_segmenter())
@@ -182,7 +184,8 @@ def process_unit(task: UnitTask) -> dict:
     }
     for window, documents in enumerate(_read_windows(task, encoder, report, counts)):
         for split, dealer in dealers.items():
-            corpus, cut = make_corpus(documents[split], config.max_num_tokens)
+            budget = encoder.layout.budget(config.max_seq_length, config.pairs)
+            corpus, cut = make_corpus(documents[split], budget)
             counts[split].sentences_cut += cut
             for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
                 key = PassKey(split, task.unit.index, pass_index, window, task.part)
@@ -218,7 +221,7 @@ def offsets_end(offsets: dict[str, list[int]]) -> int:
 
 def _read_windows(
     task: UnitTask,
-    encoder: WordPieceEncoder,
+    encoder: TokenEncoder,
     report: InputReport,
     counts: dict[str, SplitCounts],
 ) -> Iterator[dict[str, list[EncodedDocument]]]:
@@ -280,27 +283,26 @@ class PassKey:
 def _pass_batch(
     corpus: Corpus,
     config: BuildConfig,
-    encoder: WordPieceEncoder,
+    encoder: TokenEncoder,
     key: PassKey,
     counts: SplitCounts,
 ) -> pa.RecordBatch:
-    """One pass over a window's documents: pairs, rows and masks as one record batch."""
-    pairs = make_spans(
-        config.objective,
-        corpus,
-        config.max_num_tokens,
-        config.short_seq_prob,
-        key.rng(config.seed, PAIRS),
-    )
+    """One pass over a window's documents: pairs (or packed rows), rows and masks as one
+    record batch."""
+    budget = encoder.layout.budget(config.max_seq_length, config.pairs)
+    if config.objective == "none":
+        packed = pack_sentences(corpus, budget, config.cross_documents, encoder.special.sep)
+        ids, word_starts, pairs = packed.ids, packed.word_starts, packed.pairs
+    else:
+        ids, word_starts = corpus.ids, corpus.word_starts
+        rng = key.rng(config.seed, PAIRS)
+        pairs = make_spans(config.objective, corpus, budget, config.short_seq_prob, rng)
     counts.add(pairs.counts)
-    instances = assemble(
-        corpus.ids,
-        pairs,
-        encoder.special.cls,
-        encoder.special.sep,
-        pair=config.pairs,
-        word_starts=corpus.word_starts,
-    )
+    counts.tokens_dropped += len(corpus.ids) - _own_tokens(pairs, config.objective)
+    template = encoder.layout.template(config.pairs)
+    instances = assemble(ids, pairs, template, encoder.layout.tokens_to_ids, word_starts)
+    if config.objective == "none":  # separators between packed documents are structure
+        instances.special |= (instances.tokens == encoder.special.sep).astype(np.int8)
     counts.instances += len(instances)
     rng = key.rng(config.seed, MASKING)
     if config.masking == "static":
@@ -312,15 +314,23 @@ def _pass_batch(
     return record_batch(config, instances, None, words)
 
 
-def _word_starts(instances: Instances, encoder: WordPieceEncoder) -> np.ndarray:
-    """First token of each word: from the segmenter when there is one, else '##' pieces."""
+def _own_tokens(pairs: Pairs, objective: str) -> int:
+    """Tokens of the pass's own text that its rows hold: an NSP random B is borrowed from
+    another document, so it does not count."""
+    own_b = pairs.b_len[pairs.label == 0] if objective == "nsp" else pairs.b_len
+    return int(pairs.a_len.sum() + own_b.sum())
+
+
+def _word_starts(instances: Instances, encoder: TokenEncoder) -> np.ndarray:
+    """First token of each word: from the segmenter when there is one, else the
+    tokenizer family's rule ('##' pieces continue a word; 'Ġ' and '▁' start one)."""
     if instances.word_starts is not None:
         return segmented_word_starts(instances.word_starts, instances.special)
     return word_starts(instances.tokens, instances.special, encoder.continuation)
 
 
 def _static_masks(
-    instances: Instances, config: BuildConfig, encoder: WordPieceEncoder, rng: np.random.Generator
+    instances: Instances, config: BuildConfig, encoder: TokenEncoder, rng: np.random.Generator
 ) -> Masked:
     common = {
         "masked_lm_prob": config.masked_lm_prob,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -11,6 +12,7 @@ from . import storage
 from .config import BuildConfig
 from .manifest import INDEX, TOKENIZER_FILE, read_index, sha256_file
 from .schema import list_values, output_schema
+from .special_tokens import SpecialTokens, from_manifest
 from .stats import BATCH_ROWS
 
 SHARD_PATTERN = re.compile(r"^(train|validation)-\d{5}-of-\d{5}\.parquet$")
@@ -64,12 +66,12 @@ def _check_shard(path: str, schema: pa.Schema, index: dict, expected_rows: int) 
         return "schema differs from the build's objective and masking mode"
     if parquet.metadata.num_rows != expected_rows:
         return f"{parquet.metadata.num_rows} rows, {INDEX} says {expected_rows}"
-    special = index["tokenizer"]["special_ids"]
-    max_len = index["config"]["max_seq_length"]
-    segments = 1 if index["config"].get("objective") == "none" else 2
+    layout = from_manifest(index["tokenizer"])
+    config = index["config"]
+    shape = RowShape.of(layout, config.get("objective", "nsp"), config.get("cross_documents", True))
     first_row = 0
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-        bad = row_problems(batch, special, max_len, segments)
+        bad = row_problems(batch, shape, config["max_seq_length"])
         if bad:
             row, reason = bad
             return f"row {first_row + row}: {reason}"
@@ -77,35 +79,76 @@ def _check_shard(path: str, schema: pa.Schema, index: dict, expected_rows: int) 
     return None
 
 
-def row_problems(
-    batch: pa.RecordBatch, special: dict[str, int], max_len: int, segments: int = 2
-) -> tuple[int, str] | None:
-    """First row (index in batch) that breaks an invariant, with the reason; None if all hold.
+@dataclass(frozen=True)
+class RowShape:
+    """What every row of a build looks like, from the tokenizer's template."""
 
-    `segments` is 2 for `[CLS] A [SEP] B [SEP]` rows and 1 for `[CLS] A [SEP]` rows."""
+    ids: dict[str, int]  # role -> id
+    names: dict[str, str]  # role -> token, for messages
+    first: int  # id of the template's first token (cls/bos)
+    last: int  # id of its last token (sep/eos)
+    separators: int  # sep tokens in a row
+    more_separators: bool  # packed rows: one more between documents
+    text_segments: int
+    first_type: int
+    other_type: int | None  # the type after `switch_after` separators, if the template has two
+    switch_after: int
+
+    @classmethod
+    def of(cls, layout: SpecialTokens, objective: str, cross_documents: bool) -> RowShape:
+        template = layout.template(objective != "none")
+        ids = layout.tokens_to_ids
+        specials = [ids[p.token] for p in template if p.kind == "special"]
+        sep = layout.ids["sep"]
+        first_type = template[0].type_id
+        other = next((i for i, p in enumerate(template) if p.type_id != first_type), None)
+        before_other = template[:other] if other is not None else ()
+        return cls(
+            ids=layout.ids,
+            names=layout.tokens,
+            first=specials[0],
+            last=specials[-1],
+            separators=specials.count(sep),
+            more_separators=objective == "none" and cross_documents,
+            text_segments=sum(p.kind != "special" for p in template),
+            first_type=first_type,
+            other_type=None if other is None else template[other].type_id,
+            switch_after=sum(ids.get(p.token) == sep for p in before_other),
+        )
+
+
+def row_problems(batch: pa.RecordBatch, shape: RowShape, max_len: int) -> tuple[int, str] | None:
+    """First row (index in batch) that breaks an invariant, with the reason; None if all
+    hold: the template's first and last tokens, its separator count (packed rows may hold
+    one more per document boundary), token types switching where the template says."""
     ids, offsets = list_values(batch.column("input_ids"))
     types, type_offsets = list_values(batch.column("token_type_ids"))
     lengths = np.diff(offsets)
     n = len(lengths)
     row_of = np.repeat(np.arange(n), lengths)
-    is_sep = ids == special["[SEP]"]
+    is_sep = ids == shape.ids["sep"]
     sep_count = np.bincount(row_of, weights=is_sep, minlength=n)
-    sep_positions = np.flatnonzero(is_sep)
-    first_sep = np.full(n, np.iinfo(np.int64).max)
-    np.minimum.at(first_sep, row_of[sep_positions], sep_positions - offsets[row_of[sep_positions]])
+    names = shape.names
+    wrong_count = (
+        sep_count < shape.separators if shape.more_separators else sep_count != shape.separators
+    )
+    count = f"{'at least ' if shape.more_separators else 'exactly '}{shape.separators}"
     checks = [
         (lengths > max_len, f"longer than max_seq_length {max_len}"),
-        (lengths < 1 + 2 * segments, "shorter than one token per segment"),
+        (
+            lengths < shape.separators + 1 + shape.text_segments,
+            "shorter than one token per segment",
+        ),
         (
             batch.column("num_tokens").to_numpy() != lengths,
             "num_tokens differs from len(input_ids)",
         ),
         (
-            ids[offsets[:-1].clip(max=max(len(ids) - 1, 0))] != special["[CLS]"],
-            "does not start with [CLS]",
+            ids[offsets[:-1].clip(max=max(len(ids) - 1, 0))] != shape.first,
+            f"does not start with {names['cls']}",
         ),
-        (sep_count != segments, f"does not have exactly {segments} [SEP]"),
-        (ids[(offsets[1:] - 1).clip(min=0)] != special["[SEP]"], "does not end with [SEP]"),
+        (wrong_count, f"does not have {count} {names['sep']}"),
+        (ids[(offsets[1:] - 1).clip(min=0)] != shape.last, f"does not end with {names['sep']}"),
         (np.diff(type_offsets) != lengths, "token_type_ids length differs from input_ids"),
     ]
     for label in ("next_sentence_label", "sentence_order_label"):
@@ -115,13 +158,17 @@ def row_problems(
     for failed, reason in checks:
         if failed.any():
             return int(np.argmax(failed)), reason
-    position = np.arange(len(ids)) - offsets[row_of]
-    expected_types = (position > first_sep[row_of]).astype(types.dtype)
+    expected_types = np.full(len(ids), shape.first_type, types.dtype)
+    if shape.other_type is not None:
+        row_start_count = np.concatenate(([0], np.cumsum(is_sep)))[offsets[:-1]]
+        seps_before = np.cumsum(is_sep) - is_sep - row_start_count[row_of]
+        after = seps_before >= shape.switch_after
+        expected_types[after] = shape.other_type
     wrong = np.bincount(row_of, weights=types != expected_types, minlength=n) > 0
     if wrong.any():
-        return int(np.argmax(wrong)), "token_type_ids do not switch right after the first [SEP]"
+        return int(np.argmax(wrong)), "token_type_ids do not follow the template's segments"
     if "masked_lm_positions" in batch.schema.names:
-        return _mask_problems(batch, ids, offsets, lengths, special)
+        return _mask_problems(batch, ids, offsets, lengths, shape.ids)
     return None
 
 
@@ -147,8 +194,8 @@ def _mask_problems(
     if unsorted.any():
         return int(row[1:][np.argmax(unsorted)]), "masked positions not sorted and unique"
     at = ids[offsets[row] + positions]
-    structural = np.isin(originals, [special["[CLS]"], special["[SEP]"], special["[PAD]"]])
-    structural |= at == special["[SEP]"]
+    structural = np.isin(originals, [special["cls"], special["sep"], special["pad"]])
+    structural |= at == special["sep"]
     if structural.any():
         return int(row[np.argmax(structural)]), "masked position on a special token"
     return None

@@ -9,7 +9,7 @@ import pytest
 from mlmprep.config import BuildConfig
 from mlmprep.errors import OutputError
 from mlmprep.stats import compute_stats
-from mlmprep.tokenization import WordPieceEncoder, wordpiece_from_vocab
+from mlmprep.tokenization import TokenEncoder, wordpiece_from_vocab
 from mlmprep.validate import validate
 
 from .helpers import (
@@ -121,7 +121,7 @@ def test_nsp_balance_end_to_end_over_20000_pairs(tmp_path):
 
 
 def test_shuffle_is_global(tmp_path):
-    encoder = WordPieceEncoder("bert-base-uncased")
+    encoder = TokenEncoder("bert-base-uncased")
     words = [
         w
         for w, i in sorted(encoder._tokenizer.get_vocab().items(), key=lambda x: x[1])
@@ -278,7 +278,7 @@ def test_a_huge_document_is_tokenized_in_full(tmp_path, monkeypatch):
     (tmp_path / "other.txt").write_text("Another document. It is short.\n")
     summary = run_build([path, tmp_path / "other.txt"], tmp_path / "out")
     index = json.loads((tmp_path / "out" / "index.json").read_text())
-    expected = len(WordPieceEncoder("bert-base-uncased").encode_plain([text])[0])
+    expected = len(TokenEncoder("bert-base-uncased").encode_plain([text])[0])
     assert summary["documents"] == 2
     assert index["counts"]["train"]["tokens"] == expected + 7
     assert validate(str(tmp_path / "out"))["ok"]
@@ -286,13 +286,13 @@ def test_a_huge_document_is_tokenized_in_full(tmp_path, monkeypatch):
 
 def test_each_document_is_tokenized_once_whatever_the_dupe_factor(tmp_path, monkeypatch):
     seen = []
-    original = WordPieceEncoder.encode_documents
+    original = TokenEncoder.encode_documents
 
     def counting(self, documents):
         seen.extend(tuple(d) for d in documents)
         return original(self, documents)
 
-    monkeypatch.setattr(WordPieceEncoder, "encode_documents", counting)
+    monkeypatch.setattr(TokenEncoder, "encode_documents", counting)
     once = run_build([SAMPLE_DIR], tmp_path / "once")
     count_once = len(seen)
     seen.clear()

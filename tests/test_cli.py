@@ -73,7 +73,7 @@ def test_second_run_says_nothing_to_do(runner, tmp_path):
         (
             ["build", "IN", "OUT", "--masked-lm-prob", "1.5"],
             2,
-            "Error: --masked-lm-prob must be a probability in [0, 1], got 1.5\n",
+            "Error: --masked-lm-prob must be in (0, 0.5], got 1.5\n",
         ),
         (
             ["build", "IN", "OUT", "--max-seq-length", "4"],

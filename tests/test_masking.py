@@ -5,8 +5,10 @@ from hypothesis import strategies as st
 from mlmprep.instances import assemble, gather_ranges
 from mlmprep.masking import BLOCK_ROWS, mask_tokens, num_to_mask
 from mlmprep.pairs import Pairs
+from mlmprep.special_tokens import TemplatePiece, _bert_template
 
 CLS, SEP, MASK = 101, 102, 103
+BERT_PAIR = _bert_template("[CLS]", "[SEP]")[1]
 POOL = np.array([i for i in range(200, 1000)], np.int32)
 
 
@@ -20,12 +22,31 @@ def test_assemble_exact_rows():
     pairs = Pairs(
         np.array([0, 4]), np.array([2, 1]), np.array([2, 0]), np.array([1, 3]), np.array([0, 1])
     )
-    rows = assemble(ids, pairs, CLS, SEP)
+    rows = assemble(ids, pairs, BERT_PAIR, {"[CLS]": CLS, "[SEP]": SEP})
     assert rows.offsets.tolist() == [0, 6, 13]
     assert rows.tokens.tolist() == [CLS, 1, 2, SEP, 3, SEP, CLS, 5, SEP, 1, 2, 3, SEP]
     assert rows.token_types.tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1]
     assert rows.special.tolist() == [1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 0, 1]
     assert rows.labels.tolist() == [0, 1]
+
+
+def test_assemble_follows_a_roberta_template():
+    """<s> A </s></s> B </s>, every token type 0."""
+    ids = np.array([1, 2, 3, 4], np.int32)
+    pairs = Pairs(np.array([0]), np.array([2]), np.array([2]), np.array([2]), np.array([1]))
+    special = (TemplatePiece("special", 0, "<s>"), TemplatePiece("special", 0, "</s>"))
+    template = (
+        special[0],
+        TemplatePiece("A", 0),
+        special[1],
+        special[1],
+        TemplatePiece("B", 0),
+        special[1],
+    )
+    rows = assemble(ids, pairs, template, {"<s>": 0, "</s>": 2})
+    assert rows.tokens.tolist() == [0, 1, 2, 2, 2, 3, 4, 2]
+    assert rows.token_types.tolist() == [0] * 8
+    assert rows.special.tolist() == [1, 0, 0, 1, 1, 0, 0, 1]
 
 
 def test_num_to_mask_rounds_half_to_even_like_python():

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlmprep.cli import main
-from mlmprep.objectives import build_single_segments, build_sop_pairs
+from mlmprep.objectives import build_sop_pairs, pack_sentences
 from mlmprep.stats import compute_stats
 from mlmprep.validate import validate
 
@@ -55,11 +55,48 @@ def test_sop_label_balance_on_20000_pairs():
     assert abs(pairs.label.mean() - 0.5) <= 0.01
 
 
-def test_single_segments_fill_to_the_target():
-    corpus = corpus_of([[4, 4, 4, 4, 4]])
-    pairs = build_single_segments(corpus, 8, 0.0, np.random.default_rng(0))
-    assert pairs.a_len.tolist() == [8, 8, 4]
-    assert pairs.b_len.tolist() == [0, 0, 0]
+SEPARATOR = -1
+
+
+def test_full_sentences_rows_cross_documents_with_one_separator():
+    # documents of sentence lengths [3, 3] and [2, 4]; a row holds 9 tokens
+    corpus = corpus_of([[3, 3], [2, 4]], 9)
+    packed = pack_sentences(corpus, 9, True, SEPARATOR)
+    rows = [
+        packed.ids[s : s + n].tolist() for s, n in zip(packed.pairs.a_start, packed.pairs.a_len)
+    ]
+    text = corpus.ids.tolist()
+    assert rows == [[*text[0:6], SEPARATOR, *text[6:8]], text[8:12]]  # 3 + 3 + 1 + 2 = 9
+    assert packed.pairs.b_len.tolist() == [0, 0]
+    assert pack_sentences(corpus, 8, True, SEPARATOR).pairs.a_len.tolist() == [6, 6]
+
+
+def test_doc_sentences_rows_end_with_their_document():
+    corpus = corpus_of([[3, 3], [2, 4]], 8)
+    packed = pack_sentences(corpus, 8, False, SEPARATOR)
+    assert packed.pairs.a_len.tolist() == [6, 6]
+    assert SEPARATOR not in [
+        t for s, n in zip(packed.pairs.a_start, packed.pairs.a_len) for t in packed.ids[s : s + n]
+    ]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    docs=st.lists(st.lists(st.integers(1, 40), min_size=1, max_size=10), min_size=1, max_size=8),
+    budget=st.integers(3, 60),
+    cross=st.booleans(),
+)
+def test_packed_rows_hold_every_token_once_in_order(docs, budget, cross):
+    """No token is dropped or repeated, rows fit, and each row is whole sentences."""
+    corpus = corpus_of(docs, budget)
+    packed = pack_sentences(corpus, budget, cross, SEPARATOR)
+    pairs = packed.pairs
+    assert np.all(pairs.a_len <= budget) and np.all(pairs.a_len >= 1)
+    held = np.concatenate([packed.ids[s : s + n] for s, n in zip(pairs.a_start, pairs.a_len)])
+    assert held[held != SEPARATOR].tolist() == corpus.ids.tolist()
+    assert np.all(pairs.a_start[1:] >= pairs.a_start[:-1] + pairs.a_len[:-1])
+    if not cross:
+        assert SEPARATOR not in held.tolist()
 
 
 def test_sop_and_none_builds_have_their_own_columns(tmp_path):
@@ -71,7 +108,7 @@ def test_sop_and_none_builds_have_their_own_columns(tmp_path):
     assert "next_sentence_label" not in sop.schema.names
     assert not {"sentence_order_label", "next_sentence_label"} & set(none.schema.names)
     for row in none.to_pylist():
-        assert row["input_ids"][0] == 101 and row["input_ids"].count(102) == 1
+        assert row["input_ids"][0] == 101 and row["input_ids"].count(102) >= 1
         assert row["input_ids"][-1] == 102 and set(row["token_type_ids"]) == {0}
         assert len(row["input_ids"]) <= 128
     assert validate(str(tmp_path / "sop"))["ok"] and validate(str(tmp_path / "none"))["ok"]

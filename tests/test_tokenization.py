@@ -7,20 +7,20 @@ from hypothesis import strategies as st
 
 from mlmprep.config import BuildConfig
 from mlmprep.errors import TokenizerError
-from mlmprep.tokenization import WordPieceEncoder
+from mlmprep.tokenization import TokenEncoder
 from mlmprep.units import encoder_for
 
 from .helpers import shared_corpus
 
 
 @pytest.fixture(scope="module")
-def encoder() -> WordPieceEncoder:
-    return WordPieceEncoder("bert-base-uncased")
+def encoder() -> TokenEncoder:
+    return TokenEncoder("bert-base-uncased")
 
 
 def test_bundled_vocab_special_ids(encoder):
     assert encoder.vocab_size == 30522
-    assert encoder.special.to_dict() == {
+    assert encoder.layout.manifest_ids() == {
         "[PAD]": 0,
         "[UNK]": 100,
         "[CLS]": 101,
@@ -47,7 +47,7 @@ def test_literal_special_tokens_in_text_do_not_become_structure(encoder):
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=5), max_size=6))
 def test_joint_encoding_equals_sentence_by_sentence(docs):
-    encoder = WordPieceEncoder("bert-base-uncased")
+    encoder = TokenEncoder("bert-base-uncased")
     ids, lengths = encoder.encode_documents(docs)
     for doc, doc_ids, doc_lengths in zip(docs, ids, lengths):
         expected = [encoder.encode_plain([s.replace("\ue000", " ")])[0] for s in doc]
@@ -60,35 +60,39 @@ def test_joint_encoding_equals_sentence_by_sentence(docs):
 def test_vocab_without_mask_is_refused(tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n")
-    with pytest.raises(TokenizerError, match=r"has no \[MASK\]"):
-        WordPieceEncoder(str(vocab))
+    with pytest.raises(
+        TokenizerError,
+        match=r"vocab\.txt: no token for mask .*looked for mask: \[MASK\] or <mask>.*"
+        r"--special-tokens mask=TOKEN",
+    ):
+        TokenEncoder(str(vocab))
 
 
 def test_missing_tokenizer_file(tmp_path):
     with pytest.raises(TokenizerError, match="tokenizer not found"):
-        WordPieceEncoder(str(tmp_path / "nope.txt"))
+        TokenEncoder(str(tmp_path / "nope.txt"))
 
 
-def test_non_wordpiece_tokenizer_json_is_refused(tmp_path):
+def test_a_word_level_tokenizer_json_is_refused(tmp_path):
     path = tmp_path / "tokenizer.json"
-    encoder = WordPieceEncoder("bert-base-uncased")
+    encoder = TokenEncoder("bert-base-uncased")
     data = json.loads(encoder.json)
-    data["model"] = {"type": "BPE", "vocab": {"a": 0}, "merges": []}
+    data["model"] = {"type": "WordLevel", "vocab": {"a": 0, "[UNK]": 1}, "unk_token": "[UNK]"}
     path.write_text(json.dumps(data))
-    with pytest.raises(TokenizerError, match="needs a WordPiece"):
-        WordPieceEncoder(str(path))
+    with pytest.raises(TokenizerError, match="model type is WordLevel; mlmprep reads WordPiece"):
+        TokenEncoder(str(path))
 
 
 def test_tokenizer_json_round_trip(tmp_path):
     path = tmp_path / "tokenizer.json"
-    path.write_text(WordPieceEncoder("bert-base-uncased").json)
-    loaded = WordPieceEncoder(str(path))
+    path.write_text(TokenEncoder("bert-base-uncased").json)
+    loaded = TokenEncoder(str(path))
     assert loaded.encode_plain(["Hello there"]) == [[7592, 2045]]
 
 
 def test_chinese_vocab_keeps_line_separator_entries():
     vocab = shared_corpus("vocab/bert-base-chinese-vocab.txt")
-    encoder = WordPieceEncoder(str(vocab), lowercase=True)
+    encoder = TokenEncoder(str(vocab), lowercase=True)
     assert encoder.vocab_size == 21128
     assert encoder.id_to_token(343) == "\u2028"
     assert encoder.encode_plain(["中文"]) == [[704, 3152]]
@@ -97,14 +101,14 @@ def test_chinese_vocab_keeps_line_separator_entries():
 @pytest.mark.parametrize("lowercase", [True, False])
 def test_lowercase_flag_with_a_tokenizer_json_is_refused(tmp_path, lowercase):
     path = tmp_path / "tokenizer.json"
-    path.write_text(WordPieceEncoder("bert-base-uncased").json)
+    path.write_text(TokenEncoder("bert-base-uncased").json)
     with pytest.raises(TokenizerError, match="brings its own normalizer, so drop the flag"):
-        WordPieceEncoder(str(path), lowercase=lowercase)
+        TokenEncoder(str(path), lowercase=lowercase)
 
 
 def test_lowercase_flag_applies_to_the_bundled_vocabulary():
-    cased = WordPieceEncoder("bert-base-uncased", lowercase=False)
-    uncased = WordPieceEncoder("bert-base-uncased")
+    cased = TokenEncoder("bert-base-uncased", lowercase=False)
+    uncased = TokenEncoder("bert-base-uncased")
     assert uncased.encode_plain(["Hello"]) == [[7592]]
     assert cased.encode_plain(["Hello"]) != [[7592]]  # "Hello" is not in the uncased vocab
 

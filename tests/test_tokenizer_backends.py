@@ -16,7 +16,7 @@ from mlmprep import tokenizer_backends
 from mlmprep.build import RunOptions, build
 from mlmprep.config import BuildConfig
 from mlmprep.errors import TokenizerError
-from mlmprep.tokenization import WordPieceEncoder, wordpiece_from_vocab
+from mlmprep.tokenization import TokenEncoder, wordpiece_from_vocab
 from mlmprep.tokenizer_backends import (
     CJK_SHARE_LIMIT,
     BackendChooser,
@@ -30,7 +30,7 @@ from .helpers import SAMPLE_DIR, shard_hashes, shared_corpus
 kitoken = pytest.importorskip("kitoken", reason="kitoken (mlmprep[fast]) is not installed")
 
 VOCAB = "bert-base-uncased"
-BERT_JSON = WordPieceEncoder(VOCAB).json
+BERT_JSON = TokenEncoder(VOCAB).json
 
 
 ZH_FILES = ["zh-mixed/part-00000.jsonl.gz", "zh-mixed/part-00001.jsonl.gz"]  # 2 of 5: time
@@ -75,7 +75,7 @@ def _reference_ids(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
 def test_kitoken_ids_equal_tokenizers_on_the_shared_corpora(corpus, vocab):
     if vocab != VOCAB:
         vocab = str(shared_corpus(vocab))
-    tokenizer_json = WordPieceEncoder(vocab).json
+    tokenizer_json = TokenEncoder(vocab).json
     reference, fast = Tokenizer.from_str(tokenizer_json), KitokenEncoder(tokenizer_json)
     paths = [shared_corpus(name) for name in corpus]
     texts = _documents(
@@ -251,12 +251,12 @@ class _Wrong:
 
 
 def test_a_backend_that_disagrees_falls_back_for_the_rest_of_the_unit():
-    encoder = WordPieceEncoder(VOCAB, backend="kitoken")
+    encoder = TokenEncoder(VOCAB, backend="kitoken")
     encoder.backend.fast = _Wrong()
     documents = [["Some words here.", "And more words."], ["Another document."]]
     usage = encoder.start_unit()
     ids, _ = encoder.encode_documents(documents)
-    reference = WordPieceEncoder(VOCAB).encode_documents(documents)
+    reference = TokenEncoder(VOCAB).encode_documents(documents)
     assert [list(a) for a in ids] == [list(a) for a in reference[0]]
     assert usage.fell_back and usage.batches == {"hf": 1}
     encoder.encode_documents(documents)
