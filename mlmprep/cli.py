@@ -24,7 +24,7 @@ from .show import show
 from .stats import compute_stats
 from .tokenizer_backends import BACKENDS
 from .validate import validate
-from .vocab import train_vocab
+from .vocab import MODELS, RECIPES, train_vocab
 
 
 def _friendly(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -359,9 +359,12 @@ def _stats_text(stats: dict) -> str:
         "per token)",
         "mask/random/kept:     "
         + " / ".join(f"{k} {v:.3f}" for k, v in stats["mask_split"].items()),
-        f"masked words whole:   {stats['whole_word_fraction']:.4f} (a token and its ## pieces)",
+        f"masked words whole:   {stats['whole_word_fraction']:.4f} (words by the tokenizer's "
+        "rule: ## pieces, or Ġ/▁ word starts)",
         f"[UNK] rate:           {stats['unk_rate']:.5f}",
         f"sentences cut:        {stats['sentences_cut']} (longer than the segment limit)",
+        f"tokens dropped:       {stats['tokens_dropped']} ({stats['tokens_dropped_fraction']:.2%}"
+        " of the text over all passes: truncated or left after the last chunk)",
         f"documents:            {stats['split_documents']} in {stats['split']}; whole build: "
         f"{documents['read']} read, {documents['used']} used, skipped {documents['skipped'] or 0}",
         "length histogram:",
@@ -376,9 +379,33 @@ def _stats_text(stats: dict) -> str:
 
 @main.command(name="vocab")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="Where to write vocab.txt.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="Where to write: vocab.txt (WordPiece for BERT) or tokenizer.json (any model).",
+)
 @click.option("--size", default=30522, show_default=True, help="Vocabulary entries.")
-@click.option("--lowercase/--no-lowercase", default=True, show_default=True)
+@click.option(
+    "--model",
+    type=click.Choice(MODELS),
+    default="wordpiece",
+    show_default=True,
+    help="wordpiece (BERT), bpe (byte-level, RoBERTa) or unigram (SentencePiece-style, XLM-R).",
+)
+@click.option(
+    "--recipe",
+    type=click.Choice(list(RECIPES)),
+    default=None,
+    help="Special tokens and row layout: bert ([CLS] A [SEP] B [SEP]), roberta or xlmr "
+    "(<s> A </s></s> B </s>). [default: bert for wordpiece, roberta for bpe, xlmr for "
+    "unigram]",
+)
+@click.option(
+    "--lowercase/--no-lowercase",
+    default=None,
+    help="Lowercase the text. [default: lowercase for wordpiece, keep case otherwise]",
+)
 @click.option(
     "--input-format",
     type=click.Choice(INPUT_FORMATS),
@@ -392,23 +419,32 @@ def vocab_command(
     inputs: tuple[str, ...],
     output: str,
     size: int,
-    lowercase: bool,
+    model: str,
+    recipe: str | None,
+    lowercase: bool | None,
     input_format: str,
     text_field: str,
 ) -> None:
-    """Train a WordPiece vocabulary from INPUTS, usable as `build --tokenizer vocab.txt`.
+    """Train a tokenizer from INPUTS, usable as `build --tokenizer FILE`.
 
-    [PAD] [UNK] [CLS] [SEP] [MASK] come first; the alphabet is sized from the corpus.
+    A WordPiece vocab.txt has [PAD] [UNK] [CLS] [SEP] [MASK] first and its alphabet
+    sized from the corpus. A tokenizer.json has the recipe's special tokens first and
+    its post-processor, from which `build` takes the roles and the row layout.
 
     \b
-    Example:
+    Examples:
       mlmprep vocab corpus/ -o vocab.txt --size 30522
-      mlmprep build corpus/ out/ --tokenizer vocab.txt
+      mlmprep vocab corpus/ -o roberta.json --model bpe --size 50265
+      mlmprep vocab corpus/ -o xlmr.json --model unigram --size 250002
+      mlmprep build corpus/ out/ --tokenizer roberta.json --objective none
     """
-    result = train_vocab(list(inputs), output, size, lowercase, input_format, text_field)
+    result = train_vocab(
+        list(inputs), output, size, lowercase, input_format, text_field, model, recipe
+    )
+    characters = f" ({result['alphabet']} characters)" if model == "wordpiece" else ""
     click.echo(
-        f"{result['output']}: {result['size']} entries ({result['alphabet']} characters) "
-        f"from {result['files']} files"
+        f"{result['output']}: {result['model']} for {result['recipe']}, {result['size']} "
+        f"entries{characters} from {result['files']} files"
     )
 
 

@@ -35,20 +35,26 @@ def build_sop_pairs(
 ) -> Pairs:
     """Sentence Order Prediction: B is always the true continuation of A; the two are
     swapped with p=0.5 (label 1). A chunk closes once it reaches the target length and
-    holds at least two sentences; one-sentence documents are skipped and counted."""
+    holds at least two sentences; sentences beyond `max_num_tokens` start the next chunk
+    rather than being truncated. One-sentence documents are skipped and counted."""
     starts = corpus.sentence_starts.tolist()
     draws = UniformDraws(rng)
     spans: tuple[list[int], ...] = ([], [], [], [], [])
 
     def take(chunk: Chunk) -> int:
-        split = starts[chunk.first + draws.integer(1, chunk.num_sentences)]
-        a, b = (starts[chunk.first], split), (split, starts[chunk.last + 1])
+        # sentences past the row's budget go back to the next chunk instead of being
+        # truncated away (two sentences stay together whatever their length)
+        last = chunk.last
+        while last > chunk.first + 1 and starts[last + 1] - starts[chunk.first] > max_num_tokens:
+            last -= 1
+        split = starts[chunk.first + draws.integer(1, last - chunk.first + 1)]
+        a, b = (starts[chunk.first], split), (split, starts[last + 1])
         swapped = draws.random() < SWAP_PROBABILITY
         if swapped:
             a, b = b, a
         for values, value in zip(spans, (*a, *b, int(swapped))):
             values.append(value)
-        return chunk.last + 1
+        return last + 1
 
     totals = chunk_documents(
         np.diff(corpus.sentence_starts).tolist(),
@@ -78,6 +84,7 @@ class PackedRows:
     ids: np.ndarray
     word_starts: np.ndarray | None
     pairs: Pairs
+    separators: int  # inside rows, between documents
 
 
 def pack_sentences(
@@ -99,13 +106,14 @@ def pack_sentences(
     doc_starts = corpus.document_starts.tolist()
     row_starts: list[int] = []
     row_ends: list[int] = []
-    used = 0
+    used = separators = 0
     for document in range(n_docs):
         for sentence in range(doc_starts[document], doc_starts[document + 1]):
             begin, length = starts[sentence] + document, starts[sentence + 1] - starts[sentence]
             joins = used and sentence == doc_starts[document]  # a separator comes first
             if used and used + length + joins <= budget:
                 row_ends[-1], used = begin + length, used + length + joins
+                separators += joins
                 continue
             row_starts.append(begin)
             row_ends.append(begin + length)
@@ -114,4 +122,4 @@ def pack_sentences(
             used = 0
     pairs = Pairs.from_spans(row_starts, row_ends, row_ends, row_ends, [0] * len(row_starts))
     pairs.counts = PairCounts(chunks=len(pairs))
-    return PackedRows(ids, word_starts, pairs)
+    return PackedRows(ids, word_starts, pairs, separators)

@@ -29,7 +29,8 @@ def render(row: dict, encoder: TokenEncoder) -> str:
     for position, token_id in enumerate(row["input_ids"]):
         token = encoder.id_to_token(token_id)
         if position in originals:
-            words.append(f"{token}({encoder.id_to_token(originals[position])})")
+            original = encoder.id_to_token(originals[position]).lstrip(WORD_START_MARKS)
+            words.append(f"{token}({original})")
         elif (
             encoder.continuation[token_id] and words and token not in encoder.layout.tokens.values()
         ):

@@ -132,6 +132,12 @@ def compute_stats(output_dir: str, split: str = "train") -> dict:
         "skipped_single_sentence_chunks": counts_of_split.skipped_single_sentence_no_partner,
         "unpaired_sentences": counts_of_split.unpaired_sentences,
         "sentences_cut": counts_of_split.sentences_cut,
+        "tokens_dropped": counts_of_split.tokens_dropped,
+        "tokens_dropped_fraction": round(
+            counts_of_split.tokens_dropped / (counts_of_split.tokens * config["dupe_factor"]), 5
+        )
+        if counts_of_split.tokens
+        else 0.0,
         "split_documents": counts_of_split.documents,
         "mean_masked": round(totals.masked / instances, 3) if instances else 0.0,
         "masked_per_token": round(totals.masked / tokens, 4) if tokens else 0.0,

@@ -293,12 +293,14 @@ def _pass_batch(
     if config.objective == "none":
         packed = pack_sentences(corpus, budget, config.cross_documents, encoder.special.sep)
         ids, word_starts, pairs = packed.ids, packed.word_starts, packed.pairs
+        held = int(pairs.a_len.sum()) - packed.separators
     else:
         ids, word_starts = corpus.ids, corpus.word_starts
         rng = key.rng(config.seed, PAIRS)
         pairs = make_spans(config.objective, corpus, budget, config.short_seq_prob, rng)
+        held = _own_tokens(pairs, config.objective)
     counts.add(pairs.counts)
-    counts.tokens_dropped += len(corpus.ids) - _own_tokens(pairs, config.objective)
+    counts.tokens_dropped += len(corpus.ids) - held
     template = encoder.layout.template(config.pairs)
     instances = assemble(ids, pairs, template, encoder.layout.tokens_to_ids, word_starts)
     if config.objective == "none":  # separators between packed documents are structure

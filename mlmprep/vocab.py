@@ -1,13 +1,16 @@
-"""Train a WordPiece vocabulary (vocab.txt) from the same inputs `build` reads."""
+"""Train a tokenizer from the same inputs `build` reads: a BERT WordPiece vocab.txt, or a
+tokenizer.json of any family (WordPiece, byte-level BPE, Unigram) laid out for a recipe
+(BERT, RoBERTa, XLM-R): its special tokens and post-processor."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from tokenizers import Tokenizer, normalizers, pre_tokenizers
-from tokenizers.models import WordPiece
-from tokenizers.trainers import WordPieceTrainer
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers.models import BPE, Unigram, WordPiece
+from tokenizers.trainers import BpeTrainer, UnigramTrainer, WordPieceTrainer
 
 from .accounting import InputReport
 from .errors import ConfigError, InputError
@@ -17,49 +20,156 @@ from .readers import detect_format, iter_documents
 from .tokenization import SPECIAL_TOKENS
 
 MIN_CHARACTER_COUNT = 2  # characters seen once are left to [UNK]
+MODELS = ("wordpiece", "bpe", "unigram")
+DEFAULT_RECIPE = {"wordpiece": "bert", "bpe": "roberta", "unigram": "xlmr"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The special tokens of a model family, in id order, and how rows are laid out."""
+
+    specials: tuple[str, ...]
+    cls: str
+    sep: str
+    pair_separators: int  # separators between A and B: 1 (BERT) or 2 (RoBERTa, XLM-R)
+    pair_types: bool  # B gets token type 1 (BERT) or stays 0
+
+
+RECIPES = {
+    "bert": Recipe(SPECIAL_TOKENS, "[CLS]", "[SEP]", 1, True),
+    "roberta": Recipe(("<s>", "<pad>", "</s>", "<unk>", "<mask>"), "<s>", "</s>", 2, False),
+    "xlmr": Recipe(("<s>", "<pad>", "</s>", "<unk>", "<mask>"), "<s>", "</s>", 2, False),
+}
 
 
 def train_vocab(
     inputs: list[str],
     output: str,
     size: int,
-    lowercase: bool = True,
+    lowercase: bool | None = None,
     input_format: str = "auto",
     text_field: str = "text",
+    model: str = "wordpiece",
+    recipe: str | None = None,
 ) -> dict:
-    """Train a BERT WordPiece vocabulary of `size` entries and write it to `output`.
+    """Train a tokenizer of `size` entries and write it to `output`.
 
-    `[PAD] [UNK] [CLS] [SEP] [MASK]` come first, in BERT's order. The alphabet is sized
-    from the corpus (every character seen at least twice), not the trainer's default of
-    1,000 characters, which leaves Chinese text mostly [UNK].
+    A WordPiece model for the BERT recipe written to a `.txt` path is BERT's vocab.txt:
+    `[PAD] [UNK] [CLS] [SEP] [MASK]` first, the alphabet sized from the corpus (every
+    character seen at least twice, not the trainer's default 1,000, which leaves Chinese
+    text mostly [UNK]). Any other choice writes a tokenizer.json (`output` must end in
+    .json) with the recipe's special tokens first and its post-processor.
     """
-    if size <= len(SPECIAL_TOKENS):
-        raise ConfigError(f"--size must be larger than {len(SPECIAL_TOKENS)}, got {size}")
+    recipe = recipe or DEFAULT_RECIPE.get(model, "bert")
+    if model not in MODELS or recipe not in RECIPES:
+        raise ConfigError(
+            f"--model must be one of {', '.join(MODELS)} and --recipe one of "
+            f"{', '.join(RECIPES)}, got {model} and {recipe}"
+        )
+    layout = RECIPES[recipe]
+    vocab_txt = not output.endswith(".json")
+    if vocab_txt and (model, recipe) != ("wordpiece", "bert"):
+        raise ConfigError(
+            f"-o {output}: a {model} tokenizer for {recipe} is written as a tokenizer.json; "
+            "give a path ending in .json"
+        )
+    if size <= len(layout.specials):
+        raise ConfigError(f"--size must be larger than {len(layout.specials)}, got {size}")
     files = [f.path for f in describe_inputs(resolve_inputs(inputs, output)) if not f.binary]
-    normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
-    )
-    characters: Counter = Counter()
-    for text in _texts(files, input_format, text_field):
-        characters.update(normalizer.normalize_str(text))
-    characters.pop(" ", None)
-    alphabet = sum(1 for n in characters.values() if n >= MIN_CHARACTER_COUNT)
-    if not characters:
-        raise InputError(f"{', '.join(inputs)}: no text found to train a vocabulary on")
-    tokenizer = Tokenizer(WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizer
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = WordPieceTrainer(
-        vocab_size=size,
-        special_tokens=list(SPECIAL_TOKENS),
-        limit_alphabet=min(alphabet, size - len(SPECIAL_TOKENS)),
-        continuing_subword_prefix="##",
-        show_progress=False,
+    lower = (model == "wordpiece") if lowercase is None else lowercase
+    tokenizer, trainer, alphabet = _untrained(
+        model, layout, size, lower, files, input_format, text_field
     )
     tokenizer.train_from_iterator(_texts(files, input_format, text_field), trainer=trainer)
-    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    write_text_atomically(output, "".join(f"{token}\n" for token, _ in vocab))
-    return {"output": output, "size": len(vocab), "alphabet": alphabet, "files": len(files)}
+    if vocab_txt:
+        vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+        write_text_atomically(output, "".join(f"{token}\n" for token, _ in vocab))
+    else:
+        tokenizer.post_processor = _post_processor(tokenizer, layout)
+        write_text_atomically(output, tokenizer.to_str(pretty=True))
+    return {
+        "output": output,
+        "size": tokenizer.get_vocab_size(),
+        "alphabet": alphabet,
+        "files": len(files),
+        "model": model,
+        "recipe": recipe,
+    }
+
+
+def _untrained(
+    model: str,
+    layout: Recipe,
+    size: int,
+    lowercase: bool,
+    files: list[str],
+    input_format: str,
+    text_field: str,
+) -> tuple[Tokenizer, object, int]:
+    """A tokenizer of the family, its trainer, and the alphabet size used."""
+    specials = list(layout.specials)
+    if model == "wordpiece":
+        normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+        )
+        characters: Counter = Counter()
+        for text in _texts(files, input_format, text_field):
+            characters.update(normalizer.normalize_str(text))
+        characters.pop(" ", None)
+        if not characters:
+            raise InputError(f"{', '.join(files) or 'inputs'}: no text found to train on")
+        alphabet = sum(1 for n in characters.values() if n >= MIN_CHARACTER_COUNT)
+        unk = specials[layout.specials.index("[UNK]")] if "[UNK]" in specials else "<unk>"
+        tokenizer = Tokenizer(WordPiece(unk_token=unk))
+        tokenizer.normalizer = normalizer
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.WordPiece(prefix="##")
+        trainer = WordPieceTrainer(
+            vocab_size=size,
+            special_tokens=specials,
+            limit_alphabet=min(alphabet, size - len(specials)),
+            continuing_subword_prefix="##",
+            show_progress=False,
+        )
+        return tokenizer, trainer, alphabet
+    if model == "bpe":  # byte-level, as RoBERTa and GPT-2: no unknown bytes
+        tokenizer = Tokenizer(BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+        trainer = BpeTrainer(
+            vocab_size=size,
+            special_tokens=specials,
+            initial_alphabet=alphabet,
+            show_progress=False,
+        )
+    else:  # SentencePiece-style Unigram, as XLM-R
+        tokenizer = Tokenizer(Unigram())
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+        tokenizer.decoder = decoders.Metaspace()
+        trainer = UnigramTrainer(
+            vocab_size=size,
+            special_tokens=specials,
+            unk_token=next(t for t in specials if "unk" in t.lower()),
+            show_progress=False,
+        )
+        alphabet = []
+    steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    return tokenizer, trainer, len(alphabet)
+
+
+def _post_processor(tokenizer: Tokenizer, layout: Recipe) -> processors.PostProcessor:
+    """The recipe's row layout: [CLS] A [SEP] B [SEP] or <s> A </s></s> B </s>."""
+    cls_pair = (layout.cls, tokenizer.token_to_id(layout.cls))
+    sep_pair = (layout.sep, tokenizer.token_to_id(layout.sep))
+    b_type = 1 if layout.pair_types else 0
+    separators = " ".join([layout.sep] * layout.pair_separators)
+    return processors.TemplateProcessing(
+        single=f"{layout.cls} $A {layout.sep}",
+        pair=f"{layout.cls} $A {separators} $B:{b_type} {layout.sep}:{b_type}",
+        special_tokens=[cls_pair, sep_pair],
+    )
 
 
 def _texts(files: list[str], input_format: str, text_field: str) -> Iterator[str]:
