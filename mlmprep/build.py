@@ -47,7 +47,7 @@ from .planning import (
 )
 from .scheduling import run_units, unit_tasks
 from .schema import SCHEMA_VERSION, output_schema, with_metadata
-from .shuffle import ShardTask, shard_name, write_bucket_shards
+from .shuffle import ShardTask, row_group_rows, shard_name, write_bucket_shards
 from .sizing import Sizing, choose_sizing, estimated_spill_bytes
 from .spill import SPILL_DIR, SPLITS, SpillSlice
 from .streams import SHARD_SHUFFLE
@@ -339,7 +339,17 @@ def _shard_tasks(
             ]
             seed = [config.seed, SHARD_SHUFFLE, bucket] + ([1] if split_index else [])
             tasks.append(
-                ShardTask(split, bucket, names, output_dir, slices, schema, seed, storage_options)
+                ShardTask(
+                    split,
+                    bucket,
+                    names,
+                    output_dir,
+                    slices,
+                    schema,
+                    seed,
+                    storage_options,
+                    row_group_rows(config.max_seq_length),
+                )
             )
     return tasks
 

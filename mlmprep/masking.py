@@ -9,6 +9,7 @@ import numpy as np
 MASK_SHARE = 0.8
 RANDOM_SHARE = 0.1
 BLOCK_ROWS = 4096
+BLOCK_TOKENS = BLOCK_ROWS * 512  # a block's padded 2-D arrays stay this size for long rows
 NEVER = 2**32 - 1  # the key of positions that must not be chosen (special tokens, padding)
 
 
@@ -20,6 +21,13 @@ class Masked:
     positions: np.ndarray
     original_ids: np.ndarray
     offsets: np.ndarray
+
+
+def block_rows(offsets: np.ndarray) -> int:
+    """Rows per block: BLOCK_ROWS for rows up to 512 tokens, fewer for longer rows, so
+    masking 8,192-token rows takes no more memory than 512-token ones."""
+    longest = int(np.diff(offsets).max()) if len(offsets) > 1 else 1
+    return max(1, min(BLOCK_ROWS, BLOCK_TOKENS // max(longest, 1)))
 
 
 def num_to_mask(lengths: np.ndarray, masked_lm_prob: float, max_predictions: int) -> np.ndarray:
@@ -48,11 +56,12 @@ def mask_tokens(
     )
     del row_of_token
     wanted = np.minimum(num_to_mask(lengths, masked_lm_prob, max_predictions), candidates)
+    step = block_rows(offsets)
     chosen = np.concatenate(
         [np.zeros(0, np.int64)]
         + [
-            _choose_block(offsets, special, wanted, first, max_predictions, rng)
-            for first in range(0, n_rows, BLOCK_ROWS)
+            _choose_block(offsets, special, wanted, first, step, max_predictions, rng)
+            for first in range(0, n_rows, step)
         ]
     )
     return replace_chosen(
@@ -90,10 +99,11 @@ def _choose_block(
     special: np.ndarray,
     wanted: np.ndarray,
     first: int,
+    step: int,
     max_predictions: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Sorted flat positions chosen in rows [first, first + BLOCK_ROWS).
+    """Sorted flat positions chosen in rows [first, first + step).
 
     Each non-special token gets a uniform integer key below 2**32 - 1; a row keeps its
     `wanted` smallest keys, a uniform sample without replacement. The key's low 32 bits
@@ -101,7 +111,7 @@ def _choose_block(
     tokens and padding get the top key. Rows are laid out padded in a 2-D array so one
     `argpartition` serves them all; blocks of rows keep that array small.
     """
-    last = min(first + BLOCK_ROWS, len(offsets) - 1)
+    last = min(first + step, len(offsets) - 1)
     base = offsets[first]
     local = offsets[first : last + 1] - base
     lengths = np.diff(local)

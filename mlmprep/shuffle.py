@@ -17,6 +17,12 @@ from .spill import SpillSlice, read_slices
 from .streams import rng_for
 
 ROW_GROUP_ROWS = 8192
+ROW_GROUP_TOKENS = ROW_GROUP_ROWS * 512  # long rows: fewer rows per group, same memory
+
+
+def row_group_rows(max_seq_length: int) -> int:
+    """Rows per Parquet row group: 8,192 up to 512 tokens per row, fewer beyond."""
+    return max(64, min(ROW_GROUP_ROWS, ROW_GROUP_TOKENS // max_seq_length))
 
 
 @dataclass
@@ -31,6 +37,7 @@ class ShardTask:
     schema: pa.Schema
     rng_seed: list[int]
     storage_options: dict = field(default_factory=dict)  # for URLs, in the worker
+    group_rows: int = ROW_GROUP_ROWS
 
     def describe(self) -> str:
         """The shards this task writes, for error messages."""
@@ -51,7 +58,11 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
     bounds = np.linspace(0, table.num_rows, len(task.names) + 1).round().astype(int)
     shards = [
         write_parquet_atomically(
-            table, order[start:end], task.schema, storage.join(task.output_dir, name)
+            table,
+            order[start:end],
+            task.schema,
+            storage.join(task.output_dir, name),
+            task.group_rows,
         )
         for name, start, end in zip(task.names, bounds, bounds[1:])
     ]
@@ -63,8 +74,10 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
     return shards
 
 
-def row_groups(table: pa.Table, rows: np.ndarray) -> list[np.ndarray]:
-    """Row groups of at most ROW_GROUP_ROWS rows, in the given order; with a `length_bin`
+def row_groups(
+    table: pa.Table, rows: np.ndarray, group_rows: int = ROW_GROUP_ROWS
+) -> list[np.ndarray]:
+    """Row groups of at most `group_rows` rows, in the given order; with a `length_bin`
     column, each bin gets row groups of its own (the order inside a bin is kept)."""
     if "length_bin" in table.column_names and len(rows):
         bins = table.column("length_bin").to_numpy()[rows]
@@ -74,11 +87,15 @@ def row_groups(table: pa.Table, rows: np.ndarray) -> list[np.ndarray]:
         runs = np.split(rows, cuts)
     else:
         runs = [rows]
-    return [run[i : i + ROW_GROUP_ROWS] for run in runs for i in range(0, len(run), ROW_GROUP_ROWS)]
+    return [run[i : i + group_rows] for run in runs for i in range(0, len(run), group_rows)]
 
 
 def write_parquet_atomically(
-    table: pa.Table, rows: np.ndarray, schema: pa.Schema, path: str
+    table: pa.Table,
+    rows: np.ndarray,
+    schema: pa.Schema,
+    path: str,
+    group_rows: int = ROW_GROUP_ROWS,
 ) -> dict:
     """Write table rows `rows` (in that order) one row group at a time to a temporary
     name, then rename into place; return name, rows, bytes, sha256."""
@@ -88,9 +105,9 @@ def write_parquet_atomically(
             storage.arrow_sink(tmp) as sink,
             pq.ParquetWriter(sink, schema, compression=COMPRESSION) as writer,
         ):
-            for group in row_groups(table, rows):
+            for group in row_groups(table, rows, group_rows):
                 part = table.take(pa.array(group)).replace_schema_metadata(schema.metadata)
-                writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
+                writer.write_table(part, row_group_size=group_rows)
         digest = sha256_file(tmp)
         storage.replace(tmp, path)
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .instances import gather_ranges
-from .masking import BLOCK_ROWS, Masked, num_to_mask, replace_chosen
+from .masking import Masked, block_rows, num_to_mask, replace_chosen
 
 
 def word_starts(tokens: np.ndarray, special: np.ndarray, continuation: np.ndarray) -> np.ndarray:
@@ -59,11 +59,12 @@ def mask_whole_words(
     content_word = np.cumsum(starts)[~special.astype(bool)] - 1
     length = np.bincount(content_word, minlength=len(first))
     row = np.searchsorted(offsets, first, side="right") - 1
+    step = block_rows(offsets)
     chosen = np.concatenate(
         [np.zeros(0, np.int64)]
         + [
-            _choose_words(row, length, budget, lo, min(lo + BLOCK_ROWS, n_rows), rng)
-            for lo in range(0, n_rows, BLOCK_ROWS)
+            _choose_words(row, length, budget, lo, min(lo + step, n_rows), rng)
+            for lo in range(0, n_rows, step)
         ]
     )
     chosen_length = length[chosen]

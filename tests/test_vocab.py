@@ -15,7 +15,9 @@ def test_vocab_on_the_sample_is_usable_and_covers_it(tmp_path):
         main, ["vocab", str(SAMPLE_DIR), "-o", str(vocab), "--size", "4000"]
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"{vocab}: wordpiece for bert, 4000 entries (40 characters) from 2 files\n"
+    assert (
+        result.stdout == f"{vocab}: wordpiece for bert, 4000 entries (40 characters) from 2 files\n"
+    )
     lines = vocab.read_text().split("\n")
     assert lines[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert len(lines) == 4001 and lines[-1] == ""

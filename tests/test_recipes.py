@@ -1,0 +1,186 @@
+"""RoBERTa and XLM-R layouts end to end: tokenizers trained here with `mlmprep vocab`,
+FULL-SENTENCES builds, their rows, their masks, whole words by the family's rule, and a
+tiny RobertaForMaskedLM that learns from them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from tokenizers import Tokenizer
+
+from mlmprep.accounting import InputReport
+from mlmprep.readers import iter_documents
+from mlmprep.stats import compute_stats
+from mlmprep.validate import validate
+from mlmprep.vocab import train_vocab
+
+from .helpers import SAMPLE_DIR, run_build
+
+FAMILIES = {"roberta": ("bpe", "\u0120"), "xlmr": ("unigram", "\u2581")}
+
+
+@pytest.fixture(scope="module")
+def tokenizers(tmp_path_factory) -> dict[str, str]:
+    """A RoBERTa-layout byte-level BPE and an XLM-R-layout Unigram, trained on the sample."""
+    directory = tmp_path_factory.mktemp("tokenizers")
+    paths = {}
+    for recipe, (model, _) in FAMILIES.items():
+        path = directory / f"{recipe}.json"
+        train_vocab([str(SAMPLE_DIR)], str(path), 3000, model=model, recipe=recipe)
+        paths[recipe] = str(path)
+    return paths
+
+
+def _rows(output_dir) -> list[dict]:
+    return pq.read_table(next(output_dir.glob("train-*.parquet"))).to_pylist()
+
+
+def _special_ids(tokenizer: Tokenizer) -> dict[str, int]:
+    return {t: tokenizer.token_to_id(t) for t in ("<s>", "</s>", "<mask>", "<pad>", "<unk>")}
+
+
+@pytest.mark.parametrize("recipe", list(FAMILIES))
+def test_the_trained_tokenizer_carries_its_recipe(tokenizers, recipe):
+    with open(tokenizers[recipe], encoding="utf-8") as handle:
+        definition = json.load(handle)
+    tokenizer = Tokenizer.from_file(tokenizers[recipe])
+    assert definition["model"]["type"] == {"roberta": "BPE", "xlmr": "Unigram"}[recipe]
+    assert _special_ids(tokenizer) == {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}
+    pair = tokenizer.encode("one", "two")
+    assert pair.tokens[0] == "<s>" and pair.tokens[-1] == "</s>"
+    assert pair.tokens.count("</s>") == 3  # <s> A </s></s> B </s>
+    assert set(pair.type_ids) == {0}
+
+
+@pytest.mark.parametrize("recipe", list(FAMILIES))
+def test_full_sentences_build_with_the_recipe(tokenizers, recipe, tmp_path):
+    tokenizer = Tokenizer.from_file(tokenizers[recipe])
+    ids = _special_ids(tokenizer)
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out, tokenizer=tokenizers[recipe], objective="none")
+    rows = _rows(out)
+    assert rows
+    masked = mask_hits = 0
+    for row in rows:
+        tokens = row["input_ids"]
+        assert tokens[0] == ids["<s>"] and tokens[-1] == ids["</s>"]
+        assert set(row["token_type_ids"]) == {0}
+        positions = set(row["masked_lm_positions"])
+        assert {i for i, t in enumerate(tokens) if t == ids["<mask>"]} <= positions
+        assert not {0, len(tokens) - 1} & positions
+        masked += len(positions)
+        mask_hits += sum(tokens[p] == ids["<mask>"] for p in positions)
+    assert 0.75 < mask_hits / masked < 0.85  # 80% of the chosen positions show <mask>
+    assert validate(str(out))["ok"]
+    index = json.loads((out / "index.json").read_text())
+    assert index["tokenizer"]["layout"]["roles"] == {
+        "pad": "<pad>",
+        "unk": "<unk>",
+        "cls": "<s>",
+        "sep": "</s>",
+        "mask": "<mask>",
+    }
+    assert compute_stats(str(out))["tokens_dropped"] == 0
+
+
+@pytest.mark.parametrize("recipe", list(FAMILIES))
+def test_rows_hold_the_corpus_tokens(tokenizers, recipe, tmp_path):
+    """At least 99.5% of a direct encode of the same documents is in the rows."""
+    tokenizer = Tokenizer.from_file(tokenizers[recipe])
+    structure = set(_special_ids(tokenizer).values())
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out, tokenizer=tokenizers[recipe], objective="none")
+    in_rows = 0
+    for row in _rows(out):
+        tokens = np.array(row["input_ids"])
+        tokens[row["masked_lm_positions"]] = row["masked_lm_ids"]  # undo the masks
+        in_rows += int(np.isin(tokens, list(structure), invert=True).sum())
+    direct = 0
+    for path in sorted(SAMPLE_DIR.glob("*.txt.gz")):
+        texts = [
+            " ".join(d.lines) for d in iter_documents(str(path), "text", "text", InputReport())
+        ]
+        direct += sum(len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False))
+    assert 0.995 <= in_rows / direct <= 1.01, (in_rows, direct)
+
+
+@pytest.mark.parametrize("recipe", list(FAMILIES))
+def test_whole_words_follow_the_family_word_start(tokenizers, recipe, tmp_path):
+    """A word is a token carrying the family's word-start mark ('Ġ' or '▁') and the
+    tokens after it up to the next mark; a masked word is masked whole."""
+    tokenizer = Tokenizer.from_file(tokenizers[recipe])
+    mark = FAMILIES[recipe][1]
+    out = tmp_path / "out"
+    run_build(
+        [SAMPLE_DIR], out, tokenizer=tokenizers[recipe], objective="none", whole_word_mask=True
+    )
+    special = set(_special_ids(tokenizer).values())
+    partial = words_masked = 0
+    for row in _rows(out):
+        tokens = np.array(row["input_ids"])
+        tokens[row["masked_lm_positions"]] = row["masked_lm_ids"]
+        masked = np.zeros(len(tokens), bool)
+        masked[row["masked_lm_positions"]] = True
+        word, words = -1, []
+        for token in tokens.tolist():
+            if token in special:
+                words.append(-1)
+                continue
+            if tokenizer.id_to_token(token).startswith(mark) or words[-1] == -1:
+                word += 1
+            words.append(word)
+        words = np.array(words)
+        for w in np.unique(words[masked]):
+            words_masked += 1
+            partial += not masked[words == w].all()
+    assert words_masked > 500
+    assert partial == 0
+
+
+def test_a_tiny_roberta_learns_from_the_roberta_build(tokenizers, tmp_path):
+    torch = pytest.importorskip("torch", reason="torch (mlmprep[torch]) is not installed")
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+    from mlmprep.torch import MlmCollator, MlmprepDataset
+
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out, tokenizer=tokenizers["roberta"], objective="none")
+    torch.manual_seed(0)
+    config = transformers.RobertaConfig(
+        vocab_size=Tokenizer.from_file(tokenizers["roberta"]).get_vocab_size(),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=130,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        type_vocab_size=1,
+    )
+    model = transformers.RobertaForMaskedLM(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    collator = MlmCollator.from_build(str(out))
+    assert collator.pad_id == 1 and collator.mask_id == 4
+    loader = torch.utils.data.DataLoader(
+        MlmprepDataset(str(out)),
+        batch_size=8,
+        shuffle=True,
+        collate_fn=collator,
+        generator=torch.Generator().manual_seed(0),
+    )
+    losses, batches = [], iter(loader)
+    for _ in range(30):
+        try:
+            batch = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            batch = next(batches)
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0
