@@ -30,7 +30,7 @@ def render(row: dict, encoder: TokenEncoder) -> str:
         token = encoder.id_to_token(token_id)
         if position in originals:
             original = encoder.id_to_token(originals[position]).lstrip(WORD_START_MARKS)
-            words.append(f"{token}({original})")
+            words.append(f"{token.lstrip(WORD_START_MARKS) or token}({original})")
         elif (
             encoder.continuation[token_id] and words and token not in encoder.layout.tokens.values()
         ):

@@ -184,3 +184,72 @@ def test_a_tiny_roberta_learns_from_the_roberta_build(tokenizers, tmp_path):
         optimizer.zero_grad()
         losses.append(loss.item())
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0
+
+
+def test_long_rows_mask_their_share_and_validate(tmp_path):
+    """ModernBERT-style: 8,192-token rows, 30% masking, default max predictions."""
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out, objective="none", max_seq_length=8192, masked_lm_prob=0.3)
+    index = json.loads((out / "index.json").read_text())
+    assert index["config"]["max_predictions_per_seq"] == 2458  # ceil(8192 * 0.3)
+    rows = _rows(out)
+    assert max(len(r["input_ids"]) for r in rows) > 4096
+    for row in rows:
+        assert len(row["masked_lm_positions"]) == round(len(row["input_ids"]) * 0.3)
+    assert abs(compute_stats(str(out))["masked_per_token"] - 0.3) <= 0.005
+    assert validate(str(out))["ok"]
+    parquet = pq.ParquetFile(next(out.glob("train-*.parquet")))
+    assert parquet.metadata.row_group(0).num_rows <= 512  # 8,192 rows of 8,192 would be 256 MB
+
+
+def test_sop_drops_no_more_than_nsp(tmp_path):
+    for objective in ("nsp", "sop"):
+        run_build([SAMPLE_DIR], tmp_path / objective, objective=objective)
+    dropped = {
+        o: compute_stats(str(tmp_path / o))["tokens_dropped_fraction"] for o in ("nsp", "sop")
+    }
+    assert dropped["sop"] <= dropped["nsp"]
+    assert dropped["nsp"] > 0
+
+
+def test_special_tokens_override_and_a_missing_role(tokenizers, tmp_path):
+    """Without a post-processor and with other names, --special-tokens gives the roles; a
+    missing one is named in the error."""
+    from mlmprep.errors import TokenizerError
+    from mlmprep.tokenization import TokenEncoder
+
+    definition = json.loads(Tokenizer.from_file(tokenizers["roberta"]).to_str())
+    definition["post_processor"] = None
+    for token in definition["added_tokens"]:
+        token["content"] = {"<s>": "[BOS]", "</s>": "[EOS]"}.get(token["content"], token["content"])
+    vocab = definition["model"]["vocab"]
+    vocab["[BOS]"], vocab["[EOS]"] = vocab.pop("<s>"), vocab.pop("</s>")
+    path = tmp_path / "plain.json"
+    path.write_text(json.dumps(definition))
+    with pytest.raises(
+        TokenizerError, match=r"no token for cls, sep .*--special-tokens cls=TOKEN,sep=TOKEN"
+    ):
+        TokenEncoder(str(path))
+    encoder = TokenEncoder(str(path), special_tokens={"cls": "[BOS]", "sep": "[EOS]"})
+    assert (encoder.special.cls, encoder.special.sep, encoder.special.mask) == (0, 2, 4)
+    assert [p.token or p.kind for p in encoder.layout.pair] == ["[BOS]", "A", "[EOS]", "B", "[EOS]"]
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out, tokenizer=str(path), special_tokens="cls=[BOS],sep=[EOS]")
+    row = _rows(out)[0]
+    assert row["input_ids"][0] == 0 and row["input_ids"][-1] == 2
+    assert validate(str(out))["ok"]
+
+
+def test_a_malformed_special_tokens_option_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from mlmprep.cli import main
+
+    result = CliRunner().invoke(
+        main, ["build", str(SAMPLE_DIR), str(tmp_path / "out"), "--special-tokens", "bos=<s>"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: --special-tokens: 'bos=<s>' is not ROLE=TOKEN with ROLE one of pad, unk, cls, "
+        "sep, mask (e.g. cls=<s>,sep=</s>,mask=<mask>,pad=<pad>,unk=<unk>)\n"
+    )
