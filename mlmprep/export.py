@@ -66,6 +66,11 @@ def label_column(index: dict, output_dir: str) -> str:
             f"{output_dir}: an --objective none build has no sentence label; the reference "
             "formats need NSP pairs: rebuild with --objective nsp (or sop)"
         )
+    if "layout" in index["tokenizer"]:
+        raise ConfigError(
+            f"{output_dir}: the reference formats hold BERT's [CLS] A [SEP] B [SEP] rows; this "
+            "build has another tokenizer layout: read its Parquet shards directly instead"
+        )
     return "sentence_order_label" if config["objective"] == "sop" else "next_sentence_label"
 
 

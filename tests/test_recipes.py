@@ -253,3 +253,21 @@ def test_a_malformed_special_tokens_option_is_one_line(tmp_path):
         "Error: --special-tokens: 'bos=<s>' is not ROLE=TOKEN with ROLE one of pad, unk, cls, "
         "sep, mask (e.g. cls=<s>,sep=</s>,mask=<mask>,pad=<pad>,unk=<unk>)\n"
     )
+
+
+def test_export_refuses_a_roberta_layout(tokenizers, tmp_path):
+    """NVIDIA's and Google's formats are BERT's rows: another layout is refused."""
+    from click.testing import CliRunner
+
+    from mlmprep.cli import main
+
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out, tokenizer=tokenizers["roberta"])  # NSP pairs, RoBERTa layout
+    assert validate(str(out))["ok"]
+    assert all(row["input_ids"].count(2) == 3 for row in _rows(out))  # <s> A </s></s> B </s>
+    result = CliRunner().invoke(
+        main, ["export", str(out), str(tmp_path / "h5"), "--format", "nvidia-hdf5"]
+    )
+    assert result.exit_code == 2
+    assert "has another tokenizer layout" in result.stderr
+    assert result.stderr.count("\n") == 1
