@@ -72,7 +72,7 @@ CONFIG_OPTIONS = [
         "--short-seq-prob",
         default=DEFAULTS.short_seq_prob,
         show_default=True,
-        help="Share of documents whose target length is random in [2, max].",
+        help="Share of documents whose target length is random in [2, max] (nsp, sop).",
     ),
     click.option(
         "--dupe-factor",
