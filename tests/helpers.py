@@ -53,3 +53,34 @@ def plain_sample(directory: Path) -> Path:
     for path in sorted(SAMPLE_DIR.glob("*.txt.gz")):
         (directory / path.name[:-3]).write_bytes(gzip.decompress(path.read_bytes()))
     return directory
+
+
+def training_batches(output_dir, steps: int, batch_size: int = 8):
+    """`steps` shuffled batches of a build through mlmprep.torch, starting over when the
+    data runs out (for the tiny-model training tests; needs torch)."""
+    import torch
+
+    from mlmprep.torch import MlmCollator, MlmprepDataset
+
+    loader = torch.utils.data.DataLoader(
+        MlmprepDataset(str(output_dir)),
+        batch_size=batch_size,
+        shuffle=True,
+        collate_fn=MlmCollator.from_build(str(output_dir)),
+        generator=torch.Generator().manual_seed(0),
+    )
+    batches = iter(loader)
+    for _ in range(steps):
+        try:
+            yield next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            yield next(batches)
+
+
+TINY_MODEL = {  # a transformer small enough to train for a few steps in a test
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+}

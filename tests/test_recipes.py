@@ -17,7 +17,7 @@ from mlmprep.stats import compute_stats
 from mlmprep.validate import validate
 from mlmprep.vocab import train_vocab
 
-from .helpers import SAMPLE_DIR, run_build
+from .helpers import SAMPLE_DIR, TINY_MODEL, run_build, training_batches
 
 FAMILIES = {"roberta": ("bpe", "\u0120"), "xlmr": ("unigram", "\u2581")}
 
@@ -143,17 +143,14 @@ def test_whole_words_follow_the_family_word_start(tokenizers, recipe, tmp_path):
 def test_a_tiny_roberta_learns_from_the_roberta_build(tokenizers, tmp_path):
     torch = pytest.importorskip("torch", reason="torch (mlmprep[torch]) is not installed")
     transformers = pytest.importorskip("transformers", reason="transformers is not installed")
-    from mlmprep.torch import MlmCollator, MlmprepDataset
+    from mlmprep.torch import MlmCollator
 
     out = tmp_path / "out"
     run_build([SAMPLE_DIR], out, tokenizer=tokenizers["roberta"], objective="none")
     torch.manual_seed(0)
     config = transformers.RobertaConfig(
         vocab_size=Tokenizer.from_file(tokenizers["roberta"]).get_vocab_size(),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
+        **TINY_MODEL,
         max_position_embeddings=130,
         pad_token_id=1,
         bos_token_id=0,
@@ -164,20 +161,8 @@ def test_a_tiny_roberta_learns_from_the_roberta_build(tokenizers, tmp_path):
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     collator = MlmCollator.from_build(str(out))
     assert collator.pad_id == 1 and collator.mask_id == 4
-    loader = torch.utils.data.DataLoader(
-        MlmprepDataset(str(out)),
-        batch_size=8,
-        shuffle=True,
-        collate_fn=collator,
-        generator=torch.Generator().manual_seed(0),
-    )
-    losses, batches = [], iter(loader)
-    for _ in range(30):
-        try:
-            batch = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            batch = next(batches)
+    losses = []
+    for batch in training_batches(out, 30):
         loss = model(**batch).loss
         loss.backward()
         optimizer.step()

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch", reason="the torch extra is not installed")
 
 from mlmprep.torch import MlmCollator, MlmprepDataset, MlmprepIterableDataset  # noqa: E402
 
-from .helpers import SAMPLE_DIR, run_build  # noqa: E402
+from .helpers import SAMPLE_DIR, TINY_MODEL, run_build, training_batches  # noqa: E402
 
 ROWS = [
     {
@@ -141,30 +141,13 @@ def test_tiny_bert_trains_and_its_mlm_loss_falls(sample_build):
     torch.manual_seed(0)
     config = transformers.BertConfig(
         vocab_size=30522,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
+        **TINY_MODEL,
         max_position_embeddings=128,
     )
     model = transformers.BertForPreTraining(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    dataset = MlmprepDataset(str(sample_build))
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=8,
-        shuffle=True,
-        collate_fn=MlmCollator.from_build(str(sample_build)),
-        generator=torch.Generator().manual_seed(0),
-    )
     losses = []
-    batches = iter(loader)
-    for _ in range(30):
-        try:
-            batch = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            batch = next(batches)
+    for batch in training_batches(sample_build, 30):
         output = model(**batch)
         mlm = torch.nn.functional.cross_entropy(
             output.prediction_logits.view(-1, config.vocab_size), batch["labels"].view(-1)
