@@ -47,7 +47,8 @@ def _friendly(function: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mlmprep")
 def main() -> None:
-    """Turn raw text corpora into BERT pretraining data (NSP pairs + masked LM) as Parquet.
+    """Turn raw text corpora into BERT pretraining data (NSP pairs + masked LM) as Parquet;
+    RoBERTa, XLM-R and ModernBERT-style data with their tokenizers too.
 
     \b
     Examples:
@@ -59,6 +60,8 @@ def main() -> None:
       mlmprep export out/ h5/ --format nvidia-hdf5   # files for existing trainers
       mlmprep report out/ -o report.html    # one HTML page of plots
       mlmprep vocab corpus/ -o vocab.txt    # train a WordPiece vocabulary
+      mlmprep vocab corpus/ -o bpe.json --model bpe  # or a RoBERTa-layout tokenizer
+      mlmprep build corpus/ out/ --tokenizer bpe.json --objective none  # FULL-SENTENCES
     """
 
 
@@ -135,6 +138,7 @@ def build_command(
     Examples:
       mlmprep build corpus/ out/
       mlmprep build 'shards/*.jsonl.gz' out/ --dupe-factor 5 --workers 8
+      mlmprep build corpus/ out/ --tokenizer roberta.json --objective none --max-seq-length 512
       mlmprep build books.txt.gz out/ --input-format sentences --seed 1 --json
 
     Running the same command again after a crash resumes; after a finished build it is a
