@@ -32,8 +32,9 @@ CONFIG_OPTIONS = [
         "--tokenizer",
         default=DEFAULTS.tokenizer,
         show_default=True,
-        help="Bundled name, a vocab.txt or a Hugging Face tokenizer.json (WordPiece, BPE or "
-        "Unigram; special tokens and row layout come from its post-processor).",
+        help="Bundled name, a vocab.txt, a Hugging Face tokenizer.json (WordPiece, BPE or "
+        "Unigram; special tokens and row layout come from its post-processor) or a "
+        "SentencePiece Unigram .model (mlmprep[sentencepiece]).",
     ),
     click.option(
         "--special-tokens",

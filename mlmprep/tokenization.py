@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from typing import NamedTuple
@@ -309,14 +312,16 @@ def _load(spec: str, lowercase: bool | None) -> tuple[str, Tokenizer]:
     if not storage.exists(spec):
         raise TokenizerError(
             f"{spec}: tokenizer not found; pass --tokenizer bert-base-uncased, "
-            "a vocab.txt or a tokenizer.json"
+            "a vocab.txt, a tokenizer.json or a SentencePiece .model"
         )
+    name = storage.basename(spec)
+    if spec.endswith(".model"):
+        return name, _from_sentencepiece(spec)
     try:
         with storage.open_file(spec, "rb") as handle:
             text = handle.read().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TokenizerError(f"{spec}: cannot read the tokenizer ({exc})") from None
-    name = storage.basename(spec)
     if spec.endswith(".json"):
         if lowercase is not None:
             raise TokenizerError(
@@ -339,6 +344,33 @@ def _from_json(spec: str, text: str) -> Tokenizer:
             "tokenizers"
         )
     return tokenizer
+
+
+def _from_sentencepiece(spec: str) -> Tokenizer:
+    """A SentencePiece Unigram `.model` converted by `tokenizers` (no network): its
+    converter reads the model with the protobuf module that the sentencepiece package
+    ships (mlmprep[sentencepiece])."""
+    try:
+        from sentencepiece import sentencepiece_model_pb2
+    except ImportError:
+        raise TokenizerError(
+            f"{spec}: reading a SentencePiece .model needs pip install "
+            "'mlmprep[sentencepiece]' (or convert it to a tokenizer.json)"
+        ) from None
+    from tokenizers.implementations import SentencePieceUnigramTokenizer
+
+    # the converter imports the module under its bare name, as a file beside the caller
+    sys.modules.setdefault("sentencepiece_model_pb2", sentencepiece_model_pb2)
+    with storage.open_file(spec, "rb") as handle, tempfile.TemporaryDirectory() as directory:
+        local = os.path.join(directory, "tokenizer.model")
+        with open(local, "wb") as copy:
+            copy.write(handle.read())
+        try:
+            return SentencePieceUnigramTokenizer.from_spm(local)._tokenizer
+        except Exception as exc:  # the converter raises plain Exception
+            raise TokenizerError(
+                f"{spec}: not a SentencePiece Unigram model that tokenizers can convert ({exc})"
+            ) from None
 
 
 def wordpiece_from_vocab(text: str, lowercase: bool) -> Tokenizer:

@@ -84,7 +84,7 @@ def test_second_run_says_nothing_to_do(runner, tmp_path):
             ["build", "IN", "OUT", "--tokenizer", "nope.txt"],
             2,
             "Error: nope.txt: tokenizer not found; pass --tokenizer bert-base-uncased, "
-            "a vocab.txt or a tokenizer.json\n",
+            "a vocab.txt, a tokenizer.json or a SentencePiece .model\n",
         ),
         (
             ["build", "IN", "OUT", "--unit-size", "70000000000"],

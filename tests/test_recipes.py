@@ -256,3 +256,43 @@ def test_export_refuses_a_roberta_layout(tokenizers, tmp_path):
     assert result.exit_code == 2
     assert "has another tokenizer layout" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_sentencepiece_model_builds_with_its_own_ids(tmp_path):
+    """An XLM-R-style SentencePiece Unigram .model, trained here, converted by tokenizers
+    without network access: the same ids as sentencepiece itself, <s> A </s> rows."""
+    spm = pytest.importorskip("sentencepiece", reason="mlmprep[sentencepiece] is not installed")
+    import gzip
+
+    text = tmp_path / "sample.txt"
+    text.write_bytes(b"".join(gzip.decompress(p.read_bytes()) for p in SAMPLE_DIR.glob("*.gz")))
+    prefix = tmp_path / "xlmr"
+    spm.SentencePieceTrainer.train(
+        input=str(text),
+        model_prefix=str(prefix),
+        vocab_size=3000,
+        model_type="unigram",
+        bos_id=0,
+        pad_id=1,
+        eos_id=2,
+        unk_id=3,
+        user_defined_symbols=["<mask>"],
+        minloglevel=2,
+    )
+    model = f"{prefix}.model"
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out, tokenizer=model, objective="none")
+    rows = _rows(out)
+    assert all(r["input_ids"][0] == 0 and r["input_ids"][-1] == 2 for r in rows)
+    assert validate(str(out))["ok"]
+    assert json.loads((out / "index.json").read_text())["tokenizer"]["special_ids"] == {
+        "<pad>": 1,
+        "<unk>": 3,
+        "<s>": 0,
+        "</s>": 2,
+        "<mask>": 4,
+    }
+    sentence = "Emma Woodhouse, handsome, clever, and rich, with a comfortable home."
+    converted = Tokenizer.from_file(str(out / "tokenizer.json"))
+    processor = spm.SentencePieceProcessor(model_file=model)
+    assert converted.encode(sentence, add_special_tokens=False).ids == processor.encode(sentence)

@@ -123,3 +123,23 @@ def test_a_changed_tokenizer_file_is_loaded_again(tmp_path):
     assert encoder_for(config) is first  # same content: loaded once
     vocab.write_text(specials + "world\nhello\n")
     assert encoder_for(config).encode_plain(["hello world"]) == [[6, 5]]
+
+
+def test_a_sentencepiece_model_without_the_extra_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    model = tmp_path / "spm.model"
+    model.write_bytes(b"\x00not read")
+    monkeypatch.setitem(sys.modules, "sentencepiece", None)  # import fails as if absent
+    with pytest.raises(
+        TokenizerError, match=r"spm\.model: .*pip install 'mlmprep\[sentencepiece\]'"
+    ):
+        TokenEncoder(str(model))
+
+
+def test_a_damaged_sentencepiece_model_is_one_error(tmp_path):
+    pytest.importorskip("sentencepiece", reason="mlmprep[sentencepiece] is not installed")
+    model = tmp_path / "spm.model"
+    model.write_bytes(b"\x00\x01 not a model")
+    with pytest.raises(TokenizerError, match=r"spm\.model: not a SentencePiece Unigram model"):
+        TokenEncoder(str(model))
