@@ -303,7 +303,7 @@ def tokenizer_key(spec: str) -> str:
 
 
 def _load(spec: str, lowercase: bool | None) -> tuple[str, Tokenizer]:
-    """Resolve a bundled name, a vocab.txt path or a tokenizer.json path."""
+    """Resolve a bundled name, a vocab.txt, a tokenizer.json or a SentencePiece .model."""
     if spec in BUNDLED:
         filename, default_lowercase = BUNDLED[spec]
         text = resources.files("mlmprep.data").joinpath(filename).read_text(encoding="utf-8")
@@ -315,6 +315,11 @@ def _load(spec: str, lowercase: bool | None) -> tuple[str, Tokenizer]:
             "a vocab.txt, a tokenizer.json or a SentencePiece .model"
         )
     name = storage.basename(spec)
+    if spec.endswith((".json", ".model")) and lowercase is not None:
+        raise TokenizerError(
+            f"{spec}: --lowercase/--no-lowercase applies to a vocab.txt or the bundled "
+            "vocabulary; a tokenizer.json or .model brings its own normalizer, so drop the flag"
+        )
     if spec.endswith(".model"):
         return name, _from_sentencepiece(spec)
     try:
@@ -323,11 +328,6 @@ def _load(spec: str, lowercase: bool | None) -> tuple[str, Tokenizer]:
     except (OSError, UnicodeDecodeError) as exc:
         raise TokenizerError(f"{spec}: cannot read the tokenizer ({exc})") from None
     if spec.endswith(".json"):
-        if lowercase is not None:
-            raise TokenizerError(
-                f"{spec}: --lowercase/--no-lowercase applies to a vocab.txt or the bundled "
-                "vocabulary; a tokenizer.json brings its own normalizer, so drop the flag"
-            )
         return name, _from_json(spec, text)
     return name, wordpiece_from_vocab(text, True if lowercase is None else lowercase)
 
