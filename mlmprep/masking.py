@@ -51,9 +51,7 @@ def mask_tokens(
     lengths = np.diff(offsets)
     n_rows = len(lengths)
     row_of_token = np.repeat(np.arange(n_rows, dtype=np.int32), lengths)
-    candidates = lengths - np.bincount(row_of_token, weights=special, minlength=n_rows).astype(
-        np.int64
-    )
+    candidates = lengths - np.bincount(row_of_token[special.astype(bool)], minlength=n_rows)
     del row_of_token
     wanted = np.minimum(num_to_mask(lengths, masked_lm_prob, max_predictions), candidates)
     step = block_rows(offsets)
@@ -123,10 +121,12 @@ def _choose_block(
     draws[padded_index] = drawn
     keys = (draws.reshape(n_rows, width) << np.uint64(32)) | np.arange(width, dtype=np.uint64)
     k = min(max_predictions, width)
-    smallest = np.argpartition(keys, k - 1, axis=1)[:, :k]
-    ranked = np.take_along_axis(
-        smallest, np.argsort(np.take_along_axis(keys, smallest, axis=1), axis=1), axis=1
-    )
+    # keys are unique, so the k smallest in order are the same however they are found;
+    # their low 32 bits are the columns
+    smallest = np.sort(np.partition(keys, k - 1, axis=1)[:, :k], axis=1)
+    ranked = (smallest & np.uint64(0xFFFFFFFF)).astype(np.int64)
     keep = np.arange(k)[None, :] < wanted[first:last, None]
-    starts = np.broadcast_to(offsets[first:last, None], keep.shape)
-    return np.sort(starts[keep] + ranked[keep])
+    # rows are disjoint and in order: sorting the kept columns within each row (the rest
+    # pushed to the end) sorts the block
+    columns = np.sort(np.where(keep, ranked, width), axis=1)
+    return (offsets[first:last, None] + columns)[keep]
