@@ -157,6 +157,13 @@ def read_special_tokens(
         )
     if not single or {"cls", "sep"} & overrides.keys():
         single, pair = _bert_template(tokens["cls"], tokens["sep"])
+    others = {p.token for p in (*single, *pair) if p.kind == "special"} - set(tokens.values())
+    if others:
+        raise TokenizerError(
+            f"{source}: the post-processor places {', '.join(sorted(others))}, which is none of "
+            "cls, sep, mask, pad, unk; pass --special-tokens cls=TOKEN,sep=TOKEN to lay rows "
+            "out as cls A sep (B sep)"
+        )
     ordered = {role: tokens[role] for role in ROLES}
     return SpecialTokens(ordered, {r: vocab[t] for r, t in ordered.items()}, single, pair)
 

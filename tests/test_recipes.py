@@ -296,3 +296,32 @@ def test_a_sentencepiece_model_builds_with_its_own_ids(tmp_path):
     converted = Tokenizer.from_file(str(out / "tokenizer.json"))
     processor = spm.SentencePieceProcessor(model_file=model)
     assert converted.encode(sentence, add_special_tokens=False).ids == processor.encode(sentence)
+
+
+def test_a_template_with_a_token_outside_the_roles_is_refused(tokenizers, tmp_path):
+    from mlmprep.errors import TokenizerError
+    from mlmprep.tokenization import TokenEncoder
+
+    definition = json.loads(Tokenizer.from_file(tokenizers["roberta"]).to_str())
+    pair = definition["post_processor"]["pair"]
+    pair.insert(2, {"SpecialToken": {"id": "<pad>", "type_id": 0}})  # <s> A <pad> </s> ...
+    definition["post_processor"]["special_tokens"]["<pad>"] = {
+        "id": "<pad>",
+        "ids": [1],
+        "tokens": ["<pad>"],
+    }
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(definition))
+    encoder = TokenEncoder(str(path))  # <pad> is a role: allowed
+    assert [p.token or p.kind for p in encoder.layout.pair][:3] == ["<s>", "A", "<pad>"]
+    vocab = definition["model"]["vocab"]
+    vocab["<extra>"] = len(vocab)
+    pair[2] = {"SpecialToken": {"id": "<extra>", "type_id": 0}}
+    definition["post_processor"]["special_tokens"]["<extra>"] = {
+        "id": "<extra>",
+        "ids": [vocab["<extra>"]],
+        "tokens": ["<extra>"],
+    }
+    path.write_text(json.dumps(definition))
+    with pytest.raises(TokenizerError, match=r"places <extra>, which is none of cls"):
+        TokenEncoder(str(path))
