@@ -43,7 +43,7 @@ class BuildFacts:
 def collect(output_dir: str, split: str = "train") -> BuildFacts:
     """Stream over a build's shards once for the distributions of the report."""
     index = read_index(output_dir)
-    encoder = load_output_tokenizer(output_dir)
+    encoder = load_output_tokenizer(output_dir, index)
     max_len = index["config"]["max_seq_length"]
     facts = BuildFacts(
         name=output_dir,

@@ -56,7 +56,7 @@ def render(row: dict, encoder: TokenEncoder) -> str:
 
 def show(output_dir: str, count: int, split: str = "train") -> list[str]:
     """Rendered text of the first `count` rows of a split."""
-    encoder = load_output_tokenizer(output_dir)
+    encoder = load_output_tokenizer(output_dir, read_index(output_dir))
     rendered = []
     for row in iter_rows(output_dir, split):
         if len(rendered) >= count:

@@ -92,7 +92,7 @@ def compute_stats(output_dir: str, split: str = "train") -> dict:
     special = from_manifest(index["tokenizer"]).ids
     max_len = config["max_seq_length"]
     totals = _Totals(max_len)
-    continuation = load_output_tokenizer(output_dir).continuation
+    continuation = load_output_tokenizer(output_dir, index).continuation
     shards = [s for s in index["shards"] if s["split"] == split]
     for shard in shards:
         parquet = storage.parquet_file(storage.join(output_dir, shard["name"]))

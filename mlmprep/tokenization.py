@@ -19,7 +19,7 @@ from tokenizers.models import WordPiece
 
 from . import storage
 from .errors import OutputError, TokenizerError
-from .manifest import TOKENIZER_FILE, read_index
+from .manifest import TOKENIZER_FILE
 from .special_tokens import SpecialTokens, read_special_tokens
 from .tokenizer_backends import BackendChooser, BackendUsage
 
@@ -227,12 +227,13 @@ class TokenEncoder:
         }
 
 
-def load_output_tokenizer(output_dir: str) -> TokenEncoder:
-    """The tokenizer copied into a build's output directory, with the build's roles."""
+def load_output_tokenizer(output_dir: str, index: dict) -> TokenEncoder:
+    """The tokenizer copied into a build's output directory, with the roles its
+    `index` (index.json, already read) records."""
     path = storage.join(output_dir, TOKENIZER_FILE)
     if not storage.exists(path):
         raise OutputError(f"{path}: missing; rebuild the output with 'mlmprep build'")
-    roles = read_index(output_dir)["tokenizer"].get("layout", {}).get("roles")
+    roles = index["tokenizer"].get("layout", {}).get("roles")
     return TokenEncoder(path, special_tokens=roles)
 
 

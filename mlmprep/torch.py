@@ -78,7 +78,7 @@ class MlmCollator:
         index = read_index(output_dir)
         special = from_manifest(index["tokenizer"]).ids
         config = index["config"]
-        random_ids = load_output_tokenizer(output_dir).random_pool  # as the build drew them
+        random_ids = load_output_tokenizer(output_dir, index).random_pool  # as the build drew them
         return cls(
             pad_id=special["pad"],
             mask_id=special["mask"],
