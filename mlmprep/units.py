@@ -182,14 +182,14 @@ def process_unit(task: UnitTask) -> dict:
         for split_index, split in enumerate(SPLITS)
         if task.buckets[split]
     }
+    budget = encoder.layout.budget(config.max_seq_length, config.pairs)  # tokens of text per row
     for window, documents in enumerate(_read_windows(task, encoder, report, counts)):
         for split, dealer in dealers.items():
-            budget = encoder.layout.budget(config.max_seq_length, config.pairs)
             corpus, cut = make_corpus(documents[split], budget)
             counts[split].sentences_cut += cut
             for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
                 key = PassKey(split, task.unit.index, pass_index, window, task.part)
-                dealer.write(_pass_batch(corpus, config, encoder, key, counts[split]))
+                dealer.write(_pass_batch(corpus, budget, config, encoder, key, counts[split]))
     path = spill_path(task.spill_dir, task.name)
     offsets = write_spill(path, dealers, output_schema(config))
     pa.default_memory_pool().release_unused()
@@ -282,14 +282,14 @@ class PassKey:
 
 def _pass_batch(
     corpus: Corpus,
+    budget: int,
     config: BuildConfig,
     encoder: TokenEncoder,
     key: PassKey,
     counts: SplitCounts,
 ) -> pa.RecordBatch:
     """One pass over a window's documents: pairs (or packed rows), rows and masks as one
-    record batch."""
-    budget = encoder.layout.budget(config.max_seq_length, config.pairs)
+    record batch; a row holds at most `budget` tokens of text."""
     if config.objective == "none":
         packed = pack_sentences(corpus, budget, config.cross_documents, encoder.special.sep)
         ids, word_starts, pairs = packed.ids, packed.word_starts, packed.pairs
