@@ -31,14 +31,17 @@ class Recipe:
     specials: tuple[str, ...]
     cls: str
     sep: str
+    unk: str
     pair_separators: int  # separators between A and B: 1 (BERT) or 2 (RoBERTa, XLM-R)
     pair_types: bool  # B gets token type 1 (BERT) or stays 0
 
 
 RECIPES = {
-    "bert": Recipe(SPECIAL_TOKENS, "[CLS]", "[SEP]", 1, True),
-    "roberta": Recipe(("<s>", "<pad>", "</s>", "<unk>", "<mask>"), "<s>", "</s>", 2, False),
-    "xlmr": Recipe(("<s>", "<pad>", "</s>", "<unk>", "<mask>"), "<s>", "</s>", 2, False),
+    "bert": Recipe(SPECIAL_TOKENS, "[CLS]", "[SEP]", "[UNK]", 1, True),
+    "roberta": Recipe(
+        ("<s>", "<pad>", "</s>", "<unk>", "<mask>"), "<s>", "</s>", "<unk>", 2, False
+    ),
+    "xlmr": Recipe(("<s>", "<pad>", "</s>", "<unk>", "<mask>"), "<s>", "</s>", "<unk>", 2, False),
 }
 
 
@@ -76,9 +79,11 @@ def train_vocab(
     if size <= len(layout.specials):
         raise ConfigError(f"--size must be larger than {len(layout.specials)}, got {size}")
     files = [f.path for f in describe_inputs(resolve_inputs(inputs, output)) if not f.binary]
+    if next(_texts(files, input_format, text_field), None) is None:
+        raise _no_text(inputs)
     lower = (model == "wordpiece") if lowercase is None else lowercase
     tokenizer, trainer, alphabet = _untrained(
-        model, layout, size, lower, files, input_format, text_field
+        model, layout, size, lower, inputs, files, input_format, text_field
     )
     tokenizer.train_from_iterator(_texts(files, input_format, text_field), trainer=trainer)
     if vocab_txt:
@@ -102,6 +107,7 @@ def _untrained(
     layout: Recipe,
     size: int,
     lowercase: bool,
+    inputs: list[str],
     files: list[str],
     input_format: str,
     text_field: str,
@@ -116,11 +122,10 @@ def _untrained(
         for text in _texts(files, input_format, text_field):
             characters.update(normalizer.normalize_str(text))
         characters.pop(" ", None)
-        if not characters:
-            raise InputError(f"{', '.join(files) or 'inputs'}: no text found to train on")
+        if not characters:  # only control characters, which the normalizer removes
+            raise _no_text(inputs)
         alphabet = sum(1 for n in characters.values() if n >= MIN_CHARACTER_COUNT)
-        unk = specials[layout.specials.index("[UNK]")] if "[UNK]" in specials else "<unk>"
-        tokenizer = Tokenizer(WordPiece(unk_token=unk))
+        tokenizer = Tokenizer(WordPiece(unk_token=layout.unk))
         tokenizer.normalizer = normalizer
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tokenizer.decoder = decoders.WordPiece(prefix="##")
@@ -150,7 +155,7 @@ def _untrained(
         trainer = UnigramTrainer(
             vocab_size=size,
             special_tokens=specials,
-            unk_token=next(t for t in specials if "unk" in t.lower()),
+            unk_token=layout.unk,
             show_progress=False,
         )
         alphabet = []
@@ -170,6 +175,10 @@ def _post_processor(tokenizer: Tokenizer, layout: Recipe) -> processors.PostProc
         pair=f"{layout.cls} $A {separators} $B:{b_type} {layout.sep}:{b_type}",
         special_tokens=[cls_pair, sep_pair],
     )
+
+
+def _no_text(inputs: list[str]) -> InputError:
+    return InputError(f"{', '.join(inputs)}: no text found to train a vocabulary on")
 
 
 def _texts(files: list[str], input_format: str, text_field: str) -> Iterator[str]:

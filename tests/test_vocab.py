@@ -37,3 +37,13 @@ def test_chinese_vocabulary_sizes_its_alphabet_from_the_corpus(tmp_path):
     assert result["alphabet"] > 1000  # the trainer's default limit would leave most [UNK]
     run_build([corpus], tmp_path / "out", tokenizer=str(tmp_path / "zh.txt"))
     assert compute_stats(str(tmp_path / "out"))["unk_rate"] < 0.01
+
+
+@pytest.mark.parametrize("model", ["wordpiece", "bpe", "unigram"])
+def test_inputs_without_text_are_one_error_for_every_model(tmp_path, model):
+    (tmp_path / "empty.txt").write_text("\n\n  \n")
+    result = CliRunner().invoke(
+        main, ["vocab", str(tmp_path), "-o", str(tmp_path / "t.json"), "--model", model]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {tmp_path}: no text found to train a vocabulary on\n"
