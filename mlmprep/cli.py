@@ -12,8 +12,9 @@ import click
 
 from . import __version__, storage
 from .build import RunOptions, build
-from .capacity import PlanEstimate, estimate_plan
+from .capacity import estimate_plan
 from .cli_options import DEFAULTS, STORAGE_OPTIONS, config_options, parse_storage_options
+from .cli_text import build_text, plan_text, stats_text
 from .config import INPUT_FORMATS, BuildConfig
 from .engines.local import available_cpus
 from .errors import MlmprepError
@@ -171,17 +172,7 @@ def build_command(
     if not quiet:
         for warning in summary["warnings"]:
             click.echo(f"warning: {warning}", err=True)
-    skipped = sum(summary["accounting"]["documents"]["skipped"].values())
-    rows = ", ".join(f"{n} {split}" for split, n in summary["rows"].items())
-    click.echo(
-        f"documents: {summary['documents']} used, {skipped} skipped\n"
-        f"sentences: {summary['sentences']}\n"
-        f"instances: {summary['instances']} ({rows})\n"
-        f"shards:    {summary['shards']} in {output_dir}\n"
-        f"speed:     {summary['mb_per_s']:.2f} MB/s, {summary['instances_per_s']:.0f} "
-        f"instances/s ({summary['seconds']:.1f} s)\n"
-        f"temp disk: {summary['peak_spill_bytes'] / 1e6:.1f} MB at peak (spill files, deleted)"
-    )
+    click.echo(build_text(summary, output_dir))
 
 
 @main.command(name="plan")
@@ -220,38 +211,7 @@ def plan_command(
     if as_json:
         click.echo(json.dumps(estimate.to_dict(), sort_keys=True))
         return
-    click.echo(_plan_text(estimate))
-
-
-def _plan_text(plan: PlanEstimate) -> str:
-    """The human-readable plan."""
-    sizing = plan.sizing
-    buckets = ", ".join(f"{n} {split}" for split, n in sizing.buckets.items() if n)
-    shards = ", ".join(f"{n} {split}" for split, n in plan.shards.items())
-    source = f"{plan.files} files" if plan.files else "assumed"
-    return "\n".join(
-        [
-            f"input:            {_size(plan.raw_bytes)} of text ({source})",
-            f"units:            {plan.units} of about {_size(sizing.unit_size)} ({plan.tasks} "
-            f"task{'s' if plan.tasks != 1 else ''}), read in windows of "
-            f"{_size(sizing.window_size)}",
-            f"buckets:          {buckets} (each shuffled in memory by one worker)",
-            f"shards:           {shards}",
-            f"rows:             at most {plan.rows:,} ({plan.tokens:,} tokens)",
-            f"temporary disk:   about {_size(plan.spill_bytes)} at peak (spill files)",
-            f"work-dir files:   at most {plan.work_dir_files:,}",
-            f"object store:     about {plan.object_store_writes:,} writes and "
-            f"{plan.object_store_reads:,} range reads of about {_size(plan.slice_bytes)}",
-        ]
-    )
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
+    click.echo(plan_text(estimate))
 
 
 @main.command(name="export")
@@ -329,56 +289,7 @@ def stats_command(output_dir: str, split: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(stats, sort_keys=True))
         return
-    click.echo(_stats_text(stats))
-
-
-def _label_line(stats: dict) -> str:
-    if stats["objective"] == "nsp":
-        return (
-            f"NSP random next:      {stats['nsp_random_fraction']:.4f} (forced by one-sentence "
-            f"chunks: {stats['forced_random_fraction']:.4f}; "
-            f"{stats['single_sentence_chunks']} such chunks; "
-            f"{stats['skipped_single_sentence_chunks']} dropped, no other document)"
-        )
-    if stats["objective"] == "sop":
-        return (
-            f"SOP swapped:          {stats['sop_swapped_fraction']:.4f} (one-sentence documents "
-            f"skipped: {stats['skipped_single_sentence_documents']}; sentences left unpaired: "
-            f"{stats['unpaired_sentences']})"
-        )
-    return "labels:               none (MLM only)"
-
-
-def _stats_text(stats: dict) -> str:
-    """The human-readable report of `mlmprep stats`."""
-    documents = stats["documents"]
-    lines = [
-        f"instances:            {stats['instances']} in {stats['shards']} shards "
-        f"(rows per shard {stats['rows_per_shard']['min']}-{stats['rows_per_shard']['max']})",
-        f"tokens:               {stats['tokens']} (mean {stats['mean_tokens']:.1f}, median "
-        f"{stats['median_tokens']}, p95 {stats['p95_tokens']})",
-        f"shorter than max:     {stats['frac_shorter_than_max']:.3f}",
-        _label_line(stats),
-        f"masked per instance:  {stats['mean_masked']:.2f} ({stats['masked_per_token']:.4f} "
-        "per token)",
-        "mask/random/kept:     "
-        + " / ".join(f"{k} {v:.3f}" for k, v in stats["mask_split"].items()),
-        f"masked words whole:   {stats['whole_word_fraction']:.4f} (words by the tokenizer's "
-        "rule: ## pieces, or Ġ/▁ word starts)",
-        f"[UNK] rate:           {stats['unk_rate']:.5f}",
-        f"sentences cut:        {stats['sentences_cut']} (longer than the segment limit)",
-        f"tokens dropped:       {stats['tokens_dropped']} ({stats['tokens_dropped_fraction']:.2%}"
-        " of the text over all passes: truncated or left after the last chunk)",
-        f"documents:            {stats['split_documents']} in {stats['split']}; whole build: "
-        f"{documents['read']} read, {documents['used']} used, skipped {documents['skipped'] or 0}",
-        "length histogram:",
-    ]
-    peak = max(stats["length_histogram"].values(), default=1)
-    lines += [
-        f"  {bucket:>9} {n:>8} {'#' * max(1, round(40 * n / peak))}"
-        for bucket, n in stats["length_histogram"].items()
-    ]
-    return "\n".join(lines)
+    click.echo(stats_text(stats))
 
 
 @main.command(name="vocab")

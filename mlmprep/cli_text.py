@@ -1,0 +1,102 @@
+"""Plain-text renderings of what the commands return, for the terminal (the CLI's --json
+prints the same dicts as JSON)."""
+
+from __future__ import annotations
+
+from .capacity import PlanEstimate
+
+
+def build_text(summary: dict, output_dir: str) -> str:
+    """The summary `mlmprep build` prints."""
+    skipped = sum(summary["accounting"]["documents"]["skipped"].values())
+    rows = ", ".join(f"{n} {split}" for split, n in summary["rows"].items())
+    return (
+        f"documents: {summary['documents']} used, {skipped} skipped\n"
+        f"sentences: {summary['sentences']}\n"
+        f"instances: {summary['instances']} ({rows})\n"
+        f"shards:    {summary['shards']} in {output_dir}\n"
+        f"speed:     {summary['mb_per_s']:.2f} MB/s, {summary['instances_per_s']:.0f} "
+        f"instances/s ({summary['seconds']:.1f} s)\n"
+        f"temp disk: {summary['peak_spill_bytes'] / 1e6:.1f} MB at peak (spill files, deleted)"
+    )
+
+
+def plan_text(plan: PlanEstimate) -> str:
+    """The human-readable plan."""
+    sizing = plan.sizing
+    buckets = ", ".join(f"{n} {split}" for split, n in sizing.buckets.items() if n)
+    shards = ", ".join(f"{n} {split}" for split, n in plan.shards.items())
+    source = f"{plan.files} files" if plan.files else "assumed"
+    return "\n".join(
+        [
+            f"input:            {size_text(plan.raw_bytes)} of text ({source})",
+            f"units:            {plan.units} of about {size_text(sizing.unit_size)} ({plan.tasks} "
+            f"task{'s' if plan.tasks != 1 else ''}), read in windows of "
+            f"{size_text(sizing.window_size)}",
+            f"buckets:          {buckets} (each shuffled in memory by one worker)",
+            f"shards:           {shards}",
+            f"rows:             at most {plan.rows:,} ({plan.tokens:,} tokens)",
+            f"temporary disk:   about {size_text(plan.spill_bytes)} at peak (spill files)",
+            f"work-dir files:   at most {plan.work_dir_files:,}",
+            f"object store:     about {plan.object_store_writes:,} writes and "
+            f"{plan.object_store_reads:,} range reads of about {size_text(plan.slice_bytes)}",
+        ]
+    )
+
+
+def size_text(n: float) -> str:
+    """Bytes in decimal units: 12.3 MB."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _label_line(stats: dict) -> str:
+    if stats["objective"] == "nsp":
+        return (
+            f"NSP random next:      {stats['nsp_random_fraction']:.4f} (forced by one-sentence "
+            f"chunks: {stats['forced_random_fraction']:.4f}; "
+            f"{stats['single_sentence_chunks']} such chunks; "
+            f"{stats['skipped_single_sentence_chunks']} dropped, no other document)"
+        )
+    if stats["objective"] == "sop":
+        return (
+            f"SOP swapped:          {stats['sop_swapped_fraction']:.4f} (one-sentence documents "
+            f"skipped: {stats['skipped_single_sentence_documents']}; sentences left unpaired: "
+            f"{stats['unpaired_sentences']})"
+        )
+    return "labels:               none (MLM only)"
+
+
+def stats_text(stats: dict) -> str:
+    """The human-readable report of `mlmprep stats`."""
+    documents = stats["documents"]
+    lines = [
+        f"instances:            {stats['instances']} in {stats['shards']} shards "
+        f"(rows per shard {stats['rows_per_shard']['min']}-{stats['rows_per_shard']['max']})",
+        f"tokens:               {stats['tokens']} (mean {stats['mean_tokens']:.1f}, median "
+        f"{stats['median_tokens']}, p95 {stats['p95_tokens']})",
+        f"shorter than max:     {stats['frac_shorter_than_max']:.3f}",
+        _label_line(stats),
+        f"masked per instance:  {stats['mean_masked']:.2f} ({stats['masked_per_token']:.4f} "
+        "per token)",
+        "mask/random/kept:     "
+        + " / ".join(f"{k} {v:.3f}" for k, v in stats["mask_split"].items()),
+        f"masked words whole:   {stats['whole_word_fraction']:.4f} (words by the tokenizer's "
+        "rule: ## pieces, or Ġ/▁ word starts)",
+        f"[UNK] rate:           {stats['unk_rate']:.5f}",
+        f"sentences cut:        {stats['sentences_cut']} (longer than the segment limit)",
+        f"tokens dropped:       {stats['tokens_dropped']} ({stats['tokens_dropped_fraction']:.2%}"
+        " of the text over all passes: truncated or left after the last chunk)",
+        f"documents:            {stats['split_documents']} in {stats['split']}; whole build: "
+        f"{documents['read']} read, {documents['used']} used, skipped {documents['skipped'] or 0}",
+        "length histogram:",
+    ]
+    peak = max(stats["length_histogram"].values(), default=1)
+    lines += [
+        f"  {bucket:>9} {n:>8} {'#' * max(1, round(40 * n / peak))}"
+        for bucket, n in stats["length_histogram"].items()
+    ]
+    return "\n".join(lines)
