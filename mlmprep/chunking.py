@@ -23,16 +23,13 @@ class UniformDraws:
 
     def __init__(self, rng: np.random.Generator) -> None:
         self._rng = rng
-        self._block: list[float] = []
-        self._next = 0
+        self._pending: list[float] = []  # the block's unused draws, last one first
 
     def random(self) -> float:
         """A float in [0, 1)."""
-        if self._next == len(self._block):
-            self._block = self._rng.random(self.BLOCK).tolist()
-            self._next = 0
-        self._next += 1
-        return self._block[self._next - 1]
+        if not self._pending:
+            self._pending = self._rng.random(self.BLOCK).tolist()[::-1]
+        return self._pending.pop()
 
     def integer(self, low: int, high: int) -> int:
         """An integer in [low, high)."""
@@ -46,20 +43,6 @@ def document_target(draws: UniformDraws, max_num_tokens: int, short_seq_prob: fl
     return max_num_tokens
 
 
-@dataclass(slots=True)
-class Chunk:
-    """Sentences first..last (inclusive, indices into the corpus) of one document."""
-
-    document: int
-    first: int
-    last: int
-    target: int
-
-    @property
-    def num_sentences(self) -> int:
-        return self.last - self.first + 1
-
-
 @dataclass(frozen=True)
 class ChunkingTotals:
     """What the chunker left out: short documents and sentences after the last chunk."""
@@ -68,8 +51,10 @@ class ChunkingTotals:
     unused_sentences: int
 
 
-ChunkHandler = Callable[[Chunk], int]
-"""Turns a chunk into spans and returns the sentence where the next chunk starts."""
+ChunkHandler = Callable[[int, int, int, int], int]
+"""Called as handler(document, first, last, target) for the chunk of sentences first..last
+(inclusive, indices into the corpus) of one document; turns it into spans and returns the
+sentence where the next chunk starts. Four ints rather than an object: it runs per row."""
 
 
 def chunk_documents(
@@ -99,7 +84,7 @@ def chunk_documents(
         while i < end:
             tokens += sentence_lengths[i]
             if i - chunk_first + 1 >= min_sentences and (i == end - 1 or tokens >= target):
-                chunk_first = i = take(Chunk(document, chunk_first, i, target))
+                chunk_first = i = take(document, chunk_first, i, target)
                 tokens = 0
             else:
                 i += 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunking import Chunk, UniformDraws, chunk_documents
+from .chunking import UniformDraws, chunk_documents
 from .counts import PairCounts
 from .pairs import Corpus, Pairs, build_pairs, truncate_pairs
 
@@ -41,14 +41,13 @@ def build_sop_pairs(
     draws = UniformDraws(rng)
     spans: tuple[list[int], ...] = ([], [], [], [], [])
 
-    def take(chunk: Chunk) -> int:
+    def take(document: int, first: int, last: int, target: int) -> int:
         # sentences past the row's budget go back to the next chunk instead of being
         # truncated away (two sentences stay together whatever their length)
-        last = chunk.last
-        while last > chunk.first + 1 and starts[last + 1] - starts[chunk.first] > max_num_tokens:
+        while last > first + 1 and starts[last + 1] - starts[first] > max_num_tokens:
             last -= 1
-        split = starts[chunk.first + draws.integer(1, last - chunk.first + 1)]
-        a, b = (starts[chunk.first], split), (split, starts[last + 1])
+        split = starts[first + draws.integer(1, last - first + 1)]
+        a, b = (starts[first], split), (split, starts[last + 1])
         swapped = draws.random() < SWAP_PROBABILITY
         if swapped:
             a, b = b, a

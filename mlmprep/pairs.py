@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chunking import Chunk, UniformDraws, chunk_documents
+from .chunking import UniformDraws, chunk_documents
 from .counts import PairCounts
 
 NSP_TARGET = 0.5
@@ -148,39 +148,51 @@ def build_pairs(
     starts = corpus.sentence_starts.tolist()
     doc_starts = corpus.document_starts.tolist()
     n_docs = corpus.num_documents
-    spans: tuple[list[int], ...] = ([], [], [], [], [])
-    counts = PairCounts()
+    a_start: list[int] = []
+    a_end: list[int] = []
+    b_start: list[int] = []
+    b_end: list[int] = []
+    labels: list[int] = []
+    single = lone = 0  # one-sentence chunks paired at random; those of a lone document
     balancer = NspBalancer()
     draws = UniformDraws(rng)
 
-    def take(chunk: Chunk) -> int:
-        n_chunk = chunk.num_sentences
-        a_end = 1 if n_chunk == 1 else draws.integer(1, n_chunk)
-        if n_chunk == 1 and n_docs == 1:
-            counts.skipped_single_sentence_no_partner += 1
-            return chunk.last + 1
-        counts.chunks += 1
-        counts.single_sentence_chunks += n_chunk == 1
-        is_random = n_docs > 1 and (n_chunk == 1 or draws.random() < balancer.probability())
-        balancer.record(n_chunk == 1, is_random)
-        a = (starts[chunk.first], starts[chunk.first + a_end])
-        if is_random:
-            counts.forced_random += n_chunk == 1
-            counts.random_next += 1
-            target_b = chunk.target - (a[1] - a[0])
-            b = _random_segment(
-                draws, chunk.document, n_docs, doc_starts, starts, lengths, target_b
-            )
-            next_start = chunk.first + a_end  # unused sentences start the next chunk
+    def take(document: int, first: int, last: int, target: int) -> int:
+        nonlocal single, lone
+        if first == last:
+            if n_docs == 1:
+                lone += 1
+                return last + 1
+            single += 1
+            split, is_random = last + 1, True
         else:
-            b, next_start = (a[1], starts[chunk.last + 1]), chunk.last + 1
-        for values, value in zip(spans, (*a, *b, int(is_random))):
-            values.append(value)
-        return next_start
+            split = first + draws.integer(1, last - first + 1)
+            is_random = n_docs > 1 and draws.random() < balancer.probability()
+        balancer.record(first == last, is_random)
+        a0, a1 = starts[first], starts[split]
+        a_start.append(a0)
+        a_end.append(a1)
+        labels.append(is_random)
+        if is_random:
+            b0, b1 = _random_segment(
+                draws, document, n_docs, doc_starts, starts, lengths, target - (a1 - a0)
+            )
+            b_start.append(b0)
+            b_end.append(b1)
+            return split  # unused sentences start the next chunk
+        b_start.append(a1)
+        b_end.append(starts[last + 1])
+        return last + 1
 
     chunk_documents(lengths, doc_starts, draws, max_num_tokens, short_seq_prob, 1, take)
-    pairs = Pairs.from_spans(*spans)
-    pairs.counts = counts
+    pairs = Pairs.from_spans(a_start, a_end, b_start, b_end, labels)
+    pairs.counts = PairCounts(
+        chunks=len(pairs),
+        single_sentence_chunks=single,
+        forced_random=single,
+        random_next=int(pairs.label.sum()),
+        skipped_single_sentence_no_partner=lone,
+    )
     truncate_pairs(pairs, max_num_tokens, rng)
     return pairs
 
