@@ -49,7 +49,7 @@ from .scheduling import run_units, unit_tasks
 from .schema import SCHEMA_VERSION, output_schema, with_metadata
 from .shuffle import ShardTask, row_group_rows, shard_name, write_bucket_shards
 from .sizing import Sizing, choose_sizing, estimated_spill_bytes
-from .spill import SPILL_DIR, SPLITS, SpillSlice
+from .spill import SPILL_DIR, SPLITS, SpillSlice, spill_schema
 from .streams import SHARD_SHUFFLE
 from .units import encoder_for, worker_init
 
@@ -178,7 +178,13 @@ def _build(
             raise _no_documents(inputs, results)
         peak_spill = sum(r["spill"]["bytes"] for r in results)
         shard_tasks = _shard_tasks(
-            results, sizing.buckets, config, output_dir, schema, options.storage_options
+            results,
+            sizing.buckets,
+            config,
+            output_dir,
+            schema,
+            spill_schema(schema, encoder.vocab_size),
+            options.storage_options,
         )
         _run_shards(engine, work, shard_tasks, options.progress)
     timings["total_seconds"] = round(time.monotonic() - started, 3)
@@ -311,6 +317,7 @@ def _shard_tasks(
     config: BuildConfig,
     output_dir: str,
     schema: pa.Schema,
+    spilled: pa.Schema,
     storage_options: dict,
 ) -> list[ShardTask]:
     """Name every shard (a bucket becomes ceil(rows / shard_size) shards) and list where
@@ -346,6 +353,7 @@ def _shard_tasks(
                     output_dir,
                     slices,
                     schema,
+                    spilled,
                     seed,
                     storage_options,
                     row_group_rows(config.max_seq_length),

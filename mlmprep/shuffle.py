@@ -34,7 +34,8 @@ class ShardTask:
     names: list[str]
     output_dir: str
     slices: list[SpillSlice]  # the bucket's rows in each unit's spill file, in unit order
-    schema: pa.Schema
+    schema: pa.Schema  # of the shards
+    spill_schema: pa.Schema  # of the spill files (spill.spill_schema)
     rng_seed: list[int]
     storage_options: dict = field(default_factory=dict)  # for URLs, in the worker
     group_rows: int = ROW_GROUP_ROWS
@@ -52,7 +53,7 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
     """Shuffle the bucket and cut it into len(task.names) near-equal shards."""
     storage.configure(task.storage_options)
     # one chunk per column: `take` from many small chunks is ~1.5x slower
-    table = read_slices(task.slices, task.schema.remove_metadata()).combine_chunks()
+    table = read_slices(task.slices, task.spill_schema).combine_chunks()
     rng = rng_for(*task.rng_seed)
     order = rng.permutation(table.num_rows)
     bounds = np.linspace(0, table.num_rows, len(task.names) + 1).round().astype(int)
@@ -97,8 +98,8 @@ def write_parquet_atomically(
     path: str,
     group_rows: int = ROW_GROUP_ROWS,
 ) -> dict:
-    """Write table rows `rows` (in that order) one row group at a time to a temporary
-    name, then rename into place; return name, rows, bytes, sha256."""
+    """Write table rows `rows` (in that order) one row group at a time, cast to `schema`,
+    to a temporary name, then rename into place; return name, rows, bytes, sha256."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with (
@@ -106,7 +107,7 @@ def write_parquet_atomically(
             pq.ParquetWriter(sink, schema, compression=COMPRESSION) as writer,
         ):
             for group in row_groups(table, rows, group_rows):
-                part = table.take(pa.array(group)).replace_schema_metadata(schema.metadata)
+                part = table.take(pa.array(group)).cast(schema)
                 writer.write_table(part, row_group_size=group_rows)
         digest = sha256_file(tmp)
         storage.replace(tmp, path)

@@ -6,6 +6,10 @@ IPC stream holding one record batch per (split, bucket), in that order, and the 
 range of each batch is returned. The shard writer of bucket b then reads b's slice of
 every unit file with one range read each, in unit order, so the rows it gathers do not
 depend on scheduling. Files: O(units); open handles per worker: O(1).
+
+Spilled rows keep token ids and in-row positions in 16 bits where they fit
+(`spill_schema`), which halves what is sorted, compressed and read back; the shard
+writer casts them back to the output schema.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ SPLITS = ("train", "validation")
 SPILL_DIR = "spill"
 SPILL_COMPRESSION = "lz4"
 PARALLEL_READS = 8  # concurrent range reads of one bucket from object storage
+ID_COLUMNS = ("input_ids", "masked_lm_ids")  # below the vocabulary size
+POSITION_COLUMNS = ("masked_lm_positions", "word_ids")  # below the row length, or -1
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,25 @@ class SpillSlice:
     end: int
 
 
+def spill_schema(schema: pa.Schema, vocab_size: int) -> pa.Schema:
+    """The output schema (without metadata) as spilled: in-row positions as int16 lists
+    (rows are at most 8,192 tokens), token ids as uint16 lists when the vocabulary fits."""
+    narrow = {name: pa.list_(pa.int16()) for name in POSITION_COLUMNS}
+    if vocab_size <= 2**16:
+        narrow.update({name: pa.list_(pa.uint16()) for name in ID_COLUMNS})
+    return pa.schema(
+        pa.field(f.name, narrow.get(f.name, f.type), nullable=f.nullable)
+        for f in schema.remove_metadata()
+    )
+
+
+def cast_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch's columns cast to `schema`'s types (checked: a value that does not fit
+    raises)."""
+    columns = [column.cast(f.type) for column, f in zip(batch.columns, schema)]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
 class BucketDealer:
     """Deals one split's rows round-robin into buckets, staging pass batches on local disk.
 
@@ -45,8 +70,11 @@ class BucketDealer:
     buckets differ by at most one row per unit.
     """
 
-    def __init__(self, n_buckets: int, rng: np.random.Generator, staging_path: str) -> None:
+    def __init__(
+        self, n_buckets: int, rng: np.random.Generator, staging_path: str, schema: pa.Schema
+    ) -> None:
         self.n_buckets = n_buckets
+        self.schema = schema  # the spill schema that staged rows are cast to
         self.rows = np.zeros(n_buckets, np.int64)
         self._next_bucket = int(rng.integers(n_buckets))
         self._staging_path = staging_path
@@ -55,9 +83,10 @@ class BucketDealer:
         self._counts: list[np.ndarray] = []  # rows per bucket of each staged batch
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Stage one pass batch, its rows sorted by bucket (stable)."""
+        """Stage one pass batch in the spill schema, its rows sorted by bucket (stable)."""
         if batch.num_rows == 0:
             return
+        batch = cast_batch(batch, self.schema)
         bucket = (self._next_bucket + np.arange(batch.num_rows)) % self.n_buckets
         self._next_bucket = (self._next_bucket + batch.num_rows) % self.n_buckets
         counts = np.bincount(bucket, minlength=self.n_buckets)
@@ -65,13 +94,14 @@ class BucketDealer:
             batch = batch.take(pa.array(np.argsort(bucket, kind="stable")))
         if self._writer is None:
             self._sink = pa.OSFile(self._staging_path, "wb")
-            self._writer = ipc.new_stream(self._sink, batch.schema)
+            self._writer = ipc.new_stream(self._sink, self.schema)
         self._writer.write_batch(batch)
         self._counts.append(counts)
         self.rows += counts
 
-    def bucket_batches(self, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    def bucket_batches(self) -> Iterator[pa.RecordBatch]:
         """One batch per bucket, in bucket order (empty where the unit has no rows)."""
+        schema = self.schema
         if self._writer is None:
             for _ in range(self.n_buckets):
                 yield empty_batch(schema)
@@ -119,8 +149,9 @@ def staging_path(spill_dir: str, unit_name: str, split: str) -> str:
 def write_spill(
     path: str, dealers: dict[str, BucketDealer], schema: pa.Schema
 ) -> dict[str, list[int]]:
-    """Write the unit's spill file (temporary name, then rename); return, per split, the
-    byte offsets of its bucket batches (n_buckets + 1 values)."""
+    """Write the unit's spill file in the spill `schema` of its dealers (temporary name,
+    then rename); return, per split, the byte offsets of its bucket batches (n_buckets + 1
+    values)."""
     offsets: dict[str, list[int]] = {}
     tmp = path + ".tmp"
     options = ipc.IpcWriteOptions(compression=SPILL_COMPRESSION)
@@ -128,7 +159,7 @@ def write_spill(
         writer.write_batch(empty_batch(schema))  # the schema and a header: slices start after
         for split, dealer in dealers.items():
             ends = [sink.tell()]
-            for batch in dealer.bucket_batches(schema):
+            for batch in dealer.bucket_batches():
                 writer.write_batch(batch)
                 ends.append(sink.tell())
             offsets[split] = ends

@@ -25,7 +25,7 @@ from .schema import output_schema, record_batch
 from .segmentation import encode_with_word_starts, jieba_segmenter
 from .sentences import document_sentences
 from .special_tokens import parse_special_tokens
-from .spill import SPLITS, BucketDealer, spill_path, staging_path, write_spill
+from .spill import SPLITS, BucketDealer, spill_path, spill_schema, staging_path, write_spill
 from .streams import MASKING, PAIRS, SCATTER, VALIDATION_HOLD_OUT, rng_for
 from .tokenization import BATCH_CHARS, TokenEncoder, tokenizer_key
 from .whole_word import mask_whole_words, segmented_word_starts, word_ids, word_starts
@@ -173,11 +173,13 @@ def process_unit(task: UnitTask) -> dict:
     counts = {split: SplitCounts() for split in SPLITS}
     encoder = encoder_for(config, task.tokenizer_backend)
     backend_usage = encoder.start_unit()
+    spilled = spill_schema(output_schema(config), encoder.vocab_size)
     dealers = {
         split: BucketDealer(
             task.buckets[split],
             rng_for(config.seed, SCATTER, task.unit.index, split_index, *task.extra_keys),
             staging_path(task.spill_dir, task.name, split),
+            spilled,
         )
         for split_index, split in enumerate(SPLITS)
         if task.buckets[split]
@@ -191,7 +193,7 @@ def process_unit(task: UnitTask) -> dict:
                 key = PassKey(split, task.unit.index, pass_index, window, task.part)
                 dealer.write(_pass_batch(corpus, budget, config, encoder, key, counts[split]))
     path = spill_path(task.spill_dir, task.name)
-    offsets = write_spill(path, dealers, output_schema(config))
+    offsets = write_spill(path, dealers, spilled)
     pa.default_memory_pool().release_unused()
     return {
         "unit": task.unit.index,

@@ -268,6 +268,25 @@ def count_sentences_longer_than(path, max_num_tokens: int) -> int:
     return sum(len(e.ids) > max_num_tokens for e in encodings)
 
 
+def test_ids_beyond_16_bits_survive_the_spill(tmp_path):
+    """Spill files keep ids in 16 bits when the vocabulary fits; a larger one keeps 32.
+    Here 70,000 unused tokens before the real ones shift every word piece past 65,535."""
+    lines = (SAMPLE_DIR.parent / "bert-base-uncased-vocab.txt").read_text().splitlines()
+    shift, first_word = 70_000, 999  # ids below 999: [PAD], [unused..], specials
+    wide = [*lines[:first_word], *(f"[filler{i}]" for i in range(shift)), *lines[first_word:]]
+    (tmp_path / "vocab.txt").write_text("\n".join(wide) + "\n")
+    options = {"masking": "dynamic", "lowercase": True}
+    run_build([SAMPLE_DIR], tmp_path / "base", **options)
+    run_build([SAMPLE_DIR], tmp_path / "wide", tokenizer=str(tmp_path / "vocab.txt"), **options)
+    base = pq.read_table(tmp_path / "base" / "train-00000-of-00001.parquet")
+    ours = pq.read_table(tmp_path / "wide" / "train-00000-of-00001.parquet")
+    base_ids = base.column("input_ids").combine_chunks().values.to_numpy()
+    wide_ids = ours.column("input_ids").combine_chunks().values.to_numpy()
+    expected = np.where(base_ids >= first_word, base_ids + shift, base_ids)
+    assert wide_ids.max() >= 2**16 and np.array_equal(wide_ids, expected)
+    assert ours.column("special_tokens_mask").equals(base.column("special_tokens_mask"))
+
+
 def test_a_huge_document_is_tokenized_in_full(tmp_path, monkeypatch):
     monkeypatch.setattr("mlmprep.readers.LINE_BYTES", 8192)
     monkeypatch.setattr("mlmprep.readers.PART_CHARS", 20_000)

@@ -4,8 +4,18 @@ import sys
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
-from mlmprep.spill import BucketDealer, SpillSlice, read_slices, write_spill
+from mlmprep.config import BuildConfig
+from mlmprep.schema import output_schema
+from mlmprep.spill import (
+    BucketDealer,
+    SpillSlice,
+    cast_batch,
+    read_slices,
+    spill_schema,
+    write_spill,
+)
 
 from .helpers import SAMPLE_DIR, shard_hashes
 
@@ -21,7 +31,7 @@ def batch_of(rows: range) -> pa.RecordBatch:
 
 def test_a_unit_file_holds_each_bucket_as_one_slice_dealt_round_robin(tmp_path):
     n_buckets = 5
-    dealer = BucketDealer(n_buckets, np.random.default_rng(0), str(tmp_path / "staging"))
+    dealer = BucketDealer(n_buckets, np.random.default_rng(0), str(tmp_path / "staging"), SCHEMA)
     first = int(np.random.default_rng(0).integers(n_buckets))
     dealer.write(batch_of(range(0, 13)))  # two passes of one unit
     dealer.write(batch_of(range(13, 30)))
@@ -42,13 +52,38 @@ def test_a_unit_file_holds_each_bucket_as_one_slice_dealt_round_robin(tmp_path):
 def test_slices_are_concatenated_in_the_order_given(tmp_path):
     files = []
     for unit in range(3):
-        dealer = BucketDealer(1, np.random.default_rng(unit), str(tmp_path / f"s{unit}"))
+        dealer = BucketDealer(1, np.random.default_rng(unit), str(tmp_path / f"s{unit}"), SCHEMA)
         dealer.write(batch_of(range(unit * 10, unit * 10 + 4)))
         path = str(tmp_path / f"unit-{unit}.arrows")
         offsets = write_spill(path, {"train": dealer}, SCHEMA)["train"]
         files.append(SpillSlice(path, offsets[0], offsets[1]))
     table = read_slices(files, SCHEMA)
     assert table.column("row").to_pylist() == [0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23]
+
+
+@pytest.mark.parametrize("masking", ["static", "dynamic"])
+def test_spilled_ids_take_16_bits_only_when_the_vocabulary_fits(masking):
+    schema = output_schema(BuildConfig(masking=masking, whole_word_mask=True))
+    fits, too_big = spill_schema(schema, 2**16), spill_schema(schema, 2**16 + 1)
+    assert fits.names == too_big.names == schema.names
+    for name in schema.names:
+        wide, narrow = schema.field(name).type, fits.field(name).type
+        if name in ("input_ids", "masked_lm_ids"):
+            assert narrow == pa.list_(pa.uint16()) and too_big.field(name).type == wide
+        elif name in ("masked_lm_positions", "word_ids"):  # word ids of specials are -1
+            assert narrow == too_big.field(name).type == pa.list_(pa.int16())
+        else:
+            assert narrow == too_big.field(name).type == wide
+
+
+def test_a_value_the_spill_schema_cannot_hold_is_an_error_not_a_wrap():
+    schema = pa.schema([pa.field("input_ids", pa.list_(pa.int32()))])
+    spilled = spill_schema(schema, 30522)
+    ids = [[101, 65535, 102]]
+    batch = pa.record_batch([pa.array(ids)], schema=schema)
+    assert cast_batch(batch, spilled).column(0).to_pylist() == ids
+    with pytest.raises(pa.ArrowInvalid):
+        cast_batch(pa.record_batch([pa.array([[101, 65536]])], schema=schema), spilled)
 
 
 def limit_open_files() -> None:
