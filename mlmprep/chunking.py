@@ -9,6 +9,7 @@ a chunk becomes and where the next chunk starts (NSP gives unused sentences back
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,7 +59,7 @@ sentence where the next chunk starts. Four ints rather than an object: it runs p
 
 
 def chunk_documents(
-    sentence_lengths: list[int],
+    sentence_starts: list[int],
     document_starts: list[int],
     draws: UniformDraws,
     max_num_tokens: int,
@@ -68,6 +69,7 @@ def chunk_documents(
 ) -> ChunkingTotals:
     """Chunk every document in order, calling `take` for each chunk.
 
+    `sentence_starts` are the token offsets of the sentences (one more than sentences).
     A document with fewer than `min_sentences` sentences is skipped before its target is
     drawn. A chunk closes once it holds `min_sentences` and its tokens reach the target,
     or at the document's last sentence; sentences that never complete a chunk are unused.
@@ -79,14 +81,11 @@ def chunk_documents(
             skipped += 1
             continue
         target = document_target(draws, max_num_tokens, short_seq_prob)
-        chunk_first = i = first
-        tokens = 0
-        while i < end:
-            tokens += sentence_lengths[i]
-            if i - chunk_first + 1 >= min_sentences and (i == end - 1 or tokens >= target):
-                chunk_first = i = take(document, chunk_first, i, target)
-                tokens = 0
-            else:
-                i += 1
+        chunk_first = first
+        while chunk_first + min_sentences <= end:
+            # the first sentence whose end reaches the target, else the document's last
+            reach = sentence_starts[chunk_first] + target
+            closing = bisect_left(sentence_starts, reach, chunk_first + min_sentences, end)
+            chunk_first = take(document, chunk_first, closing - 1, target)
         unused += end - chunk_first
     return ChunkingTotals(skipped, unused)

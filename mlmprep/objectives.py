@@ -56,7 +56,7 @@ def build_sop_pairs(
         return last + 1
 
     totals = chunk_documents(
-        np.diff(corpus.sentence_starts).tolist(),
+        starts,
         corpus.document_starts.tolist(),
         draws,
         max_num_tokens,

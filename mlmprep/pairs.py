@@ -7,6 +7,7 @@ argument.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,7 +145,6 @@ def build_pairs(
     corpus: Corpus, max_num_tokens: int, short_seq_prob: float, rng: np.random.Generator
 ) -> Pairs:
     """One pass over all documents: chunk, split into A/B, pick NSP negatives, truncate."""
-    lengths = np.diff(corpus.sentence_starts).tolist()
     starts = corpus.sentence_starts.tolist()
     doc_starts = corpus.document_starts.tolist()
     n_docs = corpus.num_documents
@@ -175,7 +175,7 @@ def build_pairs(
         labels.append(is_random)
         if is_random:
             b0, b1 = _random_segment(
-                draws, document, n_docs, doc_starts, starts, lengths, target - (a1 - a0)
+                draws, document, n_docs, doc_starts, starts, target - (a1 - a0)
             )
             b_start.append(b0)
             b_end.append(b1)
@@ -184,7 +184,7 @@ def build_pairs(
         b_end.append(starts[last + 1])
         return last + 1
 
-    chunk_documents(lengths, doc_starts, draws, max_num_tokens, short_seq_prob, 1, take)
+    chunk_documents(starts, doc_starts, draws, max_num_tokens, short_seq_prob, 1, take)
     pairs = Pairs.from_spans(a_start, a_end, b_start, b_end, labels)
     pairs.counts = PairCounts(
         chunks=len(pairs),
@@ -203,22 +203,16 @@ def _random_segment(
     n_docs: int,
     doc_starts: list,
     starts: list,
-    lengths: list,
     target_b: int,
 ) -> tuple[int, int]:
-    """Token span of sentences from another document, from a random sentence on, >= target_b."""
+    """Token span of sentences from another document, from a random sentence on: at least
+    one sentence, then up to the first that makes it reach target_b or the document end."""
     other = draws.integer(0, n_docs - 1)
     if other >= doc:
         other += 1
     end = doc_starts[other + 1]
-    j = first = draws.integer(doc_starts[other], end)
-    total = 0
-    while j < end:
-        total += lengths[j]
-        j += 1
-        if total >= target_b:
-            break
-    return starts[first], starts[j]
+    first = draws.integer(doc_starts[other], end)
+    return starts[first], starts[bisect_left(starts, starts[first] + target_b, first + 1, end)]
 
 
 def truncate_pairs(pairs: Pairs, max_num_tokens: int, rng: np.random.Generator) -> None:
