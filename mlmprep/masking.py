@@ -114,12 +114,12 @@ def _choose_block(
     local = offsets[first : last + 1] - base
     lengths = np.diff(local)
     n_rows, width = last - first, int(lengths.max())
-    draws = np.full(n_rows * width, NEVER, dtype=np.uint64)
-    padded_index = np.arange(local[-1]) + np.repeat(np.arange(n_rows) * width - local[:-1], lengths)
     drawn = rng.integers(0, NEVER, size=local[-1], dtype=np.uint64)
     drawn[special[base : base + local[-1]].astype(bool)] = NEVER
-    draws[padded_index] = drawn
-    keys = (draws.reshape(n_rows, width) << np.uint64(32)) | np.arange(width, dtype=np.uint64)
+    keys = np.full((n_rows, width), NEVER, dtype=np.uint64)
+    keys[np.arange(width) < lengths[:, None]] = drawn  # row-major: the flat token order
+    keys <<= np.uint64(32)
+    keys |= np.arange(width, dtype=np.uint64)
     k = min(max_predictions, width)
     # keys are unique, so the k smallest in order are the same however they are found;
     # their low 32 bits are the columns
