@@ -230,7 +230,8 @@ class BackendChooser:
     ) -> list[list[int]]:
         """Ids of texts, from kitoken where it is chosen and trusted, else `reference`.
         `plain` marks the texts known to hold only printable ASCII and sentence marks."""
-        if self.fast is None or self.usage.fell_back or not self._wants_fast(texts):
+        # kitoken is loaded only once a batch wants it: a Chinese corpus never does
+        if not self._fast_json or self.usage.fell_back or not self._wants_fast(texts):
             self.usage.batches["hf"] += 1
             return reference(texts)
         if self._characters is None:

@@ -227,6 +227,18 @@ def test_auto_uses_kitoken_on_english_and_tokenizers_on_chinese(tmp_path):
     assert built["run"]["tokenizer_backend"]["batches"] == {"hf": 1}
 
 
+def test_auto_loads_kitoken_only_once_a_batch_wants_it(monkeypatch):
+    loads = []
+    real = tokenizer_backends.KitokenEncoder
+    monkeypatch.setattr(tokenizer_backends, "KitokenEncoder", lambda j: loads.append(j) or real(j))
+    encoder = TokenEncoder(VOCAB, backend="auto")
+    usage = encoder.start_unit()
+    encoder.encode_documents([["今天天气很好。", "我们去公园散步吧。"]])
+    assert loads == [] and usage.batches == {"hf": 1}
+    encoder.encode_documents([["Some English words.", "And more of them."]])
+    assert len(loads) == 1 and usage.batches == {"hf": 1, "kitoken": 1}
+
+
 def test_cjk_share_counts_ideographs_hangul_and_kana_only():
     assert cjk_share(["a" * 160]) == 0.0
     assert cjk_share(["中" * 160]) == 1.0
