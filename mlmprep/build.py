@@ -49,7 +49,7 @@ from .scheduling import run_units, unit_tasks
 from .schema import SCHEMA_VERSION, output_schema, with_metadata
 from .shuffle import ShardTask, row_group_rows, shard_name, write_bucket_shards
 from .sizing import Sizing, choose_sizing, estimated_spill_bytes
-from .spill import SPILL_DIR, SPLITS, SpillSlice, spill_schema
+from .spill import SPILL_DIR, SPILL_FORMAT, SPLITS, SpillSlice, spill_schema
 from .streams import SHARD_SHUFFLE
 from .units import encoder_for, worker_init
 
@@ -238,7 +238,12 @@ def _plan(files: list, config: BuildConfig, inputs: list[str], identity: dict) -
             f"{', '.join(inputs)}: no readable input (every file is binary); "
             "pass text, jsonl or parquet files"
         )
-    return {"identity": identity, "sizing": sizing.to_dict(), "units": [u.to_dict() for u in units]}
+    return {
+        "identity": identity,
+        "spill_format": SPILL_FORMAT,
+        "sizing": sizing.to_dict(),
+        "units": [u.to_dict() for u in units],
+    }
 
 
 def _progress(total: int, initial: int, unit: str, desc: str, enabled: bool) -> tqdm:
@@ -306,7 +311,9 @@ def _prepare_output(output_dir: str, identity: dict, overwrite: bool) -> bool:
                 f"{output_dir}: holds an unfinished build with other settings "
                 f"({'; '.join(diffs)} differ); pass --overwrite to discard it"
             )
-        if diffs or overwrite:
+        # spill files of an earlier spill format cannot be read back: start again
+        stale = work.plan().get("spill_format") != SPILL_FORMAT
+        if diffs or overwrite or stale:
             remove_build(output_dir)
     return False
 

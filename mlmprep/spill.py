@@ -29,6 +29,7 @@ from . import storage
 SPLITS = ("train", "validation")
 SPILL_DIR = "spill"
 SPILL_COMPRESSION = "lz4"
+SPILL_FORMAT = 2  # 2: ids and positions in 16 bits (spill_schema); 1: the output schema
 PARALLEL_READS = 8  # concurrent range reads of one bucket from object storage
 ID_COLUMNS = ("input_ids", "masked_lm_ids")  # below the vocabulary size
 POSITION_COLUMNS = ("masked_lm_positions", "word_ids")  # below the row length, or -1

@@ -8,6 +8,7 @@ import pytest
 
 from mlmprep.config import BuildConfig
 from mlmprep.errors import OutputError
+from mlmprep.spill import SPILL_FORMAT
 from mlmprep.stats import compute_stats
 from mlmprep.tokenization import TokenEncoder, wordpiece_from_vocab
 from mlmprep.validate import validate
@@ -152,6 +153,32 @@ def test_rerun_is_a_no_op_and_other_config_is_refused(tmp_path):
     assert shard_hashes(out) == before
     with pytest.raises(OutputError, match=r"config \(seed\) differ.*--overwrite"):
         run_build([SAMPLE_DIR], out, seed=1)
+
+
+@pytest.mark.parametrize("spill_format", [SPILL_FORMAT, None])
+def test_unfinished_work_of_another_spill_format_is_redone_not_resumed(
+    tmp_path, monkeypatch, spill_format
+):
+    corpus = plain_sample(tmp_path / "corpus")
+    run_build([corpus], tmp_path / "clean", **SMALL_UNITS)
+
+    def crash(*args):
+        raise KeyboardInterrupt  # the build stops after its units phase
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        patch.setattr("mlmprep.build._run_shards", crash)
+        with pytest.raises(KeyboardInterrupt):
+            run_build([corpus], out, **SMALL_UNITS)
+    plan_path = out / ".mlmprep-work" / "plan.json"
+    plan = json.loads(plan_path.read_text())
+    plan.pop("spill_format")  # as an mlmprep from before 16-bit spill files wrote it
+    if spill_format is not None:
+        plan["spill_format"] = spill_format
+    plan_path.write_text(json.dumps(plan))
+    summary = run_build([corpus], out, **SMALL_UNITS)
+    assert (summary["resumed_units"] > 0) == (spill_format == SPILL_FORMAT)
+    assert shard_hashes(out) == shard_hashes(tmp_path / "clean")
 
 
 def test_changed_inputs_are_refused_naming_them(tmp_path):
