@@ -298,10 +298,10 @@ def count_sentences_longer_than(path, max_num_tokens: int) -> int:
 def test_ids_beyond_16_bits_survive_the_spill(tmp_path):
     """Spill files keep ids in 16 bits when the vocabulary fits; a larger one keeps 32.
     Here 70,000 unused tokens before the real ones shift every word piece past 65,535."""
-    lines = (SAMPLE_DIR.parent / "bert-base-uncased-vocab.txt").read_text().splitlines()
+    lines = (SAMPLE_DIR.parent / "bert-base-uncased-vocab.txt").read_text("utf-8").splitlines()
     shift, first_word = 70_000, 999  # ids below 999: [PAD], [unused..], specials
     wide = [*lines[:first_word], *(f"[filler{i}]" for i in range(shift)), *lines[first_word:]]
-    (tmp_path / "vocab.txt").write_text("\n".join(wide) + "\n")
+    (tmp_path / "vocab.txt").write_text("\n".join(wide) + "\n", encoding="utf-8")
     options = {"masking": "dynamic", "lowercase": True}
     run_build([SAMPLE_DIR], tmp_path / "base", **options)
     run_build([SAMPLE_DIR], tmp_path / "wide", tokenizer=str(tmp_path / "vocab.txt"), **options)
