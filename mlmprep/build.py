@@ -5,21 +5,18 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import math
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
 from . import storage
 from .accounting import InputReport
+from .build_index import build_index, summary
 from .card import CARD, dataset_card, written_by_mlmprep
 from .config import BuildConfig
-from .counts import SplitCounts
 from .engines.dask import DaskEngine
 from .engines.local import LocalEngine
 from .errors import ConfigError, InputError, OutputError
@@ -47,10 +44,9 @@ from .planning import (
 )
 from .scheduling import run_units, unit_tasks
 from .schema import SCHEMA_VERSION, output_schema, with_metadata
-from .shuffle import ShardTask, row_group_rows, shard_name, write_bucket_shards
+from .shuffle import ShardTask, shard_tasks, write_bucket_shards
 from .sizing import Sizing, choose_sizing, estimated_spill_bytes
-from .spill import SPILL_DIR, SPILL_FORMAT, SPLITS, SpillSlice, spill_schema
-from .streams import SHARD_SHUFFLE
+from .spill import SPILL_DIR, SPILL_FORMAT, spill_schema
 from .units import encoder_for, worker_init
 
 
@@ -97,7 +93,7 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
         "versions": versions(),
     }
     if _prepare_output(output_dir, identity, options.overwrite):
-        return _summary(read_index(output_dir), already_built=True)
+        return summary(read_index(output_dir), already_built=True)
     try:
         return _build(inputs, output_dir, config, options, files, identity, started)
     except OSError as exc:  # from our own writes: input problems arrive as InputError
@@ -177,7 +173,7 @@ def _build(
             storage.rmtree(spill_dir)
             raise _no_documents(inputs, results)
         peak_spill = sum(r["spill"]["bytes"] for r in results)
-        shard_tasks = _shard_tasks(
+        tasks_of_shards = shard_tasks(
             results,
             sizing.buckets,
             config,
@@ -186,11 +182,18 @@ def _build(
             spill_schema(schema, encoder.vocab_size),
             options.storage_options,
         )
-        _run_shards(engine, work, shard_tasks, options.progress)
+        _run_shards(engine, work, tasks_of_shards, options.progress)
     timings["total_seconds"] = round(time.monotonic() - started, 3)
     resumed = {"units_done_before": len(done), "bytes_processed": processed}
-    run = {**timings, **resumed, "peak_spill_bytes": peak_spill, "workers": workers}
-    index = _index(identity, results, work.records(SHARDS_DIR), files, options, run)
+    run = {
+        "engine": options.engine,
+        **timings,
+        **resumed,
+        "peak_spill_bytes": peak_spill,
+        "workers": workers,
+    }
+    shards = work.records(SHARDS_DIR)
+    index = build_index(identity, results, shards, files, options.tokenizer_backend, run)
     index["plan"] = {"units": len(units), "tasks": len(results), **sizing.to_dict()}
     write_text_atomically(storage.join(output_dir, TOKENIZER_FILE), encoder.json)
     _write_card(output_dir, index, output_schema(config))
@@ -201,7 +204,7 @@ def _build(
             storage.remove(storage.join(output_dir, name))
     storage.rmtree(spill_dir)
     work.remove()
-    return _summary(index, already_built=False)
+    return summary(index, already_built=False)
 
 
 def _write_card(output_dir: str, index: dict, schema: pa.Schema) -> None:
@@ -316,144 +319,3 @@ def _prepare_output(output_dir: str, identity: dict, overwrite: bool) -> bool:
         if diffs or overwrite or stale:
             remove_build(output_dir)
     return False
-
-
-def _shard_tasks(
-    results: list[dict],
-    buckets: dict[str, int],
-    config: BuildConfig,
-    output_dir: str,
-    schema: pa.Schema,
-    spilled: pa.Schema,
-    storage_options: dict,
-) -> list[ShardTask]:
-    """Name every shard (a bucket becomes ceil(rows / shard_size) shards) and list where
-    each bucket's rows are: one slice per unit with rows in it, in unit order."""
-    results = sorted(results, key=lambda r: (r["unit"], r["part"]))
-    tasks = []
-    for split_index, split in enumerate(SPLITS):
-        if not buckets[split]:
-            continue
-        rows = np.zeros(buckets[split], np.int64)
-        for result in results:
-            rows += np.asarray(result["rows"][split], np.int64)
-        parts = [math.ceil(int(n) / config.shard_size) for n in rows]
-        total = sum(parts)
-        index = 0
-        for bucket, count in enumerate(parts):
-            if count == 0:
-                continue
-            names = [shard_name(split, index + i, total) for i in range(count)]
-            index += count
-            slices = [
-                SpillSlice(r["spill"]["path"], offsets[bucket], offsets[bucket + 1])
-                for r in results
-                if r["rows"][split][bucket]
-                for offsets in [r["spill"]["offsets"][split]]
-            ]
-            seed = [config.seed, SHARD_SHUFFLE, bucket] + ([1] if split_index else [])
-            tasks.append(
-                ShardTask(
-                    split,
-                    bucket,
-                    names,
-                    output_dir,
-                    slices,
-                    schema,
-                    spilled,
-                    seed,
-                    storage_options,
-                    row_group_rows(config.max_seq_length),
-                )
-            )
-    return tasks
-
-
-def _index(
-    identity: dict,
-    results: list[dict],
-    shards: dict[str, dict],
-    files: list,
-    options: RunOptions,
-    run: dict,
-) -> dict:
-    report = InputReport()
-    counts: dict[str, SplitCounts] = {}
-    for result in results:
-        report.merge_dict(result["accounting"], result["examples"])
-        for split, unit_counts in result["counts"].items():
-            counts.setdefault(split, SplitCounts()).add(SplitCounts.from_dict(unit_counts))
-    for file in files:
-        if file.binary:
-            report.skip_file(file.path, BINARY_REASON)
-    backend = _backend_run(results, options.tokenizer_backend)
-    split_rows = Counter()
-    for name, shard in shards.items():
-        split_rows[name.split("-")[0]] += shard["rows"]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        **identity,
-        "shards": [{"split": name.split("-")[0], **shards[name]} for name in sorted(shards)],
-        "accounting": report.to_dict(),
-        "counts": {
-            split: {**counts[split].to_dict(), "rows": split_rows[split]}
-            for split in SPLITS
-            if split in counts
-        },
-        "warnings": report.examples + _backend_warnings(backend["fell_back"]),
-        "run": {
-            "engine": options.engine,
-            "workers": options.workers,
-            "input_bytes": sum(r["raw_bytes"] for r in results),
-            "units": len(results),
-            "tokenizer_backend": backend,
-            **run,
-        },
-    }
-
-
-def _backend_run(results: list[dict], requested: str) -> dict:
-    """Which backend encoded how many batches, over all units (resumed ones included)."""
-    usages = [r.get("tokenizer_backend", {}) for r in results]
-    batches: Counter = Counter()
-    for usage in usages:
-        batches.update(usage.get("batches", {}))
-    return {
-        "requested": requested,
-        "batches": dict(sorted(batches.items())),
-        "reference_texts": sum(u.get("reference_texts", 0) for u in usages),
-        "fell_back": [r["name"] for r, u in zip(results, usages) if u.get("fell_back")],
-    }
-
-
-def _backend_warnings(fell_back: list[str]) -> list[str]:
-    if not fell_back:
-        return []
-    return [
-        f"kitoken gave other ids than tokenizers in {len(fell_back)} unit(s) (first: "
-        f"{fell_back[0]}); those units were encoded with tokenizers, so the output is exact. "
-        "Please report it; --tokenizer-backend hf avoids the check"
-    ]
-
-
-def _summary(index: dict, already_built: bool) -> dict:
-    """The build summary: what the CLI prints (and `--json` emits)."""
-    run = index["run"]
-    seconds = max(run["total_seconds"], 1e-9)
-    rows = {split: counts["rows"] for split, counts in index["counts"].items()}
-    return {
-        "already_built": already_built,
-        "documents": index["accounting"]["documents"]["used"],
-        "sentences": sum(counts["sentences"] for counts in index["counts"].values()),
-        "instances": sum(rows.values()),
-        "rows": rows,
-        "shards": len(index["shards"]),
-        "input_bytes": run["input_bytes"],
-        "resumed_units": run["units_done_before"],
-        "seconds": run["total_seconds"],
-        "mb_per_s": round(run["bytes_processed"] / 1e6 / seconds, 3),
-        "instances_per_s": round(sum(rows.values()) / seconds, 1),
-        "peak_spill_bytes": run["peak_spill_bytes"],
-        "accounting": index["accounting"],
-        "warnings": index["warnings"],
-    }

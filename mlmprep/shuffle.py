@@ -3,6 +3,7 @@ write its shard(s) atomically."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -11,10 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import storage
+from .config import BuildConfig
 from .manifest import SHARDS_DIR, WorkState, sha256_file
 from .schema import COMPRESSION
-from .spill import SpillSlice, read_slices
-from .streams import rng_for
+from .spill import SPLITS, SpillSlice, read_slices
+from .streams import SHARD_SHUFFLE, rng_for
 
 ROW_GROUP_ROWS = 8192
 ROW_GROUP_TOKENS = ROW_GROUP_ROWS * 512  # long rows: fewer rows per group, same memory
@@ -47,6 +49,57 @@ class ShardTask:
 
 def shard_name(split: str, index: int, total: int) -> str:
     return f"{split}-{index:05d}-of-{total:05d}.parquet"
+
+
+def shard_tasks(
+    results: list[dict],
+    buckets: dict[str, int],
+    config: BuildConfig,
+    output_dir: str,
+    schema: pa.Schema,
+    spilled: pa.Schema,
+    storage_options: dict,
+) -> list[ShardTask]:
+    """Name every shard (a bucket becomes ceil(rows / shard_size) shards) and list where
+    each bucket's rows are: one slice per unit with rows in it, in unit order."""
+    results = sorted(results, key=lambda r: (r["unit"], r["part"]))
+    tasks = []
+    for split_index, split in enumerate(SPLITS):
+        if not buckets[split]:
+            continue
+        rows = np.zeros(buckets[split], np.int64)
+        for result in results:
+            rows += np.asarray(result["rows"][split], np.int64)
+        parts = [math.ceil(int(n) / config.shard_size) for n in rows]
+        total = sum(parts)
+        index = 0
+        for bucket, count in enumerate(parts):
+            if count == 0:
+                continue
+            names = [shard_name(split, index + i, total) for i in range(count)]
+            index += count
+            slices = [
+                SpillSlice(r["spill"]["path"], offsets[bucket], offsets[bucket + 1])
+                for r in results
+                if r["rows"][split][bucket]
+                for offsets in [r["spill"]["offsets"][split]]
+            ]
+            seed = [config.seed, SHARD_SHUFFLE, bucket] + ([1] if split_index else [])
+            tasks.append(
+                ShardTask(
+                    split,
+                    bucket,
+                    names,
+                    output_dir,
+                    slices,
+                    schema,
+                    spilled,
+                    seed,
+                    storage_options,
+                    row_group_rows(config.max_seq_length),
+                )
+            )
+    return tasks
 
 
 def write_bucket_shards(task: ShardTask) -> list[dict]:
