@@ -308,14 +308,15 @@ def _prepare_output(output_dir: str, identity: dict, overwrite: bool) -> bool:
             )
         remove_build(output_dir)
     elif work.exists():
-        diffs = differences(work.plan()["identity"], identity)
+        plan = work.plan()
+        diffs = differences(plan["identity"], identity)
         if diffs and not overwrite:
             raise OutputError(
                 f"{output_dir}: holds an unfinished build with other settings "
                 f"({'; '.join(diffs)} differ); pass --overwrite to discard it"
             )
         # spill files of an earlier spill format cannot be read back: start again
-        stale = work.plan().get("spill_format") != SPILL_FORMAT
+        stale = plan.get("spill_format") != SPILL_FORMAT
         if diffs or overwrite or stale:
             remove_build(output_dir)
     return False
