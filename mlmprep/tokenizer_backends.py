@@ -164,9 +164,9 @@ class CharacterCheck:
         for index, text in enumerate(texts):
             if self._ascii_same and text.isascii():
                 continue
-            new = set(self._unknown.findall(text))
-            if new - self.same - self.different:
-                self._learn(sorted(new - self.same - self.different))
+            new = set(self._unknown.findall(text))  # characters not known to be the same
+            if new - self.different:
+                self._learn(sorted(new - self.different))
             if not new.isdisjoint(self.different):
                 flagged.append(index)
         return flagged
