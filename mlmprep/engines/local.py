@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import forkserver
+from multiprocessing.context import BaseContext
 from typing import Any
 
 IN_FLIGHT_PER_WORKER = 2  # tasks submitted ahead: workers never wait, task inputs stay few
@@ -19,14 +21,46 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def worker_context(preload: Sequence[str] = ()) -> BaseContext:
+    """How pool workers start: forked from a server process that has imported `preload`
+    once, where fork servers exist (Linux, macOS), else spawned, each importing for
+    itself. The server starts on the first call, so calling this early lets it import
+    while the caller does other work."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", *preload])
+    forkserver.ensure_running()
+    return context
+
+
+def _start_worker(environment: dict[str, str], initializer: Callable[[], None] | None) -> None:
+    """Give a worker the environment of the process that made the pool (a fork server
+    hands down its own, from when it started), then run the initializer."""
+    os.environ.clear()
+    os.environ.update(environment)
+    if initializer is not None:
+        initializer()
+
+
 class LocalEngine:
-    """Runs functions over tasks with `workers` processes; results arrive as they finish."""
+    """Runs functions over tasks with `workers` processes; results arrive as they finish.
+
+    `preload` names the modules the tasks' functions need, imported once by the server
+    that forks the workers.
+    """
 
     name = "local"
 
-    def __init__(self, workers: int, initializer: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        initializer: Callable[[], None] | None = None,
+        preload: Sequence[str] = (),
+    ) -> None:
         self.workers = workers
         self._initializer = initializer
+        self._preload = preload
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalEngine:
@@ -35,8 +69,9 @@ class LocalEngine:
         if self.workers > 1:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
-                initializer=self._initializer,
-                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(dict(os.environ), self._initializer),
+                mp_context=worker_context(self._preload),
             )
         return self
 
