@@ -18,7 +18,7 @@ from .build_index import build_index, summary
 from .card import CARD, dataset_card, written_by_mlmprep
 from .config import BuildConfig
 from .engines.dask import DaskEngine
-from .engines.local import LocalEngine, worker_context
+from .engines.local import LocalEngine
 from .errors import ConfigError, InputError, OutputError
 from .manifest import (
     INDEX,
@@ -48,9 +48,7 @@ from .shuffle import ShardTask, shard_tasks, write_bucket_shards
 from .sizing import Sizing, choose_sizing, estimated_spill_bytes
 from .spill import SPILL_DIR, SPILL_FORMAT, spill_schema
 from .units import encoder_for, worker_init
-
-# what local workers import: the task functions (pyarrow.compute costs ~0.08 s on first use)
-WORKER_MODULES = ("mlmprep.units", "mlmprep.shuffle", "pyarrow.compute")
+from .workers import WORKER_MODULES, start_local_workers
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
             "memory:// lives inside one process; use --workers 1 (local engine) with it"
         )
     if not in_process and options.engine == "local":
-        worker_context(WORKER_MODULES)  # the workers' modules load while this plans
+        start_local_workers()  # their modules load while this plans
     files = describe_inputs(resolve_inputs(inputs, output_dir))
     if options.strict:
         for file in files:

@@ -1,4 +1,8 @@
-"""Command line: parse options, call the library, print. Library errors become one-line messages."""
+"""Command line: parse options, call the library, print. Library errors become one-line messages.
+
+Each command imports the library it calls when it runs: `--help` stays quick, and a
+parallel build starts its worker server before this process loads pyarrow and numpy.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,15 @@ from typing import Any
 
 import click
 
-from . import __version__, storage
-from .build import RunOptions, build
-from .capacity import estimate_plan
+from . import __version__
 from .cli_options import DEFAULTS, STORAGE_OPTIONS, config_options, parse_storage_options
-from .cli_text import build_text, plan_text, stats_text
 from .config import INPUT_FORMATS, BuildConfig
 from .engines.local import available_cpus
 from .errors import MlmprepError
-from .export import FORMATS, export_build
-from .manifest import write_text_atomically
-from .report import build_report
-from .show import show
-from .stats import compute_stats
+from .export_formats import FORMATS
 from .tokenizer_backends import BACKENDS
-from .validate import validate
-from .vocab import MODELS, RECIPES, train_vocab
+from .vocab_recipes import MODELS, RECIPES
+from .workers import start_local_workers
 
 
 def _friendly(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -145,11 +142,17 @@ def build_command(
     Running the same command again after a crash resumes; after a finished build it is a
     no-op. Compressed inputs (.gz .bz2 .xz .zst) are read as streams.
     """
-    storage.configure(parse_storage_options(storage_options))
     config = BuildConfig(**options)
     workers = workers if workers is not None else available_cpus()
     if workers < 1:
         raise click.BadParameter("must be at least 1", param_hint="--workers")
+    if engine == "local" and workers > 1:
+        start_local_workers()  # it imports the workers' modules while this imports its own
+    from . import storage
+    from .build import RunOptions, build
+    from .cli_text import build_text
+
+    storage.configure(parse_storage_options(storage_options))
     run = RunOptions(
         workers=workers,
         engine=engine,
@@ -206,6 +209,10 @@ def plan_command(
       mlmprep plan corpus/ out/ --dupe-factor 5
       mlmprep plan corpus/ out/ --input-bytes 100000000000 --json
     """
+    from . import storage
+    from .capacity import estimate_plan
+    from .cli_text import plan_text
+
     storage.configure(parse_storage_options(storage_options))
     estimate = estimate_plan(list(inputs), output_dir, BuildConfig(**options), input_bytes)
     if as_json:
@@ -238,6 +245,8 @@ def export_command(output_dir: str, dest: str, fmt: str, compress: bool, quiet: 
       mlmprep export out/ hdf5/ --format nvidia-hdf5
       mlmprep export out/ tfrecords/ --format tfrecord --gzip
     """
+    from .export import export_build
+
     summary = export_build(
         output_dir, dest, fmt, compress, progress=not quiet and sys.stderr.isatty()
     )
@@ -267,6 +276,9 @@ def report_command(output_dir: str, output: str, compare: str | None, split: str
       mlmprep report out/ -o report.html
       mlmprep report out/ --compare previous-out/ -o drift.html
     """
+    from .manifest import write_text_atomically
+    from .report import build_report
+
     write_text_atomically(output, build_report(output_dir, compare, split))
     click.echo(f"{output}: report of {output_dir}" + (f" vs {compare}" if compare else ""))
 
@@ -285,6 +297,9 @@ def stats_command(output_dir: str, split: str, as_json: bool) -> None:
     Example:
       mlmprep stats out/ --json | jq .nsp_random_fraction
     """
+    from .cli_text import stats_text
+    from .stats import compute_stats
+
     stats = compute_stats(output_dir, split)
     if as_json:
         click.echo(json.dumps(stats, sort_keys=True))
@@ -353,6 +368,8 @@ def vocab_command(
       mlmprep vocab corpus/ -o xlmr.json --model unigram --size 250002
       mlmprep build corpus/ out/ --tokenizer roberta.json --objective none
     """
+    from .vocab import train_vocab
+
     result = train_vocab(
         list(inputs), output, size, lowercase, input_format, text_field, model, recipe
     )
@@ -377,6 +394,8 @@ def show_command(output_dir: str, count: int, split: str) -> None:
     Example:
       mlmprep show out/ -n 3
     """
+    from .show import show
+
     click.echo("\n\n".join(show(output_dir, count, split)))
 
 
@@ -393,6 +412,8 @@ def validate_command(output_dir: str, as_json: bool) -> None:
     Example:
       mlmprep validate out/ && echo healthy
     """
+    from .validate import validate
+
     result = validate(output_dir)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))

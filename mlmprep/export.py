@@ -29,10 +29,10 @@ from tqdm import tqdm
 
 from . import storage
 from .errors import ConfigError, OutputError
+from .export_formats import FORMATS
 from .manifest import WorkState, read_index, write_json_atomically
 from .schema import list_values
 
-FORMATS = ("nvidia-hdf5", "tfrecord")
 EXPORTED = "exported"
 BATCH_ROWS = 8192
 

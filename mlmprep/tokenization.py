@@ -24,7 +24,6 @@ from .special_tokens import SpecialTokens, read_special_tokens
 from .tokenizer_backends import BackendChooser, BackendUsage
 
 BUNDLED = {"bert-base-uncased": ("bert-base-uncased-vocab.txt", True)}
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MODEL_TYPES = ("WordPiece", "BPE", "Unigram")
 SENTENCE_MARK = "\ue000"  # private-use character, added as a token: exact for any text
 # Punctuation that a vocabulary holds as one token: joining sentences with it is ~10% faster

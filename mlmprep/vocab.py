@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import BPE, Unigram, WordPiece
@@ -17,32 +16,9 @@ from .errors import ConfigError, InputError
 from .manifest import write_text_atomically
 from .planning import describe_inputs, resolve_inputs
 from .readers import detect_format, iter_documents
-from .tokenization import SPECIAL_TOKENS
+from .vocab_recipes import DEFAULT_RECIPE, MODELS, RECIPES, Recipe
 
 MIN_CHARACTER_COUNT = 2  # characters seen once are left to [UNK]
-MODELS = ("wordpiece", "bpe", "unigram")
-DEFAULT_RECIPE = {"wordpiece": "bert", "bpe": "roberta", "unigram": "xlmr"}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """The special tokens of a model family, in id order, and how rows are laid out."""
-
-    specials: tuple[str, ...]
-    cls: str
-    sep: str
-    unk: str
-    pair_separators: int  # separators between A and B: 1 (BERT) or 2 (RoBERTa, XLM-R)
-    pair_types: bool  # B gets token type 1 (BERT) or stays 0
-
-
-RECIPES = {
-    "bert": Recipe(SPECIAL_TOKENS, "[CLS]", "[SEP]", "[UNK]", 1, True),
-    "roberta": Recipe(
-        ("<s>", "<pad>", "</s>", "<unk>", "<mask>"), "<s>", "</s>", "<unk>", 2, False
-    ),
-    "xlmr": Recipe(("<s>", "<pad>", "</s>", "<unk>", "<mask>"), "<s>", "</s>", "<unk>", 2, False),
-}
 
 
 def train_vocab(

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -132,3 +134,12 @@ def test_help_has_examples(runner):
         result = runner.invoke(main, [*command, "--help"])
         assert result.exit_code == 0
         assert "mlmprep " in result.stdout and "Example" in result.stdout
+
+
+def test_the_command_line_loads_no_array_library_until_a_command_runs():
+    """A parallel build starts its worker server before this process loads them."""
+    probe = "import sys, mlmprep.cli; print(sorted({'numpy', 'pyarrow'} & set(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"
