@@ -48,7 +48,7 @@ from .shuffle import ShardTask, shard_tasks, write_bucket_shards
 from .sizing import Sizing, choose_sizing, estimated_spill_bytes
 from .spill import SPILL_DIR, SPILL_FORMAT, spill_schema
 from .units import encoder_for, worker_init
-from .workers import WORKER_MODULES, start_local_workers
+from .workers import WORKER_MODULES, start_worker_server
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
             "memory:// lives inside one process; use --workers 1 (local engine) with it"
         )
     if not in_process and options.engine == "local":
-        start_local_workers()  # their modules load while this plans
+        start_worker_server()  # their modules load while this plans
     files = describe_inputs(resolve_inputs(inputs, output_dir))
     if options.strict:
         for file in files:

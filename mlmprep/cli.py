@@ -22,7 +22,7 @@ from .errors import MlmprepError
 from .export_formats import FORMATS
 from .tokenizer_backends import BACKENDS
 from .vocab_recipes import MODELS, RECIPES
-from .workers import start_local_workers
+from .workers import start_worker_server
 
 
 def _friendly(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -147,7 +147,7 @@ def build_command(
     if workers < 1:
         raise click.BadParameter("must be at least 1", param_hint="--workers")
     if engine == "local" and workers > 1:
-        start_local_workers()  # it imports the workers' modules while this imports its own
+        start_worker_server()  # it imports the workers' modules while this imports its own
     from . import storage
     from .build import RunOptions, build
     from .cli_text import build_text

@@ -8,7 +8,7 @@ from .engines.local import worker_context
 WORKER_MODULES = ("mlmprep.units", "mlmprep.shuffle", "pyarrow.compute")
 
 
-def start_local_workers() -> None:
+def start_worker_server() -> None:
     """Start the server that forks local workers, so that it imports their modules while
     this process goes on (no-op once it runs, or where workers are spawned)."""
     worker_context(WORKER_MODULES)
