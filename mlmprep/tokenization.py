@@ -3,6 +3,7 @@ array per sentence run."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -85,9 +86,6 @@ class TokenEncoder:
         # space that starts its first word in running text
         self._sentence_prefix = " " if _needs_prefix_space(definition) else ""
         self._tokenizer = tokenizer
-        self._marked = Tokenizer.from_str(self.json)
-        self._marked.add_special_tokens([AddedToken(SENTENCE_MARK, special=True, normalized=False)])
-        self._mark_id = self._marked.token_to_id(SENTENCE_MARK)
         self._fast_mark, self._fast_mark_id = (None, -1)
         if (definition.get("pre_tokenizer") or {}).get("type") == "BertPreTokenizer":
             self._fast_mark, self._fast_mark_id = _find_fast_mark(tokenizer)
@@ -172,7 +170,7 @@ class TokenEncoder:
             plain = [piece.plain for piece in batch]
             id_lists = self.backend.encode(texts, self.encode_plain, plain)
         else:  # the added marker token: the reference alone handles it
-            mark_id = self._mark_id
+            mark_id = self.mark_id
             id_lists = _encode_ids(self._marked, texts)
         sizes = np.fromiter(map(len, id_lists), np.int64, len(id_lists))
         flat = np.fromiter(itertools.chain.from_iterable(id_lists), np.int32, int(sizes.sum()))
@@ -191,10 +189,18 @@ class TokenEncoder:
             doc_ids[piece.document].append(piece_ids)
             doc_lengths[piece.document].append(piece_lengths)
 
+    @functools.cached_property
+    def _marked(self) -> Tokenizer:
+        """The tokenizer with SENTENCE_MARK added: loaded when a batch first needs it (most
+        English never does)."""
+        marked = Tokenizer.from_str(self.json)
+        marked.add_special_tokens([AddedToken(SENTENCE_MARK, special=True, normalized=False)])
+        return marked
+
     @property
     def mark_id(self) -> int:
         """Id of SENTENCE_MARK in `encode_marked` output."""
-        return self._mark_id
+        return self._marked.token_to_id(SENTENCE_MARK)
 
     def encode_marked(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Ids and character start offsets of texts whose sentences are joined with
