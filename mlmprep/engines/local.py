@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import forkserver
@@ -22,11 +23,11 @@ def available_cpus() -> int:
 
 
 def worker_context(preload: Sequence[str] = ()) -> BaseContext:
-    """How pool workers start: forked from a server process that has imported `preload`
-    once, where fork servers exist (Linux, macOS), else spawned, each importing for
-    itself. The server starts on the first call, so calling this early lets it import
-    while the caller does other work."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    """How pool workers start: on Linux, forked from a server process that has imported
+    `preload` once; elsewhere spawned, each importing for itself (forking after numpy has
+    loaded Apple's frameworks is not safe on macOS). The server starts on the first call,
+    so calling this early lets it import while the caller does other work."""
+    if not sys.platform.startswith("linux"):
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["__main__", *preload])
