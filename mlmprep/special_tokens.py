@@ -9,6 +9,7 @@ from .errors import TokenizerError
 
 ROLES = ("pad", "unk", "cls", "sep", "mask")  # the order of index.json's special_ids
 BERT_NAMES = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+BERT_SPECIAL_TOKENS = tuple(BERT_NAMES[role] for role in ROLES)  # as mlmprep vocab writes them
 CONVENTIONAL_NAMES = {
     "pad": ("[PAD]", "<pad>"),
     "unk": ("[UNK]", "<unk>"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 from .errors import TokenizerError
+from .special_tokens import BERT_SPECIAL_TOKENS
 
 BACKENDS = ("auto", "hf", "kitoken")
 # kitoken is ~3x faster than tokenizers on English and 2-6x slower on Chinese; the two
@@ -21,7 +22,6 @@ CJK_SHARE_LIMIT = 0.10
 CJK_SAMPLE_STEP = 16  # cjk_share looks at every 16th character
 SELF_CHECK_CHARS = 64 * 1024  # text encoded by both backends at the start of each unit
 _CJK = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]")
-_BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # kitoken's BertNormalizer steps that change nothing in printable ASCII: Replace (control
 # characters, whitespace other than " ", CJK spacing, marks) and Unicode (NFD).
 PLAIN_NO_OPS = frozenset({"Replace", "Unicode"})
@@ -91,7 +91,7 @@ def _kitoken_definition(tokenizer_json: str) -> tuple[bytes, bool]:
             "normalized": False,
             "special": True,
         }
-        for token in _BERT_SPECIALS
+        for token in BERT_SPECIAL_TOKENS
         if token in vocab
     ]
     return json.dumps(spec).encode("utf-8"), False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # BERT's vocab.txt order
+from .special_tokens import BERT_SPECIAL_TOKENS
 
 MODELS = ("wordpiece", "bpe", "unigram")
 DEFAULT_RECIPE = {"wordpiece": "bert", "bpe": "roberta", "unigram": "xlmr"}
