@@ -197,7 +197,7 @@ class TokenEncoder:
         marked.add_special_tokens([AddedToken(SENTENCE_MARK, special=True, normalized=False)])
         return marked
 
-    @property
+    @functools.cached_property
     def mark_id(self) -> int:
         """Id of SENTENCE_MARK in `encode_marked` output."""
         return self._marked.token_to_id(SENTENCE_MARK)
