@@ -37,11 +37,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from mlmprep.config import BuildConfig
-from mlmprep.planning import describe_inputs, plan_units, resolve_inputs
-from mlmprep.readers import InputReport, iter_documents
-from mlmprep.sizing import WINDOW_BYTES
-from mlmprep.tokenizer_backends import kitoken_version
+from mlmprep.core.config import BuildConfig
+from mlmprep.input.readers import InputReport, iter_documents
+from mlmprep.pipeline.planning import describe_inputs, plan_units, resolve_inputs
+from mlmprep.pipeline.sizing import WINDOW_BYTES
+from mlmprep.text.tokenizer_backends import kitoken_version
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
@@ -116,8 +116,8 @@ def ceiling_unit(args: tuple) -> int:
     """Read one unit's documents and encode them with one backend, nothing else.
     Returns the token count."""
     unit, tokenizer_spec, backend = args
-    from mlmprep.tokenization import BATCH_CHARS, TokenEncoder
-    from mlmprep.tokenizer_backends import KitokenEncoder
+    from mlmprep.text.tokenization import BATCH_CHARS, TokenEncoder
+    from mlmprep.text.tokenizer_backends import KitokenEncoder
 
     reference = TokenEncoder(tokenizer_spec)
     encode = KitokenEncoder(reference.json).encode if backend == "kitoken" else None

@@ -13,8 +13,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from mlmprep.build import RunOptions, build
-from mlmprep.config import BuildConfig
+from mlmprep.core.config import BuildConfig
+from mlmprep.pipeline.build import RunOptions, build
 from mlmprep.torch import MlmprepIterableDataset
 
 

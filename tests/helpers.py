@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mlmprep.build import RunOptions, build
-from mlmprep.config import BuildConfig
+from mlmprep.core.config import BuildConfig
+from mlmprep.pipeline.build import RunOptions, build
 
 SAMPLE_DIR = Path(str(resources.files("mlmprep.data").joinpath("sample")))
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"

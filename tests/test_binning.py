@@ -1,7 +1,7 @@
 import pyarrow.parquet as pq
 import pytest
 
-from mlmprep.validate import validate
+from mlmprep.outputs.validate import validate
 
 from .helpers import SAMPLE_DIR, run_build
 

@@ -6,12 +6,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlmprep.config import BuildConfig
-from mlmprep.errors import OutputError
-from mlmprep.spill import SPILL_FORMAT
-from mlmprep.stats import compute_stats
-from mlmprep.tokenization import TokenEncoder, wordpiece_from_vocab
-from mlmprep.validate import validate
+from mlmprep.core.config import BuildConfig
+from mlmprep.core.errors import OutputError
+from mlmprep.outputs.stats import compute_stats
+from mlmprep.outputs.validate import validate
+from mlmprep.pipeline.spill import SPILL_FORMAT
+from mlmprep.text.tokenization import TokenEncoder, wordpiece_from_vocab
 
 from .helpers import (
     SAMPLE_DIR,
@@ -167,7 +167,7 @@ def test_unfinished_work_of_another_spill_format_is_redone_not_resumed(
 
     out = tmp_path / "out"
     with monkeypatch.context() as patch:
-        patch.setattr("mlmprep.build._run_shards", crash)
+        patch.setattr("mlmprep.pipeline.build._run_shards", crash)
         with pytest.raises(KeyboardInterrupt):
             run_build([corpus], out, **SMALL_UNITS)
     plan_path = out / ".mlmprep-work" / "plan.json"
@@ -194,8 +194,8 @@ def test_overwrite_removes_only_mlmprep_files(tmp_path):
     out = tmp_path / "out"
     run_build([SAMPLE_DIR], out, **SMALL_UNITS)
     (out / "notes.txt").write_text("mine")
-    from mlmprep.build import RunOptions, build
-    from mlmprep.config import BuildConfig
+    from mlmprep.core.config import BuildConfig
+    from mlmprep.pipeline.build import RunOptions, build
 
     build([str(SAMPLE_DIR)], str(out), BuildConfig(seed=3), RunOptions(overwrite=True))
     assert (out / "notes.txt").read_text() == "mine"
@@ -211,7 +211,7 @@ def test_overwrite_removes_only_mlmprep_files(tmp_path):
 
 def test_validation_rows_draw_from_their_own_streams(tmp_path, monkeypatch):
     """No validation pass shares a pair or masking draw sequence with a train pass."""
-    import mlmprep.units as units
+    import mlmprep.pipeline.units as units
 
     first_draws: dict[str, list[tuple[float, ...]]] = {"train": [], "validation": []}
     original = units.PassKey.rng
@@ -315,9 +315,9 @@ def test_ids_beyond_16_bits_survive_the_spill(tmp_path):
 
 
 def test_a_huge_document_is_tokenized_in_full(tmp_path, monkeypatch):
-    monkeypatch.setattr("mlmprep.readers.LINE_BYTES", 8192)
-    monkeypatch.setattr("mlmprep.readers.PART_CHARS", 20_000)
-    monkeypatch.setattr("mlmprep.tokenization.BATCH_CHARS", 20_000)
+    monkeypatch.setattr("mlmprep.input.readers.LINE_BYTES", 8192)
+    monkeypatch.setattr("mlmprep.input.readers.PART_CHARS", 20_000)
+    monkeypatch.setattr("mlmprep.text.tokenization.BATCH_CHARS", 20_000)
     text = " ".join(f"Sentence number {i} has a few words." for i in range(20_000))
     path = tmp_path / "one-line.txt"
     path.write_text(text)
@@ -351,7 +351,7 @@ def test_each_document_is_tokenized_once_whatever_the_dupe_factor(tmp_path, monk
 def test_a_large_compressed_file_is_cut_into_parts_for_every_worker(tmp_path, monkeypatch, suffix):
     import gzip
 
-    import mlmprep.units
+    import mlmprep.pipeline.units
 
     text = "\n\n".join(p.read_text() for p in sorted(plain_sample(tmp_path / "p").glob("*.txt")))
     path = tmp_path / f"big.txt{suffix}"
@@ -361,14 +361,14 @@ def test_a_large_compressed_file_is_cut_into_parts_for_every_worker(tmp_path, mo
         with pa.CompressedOutputStream(str(path), "zstd") as stream:
             stream.write(text.encode())
     window_tokens = []
-    original = mlmprep.units.make_corpus
+    original = mlmprep.pipeline.units.make_corpus
 
     def recording(documents, max_num_tokens):
         corpus, cut = original(documents, max_num_tokens)
         window_tokens.append(len(corpus.ids))
         return corpus, cut
 
-    monkeypatch.setattr(mlmprep.units, "make_corpus", recording)
+    monkeypatch.setattr(mlmprep.pipeline.units, "make_corpus", recording)
     summary = run_build([path], tmp_path / "out", unit_size=32 * 1024)
     index = json.loads((tmp_path / "out" / "index.json").read_text())
     assert index["plan"]["units"] == 1

@@ -2,7 +2,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmprep.chunking import ChunkingTotals, UniformDraws, chunk_documents, document_target
+from mlmprep.algorithm.chunking import (
+    ChunkingTotals,
+    UniformDraws,
+    chunk_documents,
+    document_target,
+)
 
 
 def scan_reference(lengths, document_starts, draws, max_num_tokens, short_seq_prob, minimum, take):

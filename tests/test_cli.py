@@ -5,7 +5,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from mlmprep.cli import main
+from mlmprep.cli.main import main
 
 from .helpers import SAMPLE_DIR
 
@@ -138,7 +138,7 @@ def test_help_has_examples(runner):
 
 def test_the_command_line_loads_no_array_library_until_a_command_runs():
     """A parallel build starts its worker server before this process loads them."""
-    probe = "import sys, mlmprep.cli; print(sorted({'numpy', 'pyarrow'} & set(sys.modules)))"
+    probe = "import sys, mlmprep.cli.main; print(sorted({'numpy', 'pyarrow'} & set(sys.modules)))"
     loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout

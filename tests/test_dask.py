@@ -14,8 +14,8 @@ import pytest
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
-from mlmprep.build import RunOptions, build  # noqa: E402
-from mlmprep.config import BuildConfig  # noqa: E402
+from mlmprep.core.config import BuildConfig  # noqa: E402
+from mlmprep.pipeline.build import RunOptions, build  # noqa: E402
 
 from .helpers import plain_sample, shard_hashes  # noqa: E402
 
@@ -134,9 +134,9 @@ def test_a_worker_killed_mid_build_changes_nothing(corpus, local_build, tmp_path
 
 
 def test_unreachable_scheduler_is_a_clear_error(corpus, tmp_path, monkeypatch):
-    from mlmprep.errors import ConfigError
+    from mlmprep.core.errors import ConfigError
 
-    monkeypatch.setattr("mlmprep.engines.dask.CONNECT_TIMEOUT", "2s")
+    monkeypatch.setattr("mlmprep.pipeline.engines.dask.CONNECT_TIMEOUT", "2s")
     address = f"tcp://127.0.0.1:{free_port()}"
     options = RunOptions(workers=1, engine="dask", scheduler=address)
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
@@ -144,9 +144,9 @@ def test_unreachable_scheduler_is_a_clear_error(corpus, tmp_path, monkeypatch):
 
 
 def test_workers_with_other_versions_are_refused():
-    from mlmprep.engines.dask import DaskEngine
-    from mlmprep.errors import ConfigError
-    from mlmprep.manifest import versions
+    from mlmprep.core.errors import ConfigError
+    from mlmprep.pipeline.engines.dask import DaskEngine
+    from mlmprep.pipeline.manifest import versions
 
     class Client:
         def run(self, function):
@@ -161,9 +161,9 @@ def test_workers_with_other_versions_are_refused():
 def test_workers_with_other_tokenizer_backends_are_refused(monkeypatch):
     """A worker without the client's kitoken would encode at another speed and could not
     fall back the same way: the set of backends must match too."""
-    from mlmprep.engines import dask as engine
-    from mlmprep.errors import ConfigError
-    from mlmprep.manifest import versions
+    from mlmprep.core.errors import ConfigError
+    from mlmprep.pipeline.engines import dask as engine
+    from mlmprep.pipeline.manifest import versions
 
     monkeypatch.setattr(engine, "backend_versions", lambda: {"kitoken": "0.11.1"})
 
@@ -180,7 +180,7 @@ def test_workers_with_other_tokenizer_backends_are_refused(monkeypatch):
 def test_a_failing_unit_names_its_file_on_the_client(tmp_path):
     import gzip
 
-    from mlmprep.errors import InputError
+    from mlmprep.core.errors import InputError
 
     bad = tmp_path / "corpus" / "bad.txt.gz"
     bad.parent.mkdir()
@@ -198,9 +198,9 @@ def test_a_failing_unit_names_its_file_on_the_client(tmp_path):
 def test_every_task_checks_its_workers_versions(monkeypatch):
     """A task refuses to run on a worker with other versions, so a worker that joins
     after the build connected is refused too (the connect-time check cannot see it)."""
-    from mlmprep.engines import dask as engine
-    from mlmprep.errors import ConfigError
-    from mlmprep.manifest import versions
+    from mlmprep.core.errors import ConfigError
+    from mlmprep.pipeline.engines import dask as engine
+    from mlmprep.pipeline.manifest import versions
 
     client_versions = versions()
     assert engine.run_checked(len, client_versions, [1, 2]) == 2

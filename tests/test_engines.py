@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from mlmprep.engines.local import LocalEngine
+from mlmprep.pipeline.engines.local import LocalEngine
 
 VARIABLE = "MLMPREP_TEST_ENGINE_VARIABLE"
 

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import mlmprep.shuffle
-from mlmprep.cli import main
-from mlmprep.errors import InputError, MlmprepError, OutputError
-from mlmprep.schema import list_array
+import mlmprep.pipeline.shuffle
+from mlmprep.cli.main import main
+from mlmprep.core.errors import InputError, MlmprepError, OutputError
+from mlmprep.pipeline.schema import list_array
 
 from .helpers import SAMPLE_DIR, run_build, shard_hashes
 
@@ -46,7 +46,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
     def refuse(name):
         raise PermissionError(errno.EACCES, "Permission denied", name)
 
-    monkeypatch.setattr("mlmprep.planning.open_binary", refuse)
+    monkeypatch.setattr("mlmprep.pipeline.planning.open_binary", refuse)
     result = invoke(str(path), str(tmp_path / "out"))
     assert result.exit_code == 1
     assert (
@@ -60,7 +60,7 @@ def test_output_directory_not_writable(tmp_path, monkeypatch):
     def refuse(name, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", name)
 
-    monkeypatch.setattr("mlmprep.storage.open", refuse, raising=False)
+    monkeypatch.setattr("mlmprep.core.storage.open", refuse, raising=False)
     result = invoke(str(tmp_path / "a.txt"), str(tmp_path / "out"))
     assert result.exit_code == 1
     assert result.stderr == (
@@ -77,7 +77,7 @@ def test_disk_full_leaves_no_partial_shard_and_resumes(tmp_path, monkeypatch):
             super().write_table(table, *args, **kwargs)  # something lands in the temp file
             raise OSError(errno.ENOSPC, "No space left on device", self.where)
 
-    monkeypatch.setattr(mlmprep.shuffle.pq, "ParquetWriter", FullDisk)
+    monkeypatch.setattr(mlmprep.pipeline.shuffle.pq, "ParquetWriter", FullDisk)
     result = invoke(str(SAMPLE_DIR), str(out))
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {out}: no space left on device (")

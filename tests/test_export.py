@@ -14,8 +14,8 @@ h5py = pytest.importorskip("h5py", reason="h5py (mlmprep[hdf5]) is not installed
 crc32c = pytest.importorskip("crc32c", reason="crc32c (mlmprep[tfrecord]) is not installed")
 example_pb2 = pytest.importorskip("tfrecord.example_pb2", reason="mlmprep[tfrecord] missing")
 
-from mlmprep.cli import main  # noqa: E402
-from mlmprep.stats import compute_stats  # noqa: E402
+from mlmprep.cli.main import main  # noqa: E402
+from mlmprep.outputs.stats import compute_stats  # noqa: E402
 
 from .helpers import SAMPLE_DIR, run_build  # noqa: E402
 
@@ -171,9 +171,9 @@ def test_an_sop_build_writes_its_order_label_and_says_so(tmp_path):
 
 
 def test_a_failed_export_resumes_and_skips_finished_files(build_dir, tmp_path, monkeypatch):
-    import mlmprep.export
+    import mlmprep.outputs.export
 
-    original = mlmprep.export._Hdf5Writer.write
+    original = mlmprep.outputs.export._Hdf5Writer.write
     calls = []
 
     def fail_on_second(source, path, *args):
@@ -182,7 +182,7 @@ def test_a_failed_export_resumes_and_skips_finished_files(build_dir, tmp_path, m
             raise OSError(28, "No space left on device", path)
         return original(source, path, *args)
 
-    monkeypatch.setattr(mlmprep.export._Hdf5Writer, "write", staticmethod(fail_on_second))
+    monkeypatch.setattr(mlmprep.outputs.export._Hdf5Writer, "write", staticmethod(fail_on_second))
     result = export(build_dir, tmp_path / "h5", "--format", "nvidia-hdf5")
     assert result.exit_code == 1 and "run the same command again to resume" in result.stderr
     first = sorted((tmp_path / "h5").glob("*.hdf5"))

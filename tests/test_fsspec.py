@@ -6,10 +6,10 @@ import pytest
 
 fsspec = pytest.importorskip("fsspec", reason="fsspec is not installed")
 
-from mlmprep.build import RunOptions, build  # noqa: E402
-from mlmprep.config import BuildConfig  # noqa: E402
-from mlmprep.stats import compute_stats  # noqa: E402
-from mlmprep.validate import validate  # noqa: E402
+from mlmprep.core.config import BuildConfig  # noqa: E402
+from mlmprep.outputs.stats import compute_stats  # noqa: E402
+from mlmprep.outputs.validate import validate  # noqa: E402
+from mlmprep.pipeline.build import RunOptions, build  # noqa: E402
 
 from .helpers import SAMPLE_DIR, run_build, shard_hashes  # noqa: E402
 
@@ -55,14 +55,14 @@ def test_file_urls_with_worker_processes(local_build, tmp_path):
 
 
 def test_missing_url_is_a_clear_error(tmp_path):
-    from mlmprep.errors import InputError
+    from mlmprep.core.errors import InputError
 
     with pytest.raises(InputError, match="memory://nothing-here: no such file or directory"):
         run_build(["memory://nothing-here"], tmp_path / "out")
 
 
 def test_memory_urls_need_one_process():
-    from mlmprep.errors import ConfigError
+    from mlmprep.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="memory:// lives inside one process"):
         build(["memory://corpus"], "memory://out2", CONFIG, RunOptions(workers=2))

@@ -2,10 +2,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmprep.instances import assemble, gather_ranges
-from mlmprep.masking import BLOCK_ROWS, mask_tokens, num_to_mask
-from mlmprep.pairs import Pairs
-from mlmprep.special_tokens import TemplatePiece, _bert_template
+from mlmprep.algorithm.instances import assemble, gather_ranges
+from mlmprep.algorithm.masking import BLOCK_ROWS, mask_tokens, num_to_mask
+from mlmprep.algorithm.pairs import Pairs
+from mlmprep.text.special_tokens import TemplatePiece, _bert_template
 
 CLS, SEP, MASK = 101, 102, 103
 BERT_PAIR = _bert_template("[CLS]", "[SEP]")[1]

@@ -6,10 +6,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmprep.cli import main
-from mlmprep.objectives import build_sop_pairs, pack_sentences
-from mlmprep.stats import compute_stats
-from mlmprep.validate import validate
+from mlmprep.algorithm.objectives import build_sop_pairs, pack_sentences
+from mlmprep.cli.main import main
+from mlmprep.outputs.stats import compute_stats
+from mlmprep.outputs.validate import validate
 
 from .helpers import SAMPLE_DIR, run_build
 from .test_pairs import corpus_of

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmprep.pairs import (
+from mlmprep.algorithm.pairs import (
     Corpus,
     EncodedDocument,
     NspBalancer,

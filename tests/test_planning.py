@@ -2,12 +2,12 @@ import os
 
 import pytest
 
-from mlmprep.accounting import InputReport
-from mlmprep.config import BuildConfig
-from mlmprep.errors import InputError
-from mlmprep.planning import describe_inputs, plan_units, resolve_inputs
-from mlmprep.readers import iter_documents
-from mlmprep.sizing import WINDOW_BYTES
+from mlmprep.core.config import BuildConfig
+from mlmprep.core.errors import InputError
+from mlmprep.input.accounting import InputReport
+from mlmprep.input.readers import iter_documents
+from mlmprep.pipeline.planning import describe_inputs, plan_units, resolve_inputs
+from mlmprep.pipeline.sizing import WINDOW_BYTES
 
 from .helpers import run_build
 
@@ -85,7 +85,7 @@ def test_the_plan_a_build_uses_is_the_same_for_any_worker_count(tmp_path, monkey
         plans.append([u.to_dict() for u in units])
         return units
 
-    monkeypatch.setattr("mlmprep.build.plan_units", recording_plan)
+    monkeypatch.setattr("mlmprep.pipeline.build.plan_units", recording_plan)
     for workers in (1, 2, 3):
         run_build([corpus], tmp_path / f"out-{workers}", workers=workers, unit_size=20_000)
     assert len(plans) == 3 and len(plans[0]) > 1

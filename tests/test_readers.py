@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlmprep.accounting import InputReport
-from mlmprep.errors import InputError
-from mlmprep.readers import detect_format, iter_documents
+from mlmprep.core.errors import InputError
+from mlmprep.input.accounting import InputReport
+from mlmprep.input.readers import detect_format, iter_documents
 
 TEXT = "First para. Second sentence.\nAnother paragraph.\n\n\nDoc two line.\n"
 
@@ -110,7 +110,7 @@ def test_byte_range_reads_only_its_documents(tmp_path):
 
 
 def test_long_line_comes_in_pieces_cut_at_whitespace_or_character_boundary(tmp_path):
-    from mlmprep.readers import _numbered_lines
+    from mlmprep.input.readers import _numbered_lines
 
     line = ("wörd " * 30 + "ü" * 50).encode() * 20
     pieces = [raw for _, raw in _numbered_lines(io.BytesIO(line + b"\n"), "f", 0, None, 64)]
@@ -121,8 +121,8 @@ def test_long_line_comes_in_pieces_cut_at_whitespace_or_character_boundary(tmp_p
 
 
 def test_long_single_line_document_is_handed_on_in_parts(tmp_path, monkeypatch):
-    monkeypatch.setattr("mlmprep.readers.LINE_BYTES", 4096)
-    monkeypatch.setattr("mlmprep.readers.PART_CHARS", 10_000)
+    monkeypatch.setattr("mlmprep.input.readers.LINE_BYTES", 4096)
+    monkeypatch.setattr("mlmprep.input.readers.PART_CHARS", 10_000)
     path = tmp_path / "a.txt"
     path.write_text("Some words here. " * 20_000)  # one 340 kB line, no newline
     parts = list(iter_documents(str(path), "text", "text", InputReport()))
@@ -133,7 +133,7 @@ def test_long_single_line_document_is_handed_on_in_parts(tmp_path, monkeypatch):
 
 
 def test_long_jsonl_document_is_handed_on_in_parts(tmp_path, monkeypatch):
-    monkeypatch.setattr("mlmprep.readers.PART_CHARS", 10_000)
+    monkeypatch.setattr("mlmprep.input.readers.PART_CHARS", 10_000)
     path = tmp_path / "a.jsonl"
     text = "Some words here. " * 5_000
     path.write_text(json.dumps({"text": text}) + "\n")

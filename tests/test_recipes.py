@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 from tokenizers import Tokenizer
 
-from mlmprep.accounting import InputReport
-from mlmprep.readers import iter_documents
-from mlmprep.stats import compute_stats
-from mlmprep.validate import validate
-from mlmprep.vocab import train_vocab
+from mlmprep.input.accounting import InputReport
+from mlmprep.input.readers import iter_documents
+from mlmprep.outputs.stats import compute_stats
+from mlmprep.outputs.validate import validate
+from mlmprep.text.vocab import train_vocab
 
 from .helpers import SAMPLE_DIR, TINY_MODEL, run_build, training_batches
 
@@ -200,8 +200,8 @@ def test_sop_drops_no_more_than_nsp(tmp_path):
 def test_special_tokens_override_and_a_missing_role(tokenizers, tmp_path):
     """Without a post-processor and with other names, --special-tokens gives the roles; a
     missing one is named in the error."""
-    from mlmprep.errors import TokenizerError
-    from mlmprep.tokenization import TokenEncoder
+    from mlmprep.core.errors import TokenizerError
+    from mlmprep.text.tokenization import TokenEncoder
 
     definition = json.loads(Tokenizer.from_file(tokenizers["roberta"]).to_str())
     definition["post_processor"] = None
@@ -228,7 +228,7 @@ def test_special_tokens_override_and_a_missing_role(tokenizers, tmp_path):
 def test_a_malformed_special_tokens_option_is_one_line(tmp_path):
     from click.testing import CliRunner
 
-    from mlmprep.cli import main
+    from mlmprep.cli.main import main
 
     result = CliRunner().invoke(
         main, ["build", str(SAMPLE_DIR), str(tmp_path / "out"), "--special-tokens", "bos=<s>"]
@@ -244,7 +244,7 @@ def test_export_refuses_a_roberta_layout(tokenizers, tmp_path):
     """NVIDIA's and Google's formats are BERT's rows: another layout is refused."""
     from click.testing import CliRunner
 
-    from mlmprep.cli import main
+    from mlmprep.cli.main import main
 
     out = tmp_path / "out"
     run_build([SAMPLE_DIR], out, tokenizer=tokenizers["roberta"])  # NSP pairs, RoBERTa layout
@@ -299,8 +299,8 @@ def test_a_sentencepiece_model_builds_with_its_own_ids(tmp_path):
 
 
 def test_a_template_with_a_token_outside_the_roles_is_refused(tokenizers, tmp_path):
-    from mlmprep.errors import TokenizerError
-    from mlmprep.tokenization import TokenEncoder
+    from mlmprep.core.errors import TokenizerError
+    from mlmprep.text.tokenization import TokenEncoder
 
     definition = json.loads(Tokenizer.from_file(tokenizers["roberta"]).to_str())
     pair = definition["post_processor"]["pair"]

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 pytest.importorskip("matplotlib", reason="matplotlib (mlmprep[report]) is not installed")
 from PIL import Image
 
-from mlmprep.cli import main
+from mlmprep.cli.main import main
 
 from .helpers import SAMPLE_DIR, run_build
 

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlmprep.sentences import cut_long, document_sentences, split_sentences
+from mlmprep.text.sentences import cut_long, document_sentences, split_sentences
 
 
 def test_english_rules_exact():

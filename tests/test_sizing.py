@@ -3,9 +3,9 @@ import math
 
 from click.testing import CliRunner
 
-from mlmprep.cli import main
-from mlmprep.config import BuildConfig
-from mlmprep.sizing import WINDOW_BYTES, choose_sizing
+from mlmprep.cli.main import main
+from mlmprep.core.config import BuildConfig
+from mlmprep.pipeline.sizing import WINDOW_BYTES, choose_sizing
 
 from .helpers import SAMPLE_DIR, run_build
 

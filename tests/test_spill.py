@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mlmprep.config import BuildConfig
-from mlmprep.schema import output_schema
-from mlmprep.spill import (
+from mlmprep.core.config import BuildConfig
+from mlmprep.pipeline.schema import output_schema
+from mlmprep.pipeline.spill import (
     BucketDealer,
     SpillSlice,
     cast_batch,

@@ -6,8 +6,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmprep.planning import Source
-from mlmprep.streaming import cut_parts
+from mlmprep.input.compressed_parts import cut_parts
+from mlmprep.pipeline.planning import Source
 
 from .helpers import run_build
 

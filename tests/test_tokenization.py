@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmprep.config import BuildConfig
-from mlmprep.errors import TokenizerError
-from mlmprep.tokenization import TokenEncoder
-from mlmprep.units import encoder_for
+from mlmprep.core.config import BuildConfig
+from mlmprep.core.errors import TokenizerError
+from mlmprep.pipeline.units import encoder_for
+from mlmprep.text.tokenization import TokenEncoder
 
 from .helpers import shared_corpus
 

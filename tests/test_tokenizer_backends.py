@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from mlmprep import tokenizer_backends
-from mlmprep.build import RunOptions, build
-from mlmprep.config import BuildConfig
-from mlmprep.errors import TokenizerError
-from mlmprep.tokenization import TokenEncoder, wordpiece_from_vocab
-from mlmprep.tokenizer_backends import (
+from mlmprep.core.config import BuildConfig
+from mlmprep.core.errors import TokenizerError
+from mlmprep.pipeline.build import RunOptions, build
+from mlmprep.text import tokenizer_backends
+from mlmprep.text.tokenization import TokenEncoder, wordpiece_from_vocab
+from mlmprep.text.tokenizer_backends import (
     CJK_SHARE_LIMIT,
     BackendChooser,
     KitokenEncoder,
@@ -281,7 +281,7 @@ def test_a_fallback_is_a_warning_and_the_output_is_unchanged(tmp_path, monkeypat
     reference = _build(tmp_path, "hf", "hf", [SAMPLE_DIR])
     wrong = _Wrong()
     monkeypatch.setattr(tokenizer_backends, "KitokenEncoder", lambda tokenizer_json: wrong)
-    from mlmprep import units
+    from mlmprep.pipeline import units
 
     monkeypatch.setattr(units, "_ENCODERS", {})
     fallen = _build(tmp_path, "fallen", "kitoken", [SAMPLE_DIR])

@@ -1,10 +1,10 @@
 import pytest
 from click.testing import CliRunner
 
-from mlmprep.cli import main
-from mlmprep.errors import ConfigError
-from mlmprep.stats import compute_stats
-from mlmprep.vocab import train_vocab
+from mlmprep.cli.main import main
+from mlmprep.core.errors import ConfigError
+from mlmprep.outputs.stats import compute_stats
+from mlmprep.text.vocab import train_vocab
 
 from .helpers import SAMPLE_DIR, run_build, shared_corpus
 

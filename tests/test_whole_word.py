@@ -3,9 +3,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmprep.masking import BLOCK_ROWS, num_to_mask
-from mlmprep.stats import compute_stats
-from mlmprep.whole_word import mask_whole_words, word_ids, word_starts
+from mlmprep.algorithm.masking import BLOCK_ROWS, num_to_mask
+from mlmprep.algorithm.whole_word import mask_whole_words, word_ids, word_starts
+from mlmprep.outputs.stats import compute_stats
 
 from .helpers import SAMPLE_DIR, run_build
 
@@ -148,7 +148,7 @@ def test_chinese_whole_words_come_from_jieba(tmp_path):
         language="zh",
         short_seq_prob=0.0,
     )
-    from mlmprep.show import iter_rows
+    from mlmprep.outputs.show import iter_rows
 
     rows = list(iter_rows(str(tmp_path / "out")))
     assert len(rows) > 100

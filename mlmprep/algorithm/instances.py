@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pairs import Pairs
-from .special_tokens import TemplatePiece
+from mlmprep.algorithm.pairs import Pairs
+from mlmprep.text.special_tokens import TemplatePiece
 
 
 @dataclass

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunking import UniformDraws, chunk_documents
-from .counts import PairCounts
-from .pairs import Corpus, Pairs, build_pairs, truncate_pairs
+from mlmprep.algorithm.chunking import UniformDraws, chunk_documents
+from mlmprep.algorithm.pairs import Corpus, Pairs, build_pairs, truncate_pairs
+from mlmprep.core.counts import PairCounts
 
 SWAP_PROBABILITY = 0.5
 

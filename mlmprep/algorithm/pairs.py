@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chunking import UniformDraws, chunk_documents
-from .counts import PairCounts
+from mlmprep.algorithm.chunking import UniformDraws, chunk_documents
+from mlmprep.core.counts import PairCounts
 
 NSP_TARGET = 0.5
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .instances import gather_ranges
-from .masking import Masked, block_rows, num_to_mask, replace_chosen
+from mlmprep.algorithm.instances import gather_ranges
+from mlmprep.algorithm.masking import Masked, block_rows, num_to_mask, replace_chosen
 
 
 def word_starts(tokens: np.ndarray, special: np.ndarray, continuation: np.ndarray) -> np.ndarray:

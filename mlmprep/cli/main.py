@@ -14,15 +14,15 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .cli_options import DEFAULTS, STORAGE_OPTIONS, config_options, parse_storage_options
-from .config import INPUT_FORMATS, BuildConfig
-from .engines.local import available_cpus
-from .errors import MlmprepError
-from .export_formats import FORMATS
-from .tokenizer_backends import BACKENDS
-from .vocab_recipes import MODELS, RECIPES
-from .workers import start_worker_server
+from mlmprep import __version__
+from mlmprep.cli.options import DEFAULTS, STORAGE_OPTIONS, config_options, parse_storage_options
+from mlmprep.core.config import INPUT_FORMATS, BuildConfig
+from mlmprep.core.errors import MlmprepError
+from mlmprep.outputs.export_formats import FORMATS
+from mlmprep.pipeline.engines.local import available_cpus
+from mlmprep.pipeline.workers import start_worker_server
+from mlmprep.text.tokenizer_backends import BACKENDS
+from mlmprep.text.vocab_recipes import MODELS, RECIPES
 
 
 def _friendly(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -148,9 +148,9 @@ def build_command(
         raise click.BadParameter("must be at least 1", param_hint="--workers")
     if engine == "local" and workers > 1:
         start_worker_server()  # it imports the workers' modules while this imports its own
-    from . import storage
-    from .build import RunOptions, build
-    from .cli_text import build_text
+    from mlmprep.cli.render import build_text
+    from mlmprep.core import storage
+    from mlmprep.pipeline.build import RunOptions, build
 
     storage.configure(parse_storage_options(storage_options))
     run = RunOptions(
@@ -209,9 +209,9 @@ def plan_command(
       mlmprep plan corpus/ out/ --dupe-factor 5
       mlmprep plan corpus/ out/ --input-bytes 100000000000 --json
     """
-    from . import storage
-    from .capacity import estimate_plan
-    from .cli_text import plan_text
+    from mlmprep.cli.render import plan_text
+    from mlmprep.core import storage
+    from mlmprep.pipeline.capacity import estimate_plan
 
     storage.configure(parse_storage_options(storage_options))
     estimate = estimate_plan(list(inputs), output_dir, BuildConfig(**options), input_bytes)
@@ -245,7 +245,7 @@ def export_command(output_dir: str, dest: str, fmt: str, compress: bool, quiet: 
       mlmprep export out/ hdf5/ --format nvidia-hdf5
       mlmprep export out/ tfrecords/ --format tfrecord --gzip
     """
-    from .export import export_build
+    from mlmprep.outputs.export import export_build
 
     summary = export_build(
         output_dir, dest, fmt, compress, progress=not quiet and sys.stderr.isatty()
@@ -276,8 +276,8 @@ def report_command(output_dir: str, output: str, compare: str | None, split: str
       mlmprep report out/ -o report.html
       mlmprep report out/ --compare previous-out/ -o drift.html
     """
-    from .manifest import write_text_atomically
-    from .report import build_report
+    from mlmprep.outputs.report import build_report
+    from mlmprep.pipeline.manifest import write_text_atomically
 
     write_text_atomically(output, build_report(output_dir, compare, split))
     click.echo(f"{output}: report of {output_dir}" + (f" vs {compare}" if compare else ""))
@@ -297,8 +297,8 @@ def stats_command(output_dir: str, split: str, as_json: bool) -> None:
     Example:
       mlmprep stats out/ --json | jq .nsp_random_fraction
     """
-    from .cli_text import stats_text
-    from .stats import compute_stats
+    from mlmprep.cli.render import stats_text
+    from mlmprep.outputs.stats import compute_stats
 
     stats = compute_stats(output_dir, split)
     if as_json:
@@ -368,7 +368,7 @@ def vocab_command(
       mlmprep vocab corpus/ -o xlmr.json --model unigram --size 250002
       mlmprep build corpus/ out/ --tokenizer roberta.json --objective none
     """
-    from .vocab import train_vocab
+    from mlmprep.text.vocab import train_vocab
 
     result = train_vocab(
         list(inputs), output, size, lowercase, input_format, text_field, model, recipe
@@ -394,7 +394,7 @@ def show_command(output_dir: str, count: int, split: str) -> None:
     Example:
       mlmprep show out/ -n 3
     """
-    from .show import show
+    from mlmprep.outputs.show import show
 
     click.echo("\n\n".join(show(output_dir, count, split)))
 
@@ -412,7 +412,7 @@ def validate_command(output_dir: str, as_json: bool) -> None:
     Example:
       mlmprep validate out/ && echo healthy
     """
-    from .validate import validate
+    from mlmprep.outputs.validate import validate
 
     result = validate(output_dir)
     if as_json:
@@ -424,7 +424,3 @@ def validate_command(output_dir: str, as_json: bool) -> None:
             click.echo(f"Error: {problem}", err=True)
     if not result["ok"]:
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

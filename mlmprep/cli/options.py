@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .config import INPUT_FORMATS, LANGUAGES, MASKING_MODES, OBJECTIVES, BuildConfig
+from mlmprep.core.config import INPUT_FORMATS, LANGUAGES, MASKING_MODES, OBJECTIVES, BuildConfig
 
 DEFAULTS = BuildConfig()
 

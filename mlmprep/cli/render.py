@@ -3,7 +3,7 @@ prints the same dicts as JSON)."""
 
 from __future__ import annotations
 
-from .capacity import PlanEstimate
+from mlmprep.pipeline.capacity import PlanEstimate
 
 
 def build_text(summary: dict, output_dir: str) -> str:

@@ -6,7 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from mlmprep.core.errors import ConfigError
 
 INPUT_FORMATS = ("auto", "text", "jsonl", "parquet", "sentences")
 MASKING_MODES = ("static", "dynamic")

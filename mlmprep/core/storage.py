@@ -35,7 +35,7 @@ def filesystem(path: str) -> tuple[Any, str]:
     try:
         import fsspec
     except ImportError:
-        from .errors import ConfigError
+        from mlmprep.core.errors import ConfigError
 
         raise ConfigError(
             f"{path}: URLs need fsspec: pip install fsspec (and s3fs, gcsfs...)"

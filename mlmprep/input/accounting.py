@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .errors import InputError
+from mlmprep.core.errors import InputError
 
 MAX_EXAMPLES = 5
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from . import storage
-from .planning import Source
-from .readers import LINE_BYTES, READ_ERRORS, open_binary, read_error
+from mlmprep.core import storage
+from mlmprep.input.readers import LINE_BYTES, READ_ERRORS, open_binary, read_error
+from mlmprep.pipeline.planning import Source
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from . import storage
-from .accounting import InputReport
-from .errors import InputError
-from .sentences import cut_long
+from mlmprep.core import storage
+from mlmprep.core.errors import InputError
+from mlmprep.input.accounting import InputReport
+from mlmprep.text.sentences import cut_long
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".xz": "xz"}
 FORMAT_BY_SUFFIX = {

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from . import storage
-from .errors import ConfigError, OutputError
-from .export_formats import FORMATS
-from .manifest import WorkState, read_index, write_json_atomically
-from .schema import list_values
+from mlmprep.core import storage
+from mlmprep.core.errors import ConfigError, OutputError
+from mlmprep.outputs.export_formats import FORMATS
+from mlmprep.pipeline.manifest import WorkState, read_index, write_json_atomically
+from mlmprep.pipeline.schema import list_values
 
 EXPORTED = "exported"
 BATCH_ROWS = 8192

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import storage
-from .errors import ConfigError
-from .manifest import read_index
-from .schema import list_values
-from .stats import compute_stats
-from .tokenization import load_output_tokenizer
+from mlmprep.core import storage
+from mlmprep.core.errors import ConfigError
+from mlmprep.outputs.stats import compute_stats
+from mlmprep.pipeline.manifest import read_index
+from mlmprep.pipeline.schema import list_values
+from mlmprep.text.tokenization import load_output_tokenizer
 
 TOP_TOKENS = 20
 COLORS = ("#3465a4", "#cc6f0b")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from . import storage
-from .manifest import read_index
-from .tokenization import TokenEncoder, load_output_tokenizer
+from mlmprep.core import storage
+from mlmprep.pipeline.manifest import read_index
+from mlmprep.text.tokenization import TokenEncoder, load_output_tokenizer
 
 
 def iter_rows(output_dir: str, split: str = "train") -> Iterator[dict]:

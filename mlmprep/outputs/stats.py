@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from . import storage
-from .counts import SplitCounts
-from .manifest import read_index
-from .schema import list_values
-from .special_tokens import from_manifest
-from .tokenization import load_output_tokenizer
-from .whole_word import word_starts
+from mlmprep.algorithm.whole_word import word_starts
+from mlmprep.core import storage
+from mlmprep.core.counts import SplitCounts
+from mlmprep.pipeline.manifest import read_index
+from mlmprep.pipeline.schema import list_values
+from mlmprep.text.special_tokens import from_manifest
+from mlmprep.text.tokenization import load_output_tokenizer
 
 HISTOGRAM_BIN = 16
 BATCH_ROWS = 8192

@@ -15,10 +15,10 @@ import pyarrow as pa
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from . import storage, streams
-from .manifest import read_index
-from .special_tokens import from_manifest
-from .tokenization import load_output_tokenizer
+from mlmprep.core import random_streams, storage
+from mlmprep.pipeline.manifest import read_index
+from mlmprep.text.special_tokens import from_manifest
+from mlmprep.text.tokenization import load_output_tokenizer
 
 IGNORE_INDEX = -100
 LABEL_COLUMNS = ("next_sentence_label", "sentence_order_label")
@@ -167,7 +167,7 @@ class MlmCollator:
         worker, _ = _worker()
         key = (self.epoch, worker, rank)
         if self._generator is None or self._generator_key != key:
-            state = streams.seed_sequence(self.seed, streams.DYNAMIC_MASKING, *key)
+            state = random_streams.seed_sequence(self.seed, random_streams.DYNAMIC_MASKING, *key)
             self._generator = torch.Generator().manual_seed(int(state.generate_state(1)[0]))
             self._generator_key = key
         return self._generator
@@ -245,7 +245,7 @@ class MlmprepIterableDataset(IterableDataset):
         rank, world = _rank()
         worker, workers = _worker()
         reader, readers = rank * workers + worker, world * workers
-        rng = streams.rng_for(self.seed, streams.ROW_GROUP_ORDER, self.epoch)
+        rng = random_streams.rng_for(self.seed, random_streams.ROW_GROUP_ORDER, self.epoch)
         order = (
             rng.permutation(len(self.row_groups)) if self.shuffle else range(len(self.row_groups))
         )

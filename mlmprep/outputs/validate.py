@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from . import storage
-from .config import BuildConfig
-from .manifest import INDEX, TOKENIZER_FILE, read_index, sha256_file
-from .schema import list_values, output_schema
-from .special_tokens import SpecialTokens, from_manifest
-from .stats import BATCH_ROWS
+from mlmprep.core import storage
+from mlmprep.core.config import BuildConfig
+from mlmprep.outputs.stats import BATCH_ROWS
+from mlmprep.pipeline.manifest import INDEX, TOKENIZER_FILE, read_index, sha256_file
+from mlmprep.pipeline.schema import list_values, output_schema
+from mlmprep.text.special_tokens import SpecialTokens, from_manifest
 
 SHARD_PATTERN = re.compile(r"^(train|validation)-\d{5}-of-\d{5}\.parquet$")
 

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from tqdm import tqdm
 
-from . import storage
-from .accounting import InputReport
-from .build_index import build_index, summary
-from .card import CARD, dataset_card, written_by_mlmprep
-from .config import BuildConfig
-from .engines.dask import DaskEngine
-from .engines.local import LocalEngine
-from .errors import ConfigError, InputError, OutputError
-from .manifest import (
+from mlmprep.core import storage
+from mlmprep.core.config import BuildConfig
+from mlmprep.core.errors import ConfigError, InputError, OutputError
+from mlmprep.input.accounting import InputReport
+from mlmprep.pipeline.build_index import build_index, summary
+from mlmprep.pipeline.card import CARD, dataset_card, written_by_mlmprep
+from mlmprep.pipeline.engines.dask import DaskEngine
+from mlmprep.pipeline.engines.local import LocalEngine
+from mlmprep.pipeline.manifest import (
     INDEX,
     SHARDS_DIR,
     TOKENIZER_FILE,
@@ -33,7 +33,7 @@ from .manifest import (
     write_json_atomically,
     write_text_atomically,
 )
-from .planning import (
+from mlmprep.pipeline.planning import (
     BINARY_REASON,
     Unit,
     describe_inputs,
@@ -42,13 +42,13 @@ from .planning import (
     plan_units,
     resolve_inputs,
 )
-from .scheduling import run_units, unit_tasks
-from .schema import SCHEMA_VERSION, output_schema, with_metadata
-from .shuffle import ShardTask, shard_tasks, write_bucket_shards
-from .sizing import Sizing, choose_sizing, estimated_spill_bytes
-from .spill import SPILL_DIR, SPILL_FORMAT, spill_schema
-from .units import encoder_for, worker_init
-from .workers import WORKER_MODULES, start_worker_server
+from mlmprep.pipeline.scheduling import run_units, unit_tasks
+from mlmprep.pipeline.schema import SCHEMA_VERSION, output_schema, with_metadata
+from mlmprep.pipeline.shuffle import ShardTask, shard_tasks, write_bucket_shards
+from mlmprep.pipeline.sizing import Sizing, choose_sizing, estimated_spill_bytes
+from mlmprep.pipeline.spill import SPILL_DIR, SPILL_FORMAT, spill_schema
+from mlmprep.pipeline.units import encoder_for, worker_init
+from mlmprep.pipeline.workers import WORKER_MODULES, start_worker_server
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .accounting import InputReport
-from .counts import SplitCounts
-from .planning import BINARY_REASON
-from .schema import SCHEMA_VERSION
-from .spill import SPLITS
+from mlmprep.core.counts import SplitCounts
+from mlmprep.input.accounting import InputReport
+from mlmprep.pipeline.planning import BINARY_REASON
+from mlmprep.pipeline.schema import SCHEMA_VERSION
+from mlmprep.pipeline.spill import SPLITS
 
 
 def build_index(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .config import BuildConfig
-from .planning import describe_inputs, expected_tasks, plan_units, resolve_inputs
-from .sizing import (
+from mlmprep.core.config import BuildConfig
+from mlmprep.pipeline.planning import describe_inputs, expected_tasks, plan_units, resolve_inputs
+from mlmprep.pipeline.sizing import (
     Sizing,
     choose_sizing,
     estimated_instances,

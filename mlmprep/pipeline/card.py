@@ -13,7 +13,7 @@ import json
 
 import pyarrow as pa
 
-from . import storage
+from mlmprep.core import storage
 
 CARD = "README.md"
 MARKER = "<!-- written by mlmprep: rewritten by every build into this directory -->"

@@ -12,9 +12,10 @@ import numpy as np
 import pyarrow as pa
 import tokenizers
 
-from . import __version__, storage
-from .card import CARD, written_by_mlmprep
-from .errors import OutputError
+from mlmprep import __version__
+from mlmprep.core import storage
+from mlmprep.core.errors import OutputError
+from mlmprep.pipeline.card import CARD, written_by_mlmprep
 
 INDEX = "index.json"
 TOKENIZER_FILE = "tokenizer.json"

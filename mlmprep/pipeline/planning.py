@@ -13,10 +13,10 @@ import os
 import re
 from dataclasses import asdict, dataclass
 
-from . import storage
-from .config import BuildConfig
-from .errors import InputError
-from .readers import (
+from mlmprep.core import storage
+from mlmprep.core.config import BuildConfig
+from mlmprep.core.errors import InputError
+from mlmprep.input.readers import (
     BINARY_SNIFF_BYTES,
     READ_ERRORS,
     detect_format,

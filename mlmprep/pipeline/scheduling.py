@@ -8,15 +8,15 @@ from collections.abc import Iterator
 
 from tqdm import tqdm
 
-from . import storage
-from .config import BuildConfig
-from .engines.dask import DaskEngine
-from .engines.local import LocalEngine
-from .manifest import UNITS_DIR, WorkState
-from .planning import Unit
-from .sizing import Sizing
-from .streaming import cut_parts
-from .units import UnitTask, process_unit, unit_name
+from mlmprep.core import storage
+from mlmprep.core.config import BuildConfig
+from mlmprep.input.compressed_parts import cut_parts
+from mlmprep.pipeline.engines.dask import DaskEngine
+from mlmprep.pipeline.engines.local import LocalEngine
+from mlmprep.pipeline.manifest import UNITS_DIR, WorkState
+from mlmprep.pipeline.planning import Unit
+from mlmprep.pipeline.sizing import Sizing
+from mlmprep.pipeline.units import UnitTask, process_unit, unit_name
 
 PARTS_DIR = "parts"
 

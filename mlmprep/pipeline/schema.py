@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from .config import BuildConfig
-from .errors import OutputError
-from .instances import Instances
-from .masking import Masked
+from mlmprep.algorithm.instances import Instances
+from mlmprep.algorithm.masking import Masked
+from mlmprep.core.config import BuildConfig
+from mlmprep.core.errors import OutputError
 
 SCHEMA_VERSION = 1
 METADATA_KEY = b"mlmprep"

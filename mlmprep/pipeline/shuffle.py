@@ -11,12 +11,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import storage
-from .config import BuildConfig
-from .manifest import SHARDS_DIR, WorkState, sha256_file
-from .schema import COMPRESSION
-from .spill import SPLITS, SpillSlice, read_slices
-from .streams import SHARD_SHUFFLE, rng_for
+from mlmprep.core import storage
+from mlmprep.core.config import BuildConfig
+from mlmprep.core.random_streams import SHARD_SHUFFLE, rng_for
+from mlmprep.pipeline.manifest import SHARDS_DIR, WorkState, sha256_file
+from mlmprep.pipeline.schema import COMPRESSION
+from mlmprep.pipeline.spill import SPLITS, SpillSlice, read_slices
 
 ROW_GROUP_ROWS = 8192
 ROW_GROUP_TOKENS = ROW_GROUP_ROWS * 512  # long rows: fewer rows per group, same memory

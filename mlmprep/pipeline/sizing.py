@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .config import BuildConfig
+from mlmprep.core.config import BuildConfig
 
 MiB = 1024 * 1024
 WINDOW_BYTES = 8 * MiB

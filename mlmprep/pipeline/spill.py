@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from . import storage
+from mlmprep.core import storage
 
 SPLITS = ("train", "validation")
 SPILL_DIR = "spill"

@@ -11,24 +11,36 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from . import storage
-from .accounting import InputReport
-from .config import BuildConfig
-from .counts import SplitCounts
-from .instances import Instances, assemble
-from .masking import Masked, mask_tokens
-from .objectives import make_spans, pack_sentences
-from .pairs import Corpus, EncodedDocument, Pairs, make_corpus
-from .planning import Source, Unit
-from .readers import Document, iter_documents
-from .schema import output_schema, record_batch
-from .segmentation import encode_with_word_starts, jieba_segmenter
-from .sentences import document_sentences
-from .special_tokens import parse_special_tokens
-from .spill import SPLITS, BucketDealer, spill_path, spill_schema, staging_path, write_spill
-from .streams import MASKING, PAIRS, SCATTER, VALIDATION_HOLD_OUT, rng_for
-from .tokenization import BATCH_CHARS, TokenEncoder, tokenizer_key
-from .whole_word import mask_whole_words, segmented_word_starts, word_ids, word_starts
+from mlmprep.algorithm.instances import Instances, assemble
+from mlmprep.algorithm.masking import Masked, mask_tokens
+from mlmprep.algorithm.objectives import make_spans, pack_sentences
+from mlmprep.algorithm.pairs import Corpus, EncodedDocument, Pairs, make_corpus
+from mlmprep.algorithm.whole_word import (
+    mask_whole_words,
+    segmented_word_starts,
+    word_ids,
+    word_starts,
+)
+from mlmprep.core import storage
+from mlmprep.core.config import BuildConfig
+from mlmprep.core.counts import SplitCounts
+from mlmprep.core.random_streams import MASKING, PAIRS, SCATTER, VALIDATION_HOLD_OUT, rng_for
+from mlmprep.input.accounting import InputReport
+from mlmprep.input.readers import Document, iter_documents
+from mlmprep.pipeline.planning import Source, Unit
+from mlmprep.pipeline.schema import output_schema, record_batch
+from mlmprep.pipeline.spill import (
+    SPLITS,
+    BucketDealer,
+    spill_path,
+    spill_schema,
+    staging_path,
+    write_spill,
+)
+from mlmprep.text.segmentation import encode_with_word_starts, jieba_segmenter
+from mlmprep.text.sentences import document_sentences
+from mlmprep.text.special_tokens import parse_special_tokens
+from mlmprep.text.tokenization import BATCH_CHARS, TokenEncoder, tokenizer_key
 
 _ENCODERS: dict[tuple[str, bool | None, str, str], TokenEncoder] = {}
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .engines.local import worker_context
+from mlmprep.pipeline.engines.local import worker_context
 
 # the task functions' modules; pyarrow.compute costs ~0.08 s on first use
-WORKER_MODULES = ("mlmprep.units", "mlmprep.shuffle", "pyarrow.compute")
+WORKER_MODULES = ("mlmprep.pipeline.units", "mlmprep.pipeline.shuffle", "pyarrow.compute")
 
 
 def start_worker_server() -> None:

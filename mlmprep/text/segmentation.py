@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .errors import ConfigError
-from .tokenization import SENTENCE_MARK, TokenEncoder
+from mlmprep.core.errors import ConfigError
+from mlmprep.text.tokenization import SENTENCE_MARK, TokenEncoder
 
 Segmenter = Callable[[str], list[str]]
 

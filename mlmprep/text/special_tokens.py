@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import TokenizerError
+from mlmprep.core.errors import TokenizerError
 
 ROLES = ("pad", "unk", "cls", "sep", "mask")  # the order of index.json's special_ids
 BERT_NAMES = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}

@@ -18,11 +18,11 @@ import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
-from . import storage
-from .errors import OutputError, TokenizerError
-from .manifest import TOKENIZER_FILE
-from .special_tokens import SpecialTokens, read_special_tokens
-from .tokenizer_backends import BackendChooser, BackendUsage
+from mlmprep.core import storage
+from mlmprep.core.errors import OutputError, TokenizerError
+from mlmprep.pipeline.manifest import TOKENIZER_FILE
+from mlmprep.text.special_tokens import SpecialTokens, read_special_tokens
+from mlmprep.text.tokenizer_backends import BackendChooser, BackendUsage
 
 BUNDLED = {"bert-base-uncased": ("bert-base-uncased-vocab.txt", True)}
 MODEL_TYPES = ("WordPiece", "BPE", "Unigram")

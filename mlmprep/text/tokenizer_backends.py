@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 
-from .errors import TokenizerError
-from .special_tokens import BERT_SPECIAL_TOKENS
+from mlmprep.core.errors import TokenizerError
+from mlmprep.text.special_tokens import BERT_SPECIAL_TOKENS
 
 BACKENDS = ("auto", "hf", "kitoken")
 # kitoken is ~3x faster than tokenizers on English and 2-6x slower on Chinese; the two

@@ -11,12 +11,12 @@ from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, process
 from tokenizers.models import BPE, Unigram, WordPiece
 from tokenizers.trainers import BpeTrainer, UnigramTrainer, WordPieceTrainer
 
-from .accounting import InputReport
-from .errors import ConfigError, InputError
-from .manifest import write_text_atomically
-from .planning import describe_inputs, resolve_inputs
-from .readers import detect_format, iter_documents
-from .vocab_recipes import DEFAULT_RECIPE, MODELS, RECIPES, Recipe
+from mlmprep.core.errors import ConfigError, InputError
+from mlmprep.input.accounting import InputReport
+from mlmprep.input.readers import detect_format, iter_documents
+from mlmprep.pipeline.manifest import write_text_atomically
+from mlmprep.pipeline.planning import describe_inputs, resolve_inputs
+from mlmprep.text.vocab_recipes import DEFAULT_RECIPE, MODELS, RECIPES, Recipe
 
 MIN_CHARACTER_COUNT = 2  # characters seen once are left to [UNK]
 

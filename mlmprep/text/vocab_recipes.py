@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .special_tokens import BERT_SPECIAL_TOKENS
+from mlmprep.text.special_tokens import BERT_SPECIAL_TOKENS
 
 MODELS = ("wordpiece", "bpe", "unigram")
 DEFAULT_RECIPE = {"wordpiece": "bert", "bpe": "roberta", "unigram": "xlmr"}

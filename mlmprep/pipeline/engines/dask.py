@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
 
-from ..errors import ClusterError, ConfigError, MlmprepError
-from ..manifest import versions
-from ..tokenizer_backends import backend_versions
-from .local import IN_FLIGHT_PER_WORKER
+from mlmprep.core.errors import ClusterError, ConfigError, MlmprepError
+from mlmprep.pipeline.engines.local import IN_FLIGHT_PER_WORKER
+from mlmprep.pipeline.manifest import versions
+from mlmprep.text.tokenizer_backends import backend_versions
 
 CONNECT_TIMEOUT = "30s"
 

@@ -1,0 +1,5 @@
+"""`python -m mlmprep.cli`: the same command line as `mlmprep`."""
+
+from mlmprep.cli.main import main
+
+main()
