@@ -38,8 +38,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from mlmprep.core.config import BuildConfig
+from mlmprep.input.discovery import describe_inputs, resolve_inputs
 from mlmprep.input.readers import InputReport, iter_documents
-from mlmprep.pipeline.planning import describe_inputs, plan_units, resolve_inputs
+from mlmprep.pipeline.planning import plan_units
 from mlmprep.pipeline.sizing import WINDOW_BYTES
 from mlmprep.text.tokenizer_backends import kitoken_version
 

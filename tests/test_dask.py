@@ -146,13 +146,13 @@ def test_unreachable_scheduler_is_a_clear_error(corpus, tmp_path, monkeypatch):
 def test_workers_with_other_versions_are_refused():
     from mlmprep.core.errors import ConfigError
     from mlmprep.pipeline.engines.dask import DaskEngine
-    from mlmprep.pipeline.manifest import versions
+    from mlmprep.pipeline.manifest import versions, worker_environment
 
     class Client:
         def run(self, function):
             return {"tcp://10.0.0.7:4000": {**versions(), "pyarrow": "0.0.1"}}
 
-    engine = DaskEngine(workers=1)
+    engine = DaskEngine(workers=1, environment=worker_environment)
     engine._client = Client()
     with pytest.raises(ConfigError, match=r"tcp://10.0.0.7:4000 has pyarrow 0.0.1 \(client"):
         engine._check_versions()
@@ -162,16 +162,16 @@ def test_workers_with_other_tokenizer_backends_are_refused(monkeypatch):
     """A worker without the client's kitoken would encode at another speed and could not
     fall back the same way: the set of backends must match too."""
     from mlmprep.core.errors import ConfigError
+    from mlmprep.pipeline import manifest
     from mlmprep.pipeline.engines import dask as engine
-    from mlmprep.pipeline.manifest import versions
 
-    monkeypatch.setattr(engine, "backend_versions", lambda: {"kitoken": "0.11.1"})
+    monkeypatch.setattr(manifest, "backend_versions", lambda: {"kitoken": "0.11.1"})
 
     class Client:
         def run(self, function):
-            return {"tcp://10.0.0.8:4000": {**versions(), "kitoken": "absent"}}
+            return {"tcp://10.0.0.8:4000": {**manifest.versions(), "kitoken": "absent"}}
 
-    dask_engine = engine.DaskEngine(workers=1)
+    dask_engine = engine.DaskEngine(workers=1, environment=manifest.worker_environment)
     dask_engine._client = Client()
     with pytest.raises(ConfigError, match=r"10.0.0.8:4000 has kitoken absent \(client 0\.11\.1"):
         dask_engine._check_versions()
@@ -199,14 +199,14 @@ def test_every_task_checks_its_workers_versions(monkeypatch):
     """A task refuses to run on a worker with other versions, so a worker that joins
     after the build connected is refused too (the connect-time check cannot see it)."""
     from mlmprep.core.errors import ConfigError
-    from mlmprep.pipeline.engines import dask as engine
-    from mlmprep.pipeline.manifest import versions
+    from mlmprep.pipeline import manifest
+    from mlmprep.pipeline.engines.dask import run_checked
 
-    client_versions = versions()
-    assert engine.run_checked(len, client_versions, [1, 2]) == 2
-    monkeypatch.setattr(engine, "versions", lambda: {**client_versions, "pyarrow": "0.0.1"})
+    client = manifest.worker_environment()
+    assert run_checked(len, manifest.worker_environment, client, [1, 2]) == 2
+    monkeypatch.setattr(manifest, "versions", lambda: {**client, "pyarrow": "0.0.1"})
     with pytest.raises(ConfigError, match=r"a Dask worker has pyarrow 0\.0\.1 \(client"):
-        engine.run_checked(len, client_versions, [1, 2])
+        run_checked(len, manifest.worker_environment, client, [1, 2])
 
 
 def test_a_lost_scheduler_is_a_cluster_error_and_the_build_resumes(corpus, local_build, tmp_path):

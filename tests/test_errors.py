@@ -46,7 +46,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
     def refuse(name):
         raise PermissionError(errno.EACCES, "Permission denied", name)
 
-    monkeypatch.setattr("mlmprep.pipeline.planning.open_binary", refuse)
+    monkeypatch.setattr("mlmprep.input.discovery.open_binary", refuse)
     result = invoke(str(path), str(tmp_path / "out"))
     assert result.exit_code == 1
     assert (

@@ -5,8 +5,9 @@ import pytest
 from mlmprep.core.config import BuildConfig
 from mlmprep.core.errors import InputError
 from mlmprep.input.accounting import InputReport
+from mlmprep.input.discovery import describe_inputs, resolve_inputs
 from mlmprep.input.readers import iter_documents
-from mlmprep.pipeline.planning import describe_inputs, plan_units, resolve_inputs
+from mlmprep.pipeline.planning import plan_units
 from mlmprep.pipeline.sizing import WINDOW_BYTES
 
 from .helpers import run_build

@@ -1,7 +1,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlmprep.text.sentences import cut_long, document_sentences, split_sentences
+from mlmprep.input.long_text import cut_long
+from mlmprep.text.sentences import document_sentences, split_sentences
 
 
 def test_english_rules_exact():

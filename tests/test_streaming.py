@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlmprep.input.compressed_parts import cut_parts
-from mlmprep.pipeline.planning import Source
+from mlmprep.input.discovery import Source
 
 from .helpers import run_build
 

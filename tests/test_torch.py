@@ -195,7 +195,7 @@ def test_overwrite_removes_the_card_it_wrote(tmp_path):
     out = tmp_path / "out"
     run_build([SAMPLE_DIR], out)
     assert (out / "README.md").exists()
-    from mlmprep.pipeline.manifest import remove_build
+    from mlmprep.pipeline.output_dir import remove_build
 
     remove_build(str(out))
     assert sorted(p.name for p in out.iterdir()) == []

@@ -15,13 +15,13 @@ from typing import Any
 import click
 
 from mlmprep import __version__
-from mlmprep.cli.options import DEFAULTS, STORAGE_OPTIONS, config_options, parse_storage_options
+from mlmprep.cli.options import DEFAULTS, SPLIT_OPTION, config_options, storage_options
 from mlmprep.core.config import INPUT_FORMATS, BuildConfig
 from mlmprep.core.errors import MlmprepError
 from mlmprep.outputs.export_formats import FORMATS
 from mlmprep.pipeline.engines.local import available_cpus
 from mlmprep.pipeline.workers import start_worker_server
-from mlmprep.text.tokenizer_backends import BACKENDS
+from mlmprep.text.tokenizer_backends import BACKENDS, DEFAULT_BACKEND
 from mlmprep.text.vocab_recipes import MODELS, RECIPES
 
 
@@ -90,7 +90,7 @@ def main() -> None:
 @click.option(
     "--tokenizer-backend",
     type=click.Choice(BACKENDS),
-    default="auto",
+    default=DEFAULT_BACKEND,
     show_default=True,
     help="Which library encodes text; the bytes are the same. kitoken (mlmprep[fast]) is "
     "about 3x faster on English WordPiece; auto uses it where it is installed, supports the "
@@ -111,7 +111,7 @@ def main() -> None:
     is_flag=True,
     help="Replace a different build in OUTPUT_DIR (only files mlmprep wrote).",
 )
-@STORAGE_OPTIONS
+@storage_options(expose_value=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no warnings.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @_friendly
@@ -119,7 +119,7 @@ def build_command(
     inputs: tuple[str, ...],
     output_dir: str,
     workers: int | None,
-    storage_options: str | None,
+    storage_options: dict,
     engine: str,
     scheduler: str | None,
     tokenizer_backend: str,
@@ -149,16 +149,14 @@ def build_command(
     if engine == "local" and workers > 1:
         start_worker_server()  # it imports the workers' modules while this imports its own
     from mlmprep.cli.render import build_text
-    from mlmprep.core import storage
     from mlmprep.pipeline.build import RunOptions, build
 
-    storage.configure(parse_storage_options(storage_options))
     run = RunOptions(
         workers=workers,
         engine=engine,
         scheduler=scheduler,
         tmp_dir=tmp_dir,
-        storage_options=parse_storage_options(storage_options),
+        storage_options=storage_options,
         strict=strict,
         overwrite=overwrite,
         tokenizer_backend=tokenizer_backend,
@@ -189,14 +187,13 @@ def build_command(
     help="Plan for a corpus of this many raw bytes (in many files) instead of reading "
     "INPUTS: for capacity planning.",
 )
-@STORAGE_OPTIONS
+@storage_options()
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 @_friendly
 def plan_command(
     inputs: tuple[str, ...],
     output_dir: str,
     input_bytes: int | None,
-    storage_options: str | None,
     as_json: bool,
     **options: Any,
 ) -> None:
@@ -210,10 +207,8 @@ def plan_command(
       mlmprep plan corpus/ out/ --input-bytes 100000000000 --json
     """
     from mlmprep.cli.render import plan_text
-    from mlmprep.core import storage
     from mlmprep.pipeline.capacity import estimate_plan
 
-    storage.configure(parse_storage_options(storage_options))
     estimate = estimate_plan(list(inputs), output_dir, BuildConfig(**options), input_bytes)
     if as_json:
         click.echo(json.dumps(estimate.to_dict(), sort_keys=True))
@@ -234,6 +229,7 @@ def plan_command(
 )
 @click.option("--gzip", "compress", is_flag=True, help="gzip the TFRecord files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@storage_options()
 @_friendly
 def export_command(output_dir: str, dest: str, fmt: str, compress: bool, quiet: bool) -> None:
     """Write a static NSP (or SOP) build as the reference generators' files, one per
@@ -263,9 +259,8 @@ def export_command(output_dir: str, dest: str, fmt: str, compress: bool, quiet: 
 @click.argument("output_dir")
 @click.option("-o", "--output", required=True, help="Where to write the HTML page.")
 @click.option("--compare", default=None, help="Another build to show side by side.")
-@click.option(
-    "--split", default="train", show_default=True, type=click.Choice(["train", "validation"])
-)
+@SPLIT_OPTION
+@storage_options()
 @_friendly
 def report_command(output_dir: str, output: str, compare: str | None, split: str) -> None:
     """One self-contained HTML page of plots: lengths, masking, labels, shards, tokens and
@@ -276,8 +271,8 @@ def report_command(output_dir: str, output: str, compare: str | None, split: str
       mlmprep report out/ -o report.html
       mlmprep report out/ --compare previous-out/ -o drift.html
     """
+    from mlmprep.core.files import write_text_atomically
     from mlmprep.outputs.report import build_report
-    from mlmprep.pipeline.manifest import write_text_atomically
 
     write_text_atomically(output, build_report(output_dir, compare, split))
     click.echo(f"{output}: report of {output_dir}" + (f" vs {compare}" if compare else ""))
@@ -285,10 +280,9 @@ def report_command(output_dir: str, output: str, compare: str | None, split: str
 
 @main.command(name="stats")
 @click.argument("output_dir")
-@click.option(
-    "--split", default="train", show_default=True, type=click.Choice(["train", "validation"])
-)
+@SPLIT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@storage_options()
 @_friendly
 def stats_command(output_dir: str, split: str, as_json: bool) -> None:
     """Statistics of a build: lengths, NSP balance, masking, [UNK] rate, accounting.
@@ -344,6 +338,7 @@ def stats_command(output_dir: str, split: str, as_json: bool) -> None:
     help="As for build.",
 )
 @click.option("--text-field", default=DEFAULTS.text_field, show_default=True)
+@storage_options()
 @_friendly
 def vocab_command(
     inputs: tuple[str, ...],
@@ -383,9 +378,8 @@ def vocab_command(
 @main.command(name="show")
 @click.argument("output_dir")
 @click.option("-n", "count", default=3, show_default=True, type=int, help="Instances to show.")
-@click.option(
-    "--split", default="train", show_default=True, type=click.Choice(["train", "validation"])
-)
+@SPLIT_OPTION
+@storage_options()
 @_friendly
 def show_command(output_dir: str, count: int, split: str) -> None:
     """Decode instances to text; masked positions appear as [MASK](original).
@@ -402,6 +396,7 @@ def show_command(output_dir: str, count: int, split: str) -> None:
 @main.command(name="validate")
 @click.argument("output_dir")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@storage_options()
 @_friendly
 def validate_command(output_dir: str, as_json: bool) -> None:
     """Re-hash every shard against index.json and check every row's invariants.

@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from mlmprep.core.config import INPUT_FORMATS, LANGUAGES, MASKING_MODES, OBJECTIVES, BuildConfig
+from mlmprep.core.config import (
+    INPUT_FORMATS,
+    LANGUAGES,
+    MASKING_MODES,
+    OBJECTIVES,
+    SPLITS,
+    TRAIN,
+    BuildConfig,
+)
 
 DEFAULTS = BuildConfig()
 
@@ -157,8 +165,11 @@ CONFIG_OPTIONS = [
 ]
 
 
-def parse_storage_options(value: str | None) -> dict:
-    """--storage-options: a JSON object handed to fsspec (e.g. endpoint_url for S3)."""
+def _use_storage_options(
+    _context: click.Context, _param: click.Parameter, value: str | None
+) -> dict:
+    """--storage-options: a JSON object handed to fsspec (e.g. endpoint_url for S3), used
+    by every URL this process opens from here on."""
     if value is None:
         return {}
     try:
@@ -169,17 +180,30 @@ def parse_storage_options(value: str | None) -> dict:
         ) from None
     if not isinstance(options, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--storage-options")
+    from mlmprep.core import storage  # loads pyarrow: only when the option is given
+
+    storage.configure(options)
     return options
 
 
-STORAGE_OPTIONS = click.option(
-    "--storage-options",
-    "storage_options",
-    default=None,
-    envvar="MLMPREP_STORAGE_OPTIONS",
-    help="JSON object passed to fsspec for URLs, as pandas' storage_options, e.g. "
-    '\'{"endpoint_url": "http://127.0.0.1:9000"}\' for an S3-compatible store. '
-    "[env: MLMPREP_STORAGE_OPTIONS]",
+def storage_options(expose_value: bool = False) -> Callable[[Any], Any]:
+    """--storage-options for a command that reads or writes through fsspec; its value
+    (a dict) reaches the command only where it hands it on, as build does to workers."""
+    return click.option(
+        "--storage-options",
+        "storage_options",
+        default=None,
+        envvar="MLMPREP_STORAGE_OPTIONS",
+        callback=_use_storage_options,
+        expose_value=expose_value,
+        help="JSON object passed to fsspec for URLs, as pandas' storage_options, e.g. "
+        '\'{"endpoint_url": "http://127.0.0.1:9000"}\' for an S3-compatible store. '
+        "[env: MLMPREP_STORAGE_OPTIONS]",
+    )
+
+
+SPLIT_OPTION = click.option(
+    "--split", default=TRAIN, show_default=True, type=click.Choice(SPLITS), help="Which split."
 )
 
 

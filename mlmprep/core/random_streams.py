@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlmprep.core.config import TRAIN, VALIDATION
+
 TRAIN_PAIRS = 0
 TRAIN_MASKING = 1
 SCATTER = 2  # keys: unit, split index
@@ -18,8 +20,8 @@ DYNAMIC_MASKING = 6  # torch collator; keys: epoch, DataLoader worker, rank
 VALIDATION_MASKING = 7
 ROW_GROUP_ORDER = 8  # torch iterable dataset; keys: epoch
 
-PAIRS = {"train": TRAIN_PAIRS, "validation": VALIDATION_PAIRS}
-MASKING = {"train": TRAIN_MASKING, "validation": VALIDATION_MASKING}
+PAIRS = {TRAIN: TRAIN_PAIRS, VALIDATION: VALIDATION_PAIRS}
+MASKING = {TRAIN: TRAIN_MASKING, VALIDATION: VALIDATION_MASKING}
 
 
 def seed_sequence(seed: int, stream: int, *keys: int) -> np.random.SeedSequence:

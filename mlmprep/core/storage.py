@@ -121,7 +121,8 @@ def rmtree(path: str) -> None:
         if fs.exists(path):
             fs.rm(path, recursive=True)
     else:
-        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):  # already gone is fine; other errors are not
+            shutil.rmtree(path)
 
 
 def size(path: str) -> int:

@@ -9,13 +9,14 @@ points depend on the content alone, never on the worker count.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from mlmprep.core import storage
+from mlmprep.core.files import open_atomically
+from mlmprep.input.discovery import Source
 from mlmprep.input.readers import LINE_BYTES, READ_ERRORS, open_binary, read_error
-from mlmprep.pipeline.planning import Source
 
 
 @dataclass(frozen=True)
@@ -49,30 +50,36 @@ def _cut(
     index, size, first_line, line = 0, 0, 1, 1
     writer = _PartWriter(part_path(0), skip=done(0))
     blank_seen = at_line_start = True
-    for piece in iter(lambda: stream.readline(LINE_BYTES), b""):
-        starts_line = at_line_start
-        at_line_start = piece.endswith(b"\n")
-        if starts_line:
-            blank = not piece.strip()
-            starts_document = not blank and (source.format == "jsonl" or blank_seen)
-            if size >= unit_size and starts_document:
-                yield Part(index, writer.close(source, first_line), size)
-                index, size, first_line = index + 1, 0, line
-                writer = _PartWriter(part_path(index), skip=done(index))
-            blank_seen = blank
-            line += 1
-        writer.write(piece)
-        size += len(piece)
+    try:
+        for piece in iter(lambda: stream.readline(LINE_BYTES), b""):
+            starts_line = at_line_start
+            at_line_start = piece.endswith(b"\n")
+            if starts_line:
+                blank = not piece.strip()
+                starts_document = not blank and (source.format == "jsonl" or blank_seen)
+                if size >= unit_size and starts_document:
+                    yield Part(index, writer.close(source, first_line), size)
+                    index, size, first_line = index + 1, 0, line
+                    writer = _PartWriter(part_path(index), skip=done(index))
+                blank_seen = blank
+                line += 1
+            writer.write(piece)
+            size += len(piece)
+    except BaseException as error:  # a read error, or the consumer stopped: no half part
+        writer.discard(error)
+        raise
     if size or index == 0:
         yield Part(index, writer.close(source, first_line), size)
 
 
 class _PartWriter:
-    """Writes one part under a temporary name, renamed into place when complete."""
+    """Writes one part under a temporary name, renamed into place when complete; a part
+    left unfinished by an error is removed by `discard`."""
 
     def __init__(self, path: str, skip: bool) -> None:
         self.path = path
-        self._handle = None if skip else storage.open_file(path + ".tmp", "wb")
+        self._open = contextlib.ExitStack()
+        self._handle = None if skip else self._open.enter_context(open_atomically(path))
 
     def write(self, data: bytes) -> None:
         if self._handle is not None:
@@ -81,6 +88,8 @@ class _PartWriter:
     def close(self, source: Source, first_line: int) -> Source | None:
         if self._handle is None:
             return None
-        self._handle.close()
-        storage.replace(self.path + ".tmp", self.path)
+        self._open.close()
         return Source(self.path, source.format, origin=source.path, first_line=first_line)
+
+    def discard(self, error: BaseException) -> None:
+        self._open.__exit__(type(error), error, error.__traceback__)

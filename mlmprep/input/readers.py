@@ -16,7 +16,7 @@ import pyarrow as pa
 from mlmprep.core import storage
 from mlmprep.core.errors import InputError
 from mlmprep.input.accounting import InputReport
-from mlmprep.text.sentences import cut_long
+from mlmprep.input.long_text import cut_long
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".xz": "xz"}
 FORMAT_BY_SUFFIX = {

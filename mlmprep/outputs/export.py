@@ -20,7 +20,6 @@ renamed, with a completion record: a rerun skips finished files.
 from __future__ import annotations
 
 import gzip
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,12 +28,13 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.errors import ConfigError, OutputError
+from mlmprep.core.files import atomic_path, write_json_atomically
 from mlmprep.outputs.export_formats import FORMATS
-from mlmprep.pipeline.manifest import WorkState, read_index, write_json_atomically
+from mlmprep.outputs.finished_build import BATCH_ROWS, FinishedBuild
+from mlmprep.pipeline.manifest import WorkState
 from mlmprep.pipeline.schema import list_values
 
 EXPORTED = "exported"
-BATCH_ROWS = 8192
 
 
 @dataclass
@@ -128,7 +128,7 @@ def _export(output_dir: str, dest: str, fmt: str, compress: bool, progress: bool
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if storage.is_url(dest):
         raise ConfigError(f"{dest}: export writes local files; give a local directory")
-    index = read_index(output_dir)
+    index = FinishedBuild(output_dir).index
     label = label_column(index, output_dir)
     config = index["config"]
     writer = _Hdf5Writer if fmt == "nvidia-hdf5" else _TfRecordWriter
@@ -175,8 +175,7 @@ def _export_shard(
 ) -> None:
     """Write one shard to a temporary name, check its row count against index.json, and
     rename it into place; a failed or short file never appears under its final name."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         rows = writer.write(source, tmp, label, config, compress)
         if rows != indexed_rows:
             raise OutputError(
@@ -184,10 +183,6 @@ def _export_shard(
                 f"{indexed_rows} for {source}; run 'mlmprep validate' on "
                 "the build"
             )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class _Hdf5Writer:

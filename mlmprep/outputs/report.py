@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlmprep.core import storage
+from mlmprep.core.config import TRAIN
 from mlmprep.core.errors import ConfigError
+from mlmprep.outputs.finished_build import FinishedBuild
 from mlmprep.outputs.stats import compute_stats
-from mlmprep.pipeline.manifest import read_index
 from mlmprep.pipeline.schema import list_values
-from mlmprep.text.tokenization import load_output_tokenizer
 
 TOP_TOKENS = 20
 COLORS = ("#3465a4", "#cc6f0b")
@@ -40,11 +39,11 @@ class BuildFacts:
     tokens: list[str] = field(default_factory=list)
 
 
-def collect(output_dir: str, split: str = "train") -> BuildFacts:
+def collect(output_dir: str, split: str = TRAIN) -> BuildFacts:
     """Stream over a build's shards once for the distributions of the report."""
-    index = read_index(output_dir)
-    encoder = load_output_tokenizer(output_dir, index)
-    max_len = index["config"]["max_seq_length"]
+    build = FinishedBuild(output_dir)
+    encoder = build.tokenizer
+    max_len = build.config["max_seq_length"]
     facts = BuildFacts(
         name=output_dir,
         stats=compute_stats(output_dir, split),
@@ -52,10 +51,9 @@ def collect(output_dir: str, split: str = "train") -> BuildFacts:
         masked=np.zeros(max_len + 1, np.int64),
         token_counts=np.zeros(encoder.vocab_size, np.int64),
     )
-    for shard in (s for s in index["shards"] if s["split"] == split):
-        parquet = storage.parquet_file(storage.join(output_dir, shard["name"]))
+    for shard in build.shards(split):
         rows = tokens = 0
-        for batch in parquet.iter_batches(batch_size=8192):
+        for batch in build.batches(shard):
             lengths = batch.column("num_tokens").to_numpy().astype(np.int64)
             facts.lengths += np.bincount(lengths, minlength=max_len + 1)[: max_len + 1]
             ids, offsets = list_values(batch.column("input_ids"))
@@ -78,14 +76,14 @@ def collect(output_dir: str, split: str = "train") -> BuildFacts:
             tokens += int(lengths.sum())
         facts.shard_rows.append(rows)
         facts.shard_tokens.append(tokens)
-    special = list(index["tokenizer"]["special_ids"].values())
+    special = list(build.index["tokenizer"]["special_ids"].values())
     facts.token_counts[[i for i in special if i != encoder.special.unk]] = 0  # content only
     top = np.argsort(-facts.token_counts, kind="stable")[:TOP_TOKENS]
     facts.tokens = [repr(encoder.id_to_token(int(i))) for i in top]
     return facts
 
 
-def build_report(output_dir: str, compare: str | None = None, split: str = "train") -> str:
+def build_report(output_dir: str, compare: str | None = None, split: str = TRAIN) -> str:
     """The HTML page for a build (and another one to compare it with)."""
     try:
         import matplotlib

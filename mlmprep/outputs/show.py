@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mlmprep.core import storage
-from mlmprep.pipeline.manifest import read_index
-from mlmprep.text.tokenization import TokenEncoder, load_output_tokenizer
+from mlmprep.core.config import TRAIN
+from mlmprep.outputs.finished_build import FinishedBuild
+from mlmprep.text.tokenization import TokenEncoder
 
 
-def iter_rows(output_dir: str, split: str = "train") -> Iterator[dict]:
+def iter_rows(output_dir: str, split: str = TRAIN) -> Iterator[dict]:
     """Rows of a build's shards as dicts, shard by shard, in stored order."""
-    index = read_index(output_dir)
-    for shard in (s for s in index["shards"] if s["split"] == split):
-        parquet = storage.parquet_file(storage.join(output_dir, shard["name"]))
-        for batch in parquet.iter_batches(256):
+    build = FinishedBuild(output_dir)
+    for shard in build.shards(split):
+        for batch in build.batches(shard, batch_rows=256):
             yield from batch.to_pylist()
 
 
@@ -54,9 +53,9 @@ def render(row: dict, encoder: TokenEncoder) -> str:
     return "\n".join(lines)
 
 
-def show(output_dir: str, count: int, split: str = "train") -> list[str]:
+def show(output_dir: str, count: int, split: str = TRAIN) -> list[str]:
     """Rendered text of the first `count` rows of a split."""
-    encoder = load_output_tokenizer(output_dir, read_index(output_dir))
+    encoder = FinishedBuild(output_dir).tokenizer
     rendered = []
     for row in iter_rows(output_dir, split):
         if len(rendered) >= count:

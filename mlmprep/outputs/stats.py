@@ -6,15 +6,12 @@ import numpy as np
 import pyarrow as pa
 
 from mlmprep.algorithm.whole_word import word_starts
-from mlmprep.core import storage
+from mlmprep.core.config import TRAIN
 from mlmprep.core.counts import SplitCounts
-from mlmprep.pipeline.manifest import read_index
+from mlmprep.outputs.finished_build import FinishedBuild
 from mlmprep.pipeline.schema import list_values
-from mlmprep.text.special_tokens import from_manifest
-from mlmprep.text.tokenization import load_output_tokenizer
 
 HISTOGRAM_BIN = 16
-BATCH_ROWS = 8192
 
 
 class _Totals:
@@ -80,25 +77,26 @@ class _Totals:
         self.masked_whole += int(((hit > 0) & (hit == size)).sum())
 
 
-def compute_stats(output_dir: str, split: str = "train") -> dict:
+def compute_stats(output_dir: str, split: str = TRAIN) -> dict:
     """Statistics of one split of a build (keys listed in docs/guide.md).
 
     The accounting keys (`documents`, `files`, `repaired`) are the whole build's, since
     documents are read before they are assigned to a split; `split_documents` counts the
     documents used in this split.
     """
-    index = read_index(output_dir)
-    config = index["config"]
-    special = from_manifest(index["tokenizer"]).ids
+    build = FinishedBuild(output_dir)
+    index, config = build.index, build.config
+    special = build.special_tokens.ids
     max_len = config["max_seq_length"]
     totals = _Totals(max_len)
-    continuation = load_output_tokenizer(output_dir, index).continuation
-    shards = [s for s in index["shards"] if s["split"] == split]
+    continuation = build.tokenizer.continuation
+    shards = build.shards(split)
     for shard in shards:
-        parquet = storage.parquet_file(storage.join(output_dir, shard["name"]))
-        totals.rows_per_shard.append(parquet.metadata.num_rows)
-        for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+        rows = 0
+        for batch in build.batches(shard):
+            rows += batch.num_rows
             totals.add(batch, special, continuation)
+        totals.rows_per_shard.append(rows)
     counts = totals.length_counts
     instances = int(counts.sum())
     tokens = int((counts * np.arange(len(counts))).sum())

@@ -16,9 +16,8 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from mlmprep.core import random_streams, storage
-from mlmprep.pipeline.manifest import read_index
-from mlmprep.text.special_tokens import from_manifest
-from mlmprep.text.tokenization import load_output_tokenizer
+from mlmprep.core.config import TRAIN
+from mlmprep.outputs.finished_build import FinishedBuild
 
 IGNORE_INDEX = -100
 LABEL_COLUMNS = ("next_sentence_label", "sentence_order_label")
@@ -75,10 +74,10 @@ class MlmCollator:
     @classmethod
     def from_build(cls, output_dir: str, pad_to_multiple_of: int | None = None) -> MlmCollator:
         """A collator that matches a build: its special ids, masking mode, probability, seed."""
-        index = read_index(output_dir)
-        special = from_manifest(index["tokenizer"]).ids
-        config = index["config"]
-        random_ids = load_output_tokenizer(output_dir, index).random_pool  # as the build drew them
+        build = FinishedBuild(output_dir)
+        special = build.special_tokens.ids
+        config = build.config
+        random_ids = build.tokenizer.random_pool  # as the build drew them
         return cls(
             pad_id=special["pad"],
             mask_id=special["mask"],
@@ -182,8 +181,8 @@ def _pad(sequences: list[list[int]], width: int, value: int) -> torch.Tensor:
 
 
 def _shard_paths(output_dir: str, split: str) -> list[str]:
-    index = read_index(output_dir)
-    return [storage.join(output_dir, s["name"]) for s in index["shards"] if s["split"] == split]
+    build = FinishedBuild(output_dir)
+    return [build.path(shard) for shard in build.shards(split)]
 
 
 class MlmprepDataset(Dataset):
@@ -193,7 +192,7 @@ class MlmprepDataset(Dataset):
     read); use `MlmprepIterableDataset` when the split does not fit.
     """
 
-    def __init__(self, output_dir: str, split: str = "train") -> None:
+    def __init__(self, output_dir: str, split: str = TRAIN) -> None:
         tables = [storage.parquet_file(path).read() for path in _shard_paths(output_dir, split)]
         self.table = pa.concat_tables(tables).combine_chunks() if tables else None
 
@@ -223,7 +222,7 @@ class MlmprepIterableDataset(IterableDataset):
     def __init__(
         self,
         output_dir: str,
-        split: str = "train",
+        split: str = TRAIN,
         shuffle: bool = True,
         seed: int = 0,
         batch_size: int | None = None,

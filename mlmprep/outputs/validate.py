@@ -2,39 +2,34 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from mlmprep.core import storage
-from mlmprep.core.config import BuildConfig
-from mlmprep.outputs.stats import BATCH_ROWS
-from mlmprep.pipeline.manifest import INDEX, TOKENIZER_FILE, read_index, sha256_file
+from mlmprep.core.files import sha256_file
+from mlmprep.outputs.finished_build import BATCH_ROWS, FinishedBuild
+from mlmprep.pipeline.manifest import INDEX, TOKENIZER_FILE
 from mlmprep.pipeline.schema import list_values, output_schema
+from mlmprep.pipeline.shard_names import ShardName
 from mlmprep.text.special_tokens import SpecialTokens, from_manifest
 
-SHARD_PATTERN = re.compile(r"^(train|validation)-\d{5}-of-\d{5}\.parquet$")
 
-
-def validate(output_dir: str, check_rows: bool = True) -> dict:
+def validate(output_dir: str) -> dict:
     """Return {"ok": bool, "problems": [...], "shards": n, "rows": n}."""
-    index = read_index(output_dir)
+    build = FinishedBuild(output_dir)
+    index = build.index
     problems: list[str] = []
-    listed = {s["name"]: s for s in index["shards"]}
-    present = {n for n in storage.listdir(output_dir) if SHARD_PATTERN.match(n)}
+    listed = {s["name"]: s for s in build.shards()}
+    present = {n for n in storage.listdir(output_dir) if ShardName.parse(n)}
     problems += [
         f"{name}: extra shard, not listed in {INDEX}" for name in sorted(present - set(listed))
     ]
-    config = index["config"]
-    build_config = BuildConfig(
-        **{k: v for k, v in config.items() if k in BuildConfig.__dataclass_fields__}
-    )
-    schema = output_schema(build_config)
+    schema = output_schema(build.build_config())
     rows = 0
     for name, shard in sorted(listed.items()):
-        path = storage.join(output_dir, name)
+        path = build.path(shard)
         if not storage.exists(path):
             problems.append(f"{name}: missing")
             continue
@@ -47,10 +42,9 @@ def validate(output_dir: str, check_rows: bool = True) -> dict:
         if sha256_file(path) != shard["sha256"]:
             problems.append(f"{name}: sha256 differs from {INDEX} (damaged)")
             continue
-        if check_rows:
-            problem = _check_shard(path, schema, index, shard["rows"])
-            if problem:
-                problems.append(f"{name}: {problem}")
+        problem = _check_shard(path, schema, index, shard["rows"])
+        if problem:
+            problems.append(f"{name}: {problem}")
         rows += shard["rows"]
     if not storage.exists(storage.join(output_dir, TOKENIZER_FILE)):
         problems.append(f"{TOKENIZER_FILE}: missing")

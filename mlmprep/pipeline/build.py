@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 from tqdm import tqdm
@@ -15,7 +15,15 @@ from tqdm import tqdm
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
 from mlmprep.core.errors import ConfigError, InputError, OutputError
+from mlmprep.core.files import is_temporary_of, write_json_atomically, write_text_atomically
 from mlmprep.input.accounting import InputReport
+from mlmprep.input.discovery import (
+    BINARY_REASON,
+    InputFile,
+    describe_inputs,
+    fingerprint,
+    resolve_inputs,
+)
 from mlmprep.pipeline.build_index import build_index, summary
 from mlmprep.pipeline.card import CARD, dataset_card, written_by_mlmprep
 from mlmprep.pipeline.engines.dask import DaskEngine
@@ -26,44 +34,22 @@ from mlmprep.pipeline.manifest import (
     TOKENIZER_FILE,
     UNITS_DIR,
     WorkState,
-    differences,
     read_index,
-    remove_build,
     versions,
-    write_json_atomically,
-    write_text_atomically,
+    worker_environment,
 )
-from mlmprep.pipeline.planning import (
-    BINARY_REASON,
-    Unit,
-    describe_inputs,
-    expected_tasks,
-    fingerprint,
-    plan_units,
-    resolve_inputs,
-)
+from mlmprep.pipeline.output_dir import prepare_output
+from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units
+from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.scheduling import run_units, unit_tasks
 from mlmprep.pipeline.schema import SCHEMA_VERSION, output_schema, with_metadata
 from mlmprep.pipeline.shuffle import ShardTask, shard_tasks, write_bucket_shards
 from mlmprep.pipeline.sizing import Sizing, choose_sizing, estimated_spill_bytes
 from mlmprep.pipeline.spill import SPILL_DIR, SPILL_FORMAT, spill_schema
+from mlmprep.pipeline.unit_result import UnitResult
 from mlmprep.pipeline.units import encoder_for, worker_init
 from mlmprep.pipeline.workers import WORKER_MODULES, start_worker_server
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run a build; nothing here changes the output bytes."""
-
-    workers: int = 1
-    engine: str = "local"
-    scheduler: str | None = None
-    strict: bool = False
-    overwrite: bool = False
-    progress: bool = False
-    tmp_dir: str | None = None
-    storage_options: dict = field(default_factory=dict)
-    tokenizer_backend: str = "auto"
+from mlmprep.text.tokenization import TokenEncoder
 
 
 def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunOptions) -> dict:
@@ -86,128 +72,152 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
             if file.binary:
                 InputReport(strict=True).skip_file(file.path, BINARY_REASON)
     encoder = encoder_for(config, options.tokenizer_backend)  # an unusable backend fails here
-    identity = {
-        "config": {
-            **config.to_dict(),
-            "tokenizer": encoder.name,
-            "input_fingerprint": fingerprint(files),
-        },
-        "tokenizer": encoder.manifest_entry(),
-        "versions": versions(),
-    }
-    if _prepare_output(output_dir, identity, options.overwrite):
+    job = BuildJob(inputs, output_dir, config, options, files, encoder, started)
+    if prepare_output(output_dir, job.identity, options.overwrite):
         return summary(read_index(output_dir), already_built=True)
     try:
-        return _build(inputs, output_dir, config, options, files, identity, started)
+        return _build(job)
     except OSError as exc:  # from our own writes: input problems arrive as InputError
         raw = sum(f.raw_size for f in files if not f.binary)
         raise _write_error(output_dir, exc, estimated_spill_bytes(raw, config)) from None
 
 
+@dataclass
+class BuildJob:
+    """One build as it runs: what it reads, where it writes, how, and its identity."""
+
+    inputs: list[str]
+    output_dir: str
+    config: BuildConfig
+    options: RunOptions
+    files: list[InputFile]
+    encoder: TokenEncoder
+    started: float
+
+    @functools.cached_property
+    def identity(self) -> dict:
+        """What decides the output bytes: a rerun with another identity is refused."""
+        return {
+            "config": {
+                **self.config.to_dict(),
+                "tokenizer": self.encoder.name,
+                "input_fingerprint": fingerprint(self.files),
+            },
+            "tokenizer": self.encoder.manifest_entry(),
+            "versions": versions(),
+        }
+
+    def schema(self) -> pa.Schema:
+        """The output schema with the build's facts in its metadata."""
+        facts = {
+            "schema_version": SCHEMA_VERSION,
+            "tokenizer": self.identity["tokenizer"],
+            "versions": self.identity["versions"],
+            "config": {
+                k: v for k, v in self.identity["config"].items() if k != "input_fingerprint"
+            },
+        }
+        return with_metadata(output_schema(self.config), facts)
+
+
 def _write_error(output_dir: str, exc: OSError, spill_bytes: float) -> OutputError:
+    """One line for an OSError of the build's own files, saying what happened to which."""
     where = f" ({exc.filename})" if exc.filename else ""
+    again = "run the same command again to resume"
     if exc.errno == errno.ENOSPC:
         return OutputError(
             f"{output_dir}: no space left on device{where}; this build needs about "
             f"{spill_bytes / 1e6:,.0f} MB of temporary space for spill files (see `mlmprep "
-            "plan`; --tmp-dir puts them elsewhere); free some space and run the same command "
-            "again to resume"
+            f"plan`; --tmp-dir puts them elsewhere); free some space and {again}"
         )
-    return OutputError(
-        f"{output_dir}: cannot write ({exc.strerror or exc}){where}; check the output "
-        "directory, then run the same command again to resume"
-    )
+    if exc.errno == errno.ENOENT:
+        return OutputError(
+            f"{output_dir}: a file of the build disappeared while it ran{where}; was another "
+            f"process writing to the same output, or was it deleted? {again.capitalize()}"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(
+            f"{output_dir}: cannot write ({exc.strerror}){where}; fix the permissions of the "
+            f"output (or --tmp-dir), then {again}"
+        )
+    return OutputError(f"{output_dir}: {exc.strerror or exc}{where}; {again}")
 
 
-def _build(
-    inputs: list[str],
-    output_dir: str,
-    config: BuildConfig,
-    options: RunOptions,
-    files: list,
-    identity: dict,
-    started: float,
-) -> dict:
-    encoder = encoder_for(config, options.tokenizer_backend)
-    work = WorkState(output_dir)
+def _build(job: BuildJob) -> dict:
+    work = WorkState(job.output_dir)
     if not work.exists():
-        work.start(_plan(files, config, inputs, identity))
+        work.start(_plan(job))
     plan = work.plan()
     units = [Unit.from_dict(u) for u in plan["units"]]
     sizing = Sizing.from_dict(plan["sizing"])
-    facts = {
-        "schema_version": SCHEMA_VERSION,
-        "tokenizer": identity["tokenizer"],
-        "versions": identity["versions"],
-        "config": {k: v for k, v in identity["config"].items() if k != "input_fingerprint"},
-    }
-    schema = with_metadata(output_schema(config), facts)
-    spill_dir = _spill_dir(output_dir, work, identity, options.tmp_dir)
+    spill_dir = _spill_dir(job, work)
     storage.makedirs(spill_dir)
-    done_before = work.records(UNITS_DIR)
-    done = set(done_before)
-    tasks = unit_tasks(
-        units,
-        config,
-        sizing,
-        spill_dir,
-        options.strict,
-        done,
-        options.storage_options,
-        options.tokenizer_backend,
-    )
+    done_before = [UnitResult.from_dict(r) for r in work.records(UNITS_DIR).values()]
     # never more processes than there is work for: idle workers cost startup time
     work_items = max(expected_tasks(units, sizing.unit_size), sum(sizing.buckets.values()))
-    workers = min(options.workers, work_items)
-    timings = {}
-    with _engine(options, workers) as engine:
-        processed = run_units(
-            engine,
-            work,
-            tasks,
-            sum(u.raw_bytes for u in units),
-            sum(r["raw_bytes"] for r in done_before.values()),
-            options.progress,
+    workers = min(job.options.workers, work_items)
+    with _engine(job.options, workers) as engine:
+        tasks = unit_tasks(units, job.config, sizing, spill_dir, job.options, done_before)
+        processed = run_units(engine, work, tasks, units, done_before, job.options.progress)
+        units_seconds = time.monotonic() - job.started
+        results = sorted(
+            (UnitResult.from_dict(r) for r in work.records(UNITS_DIR).values()),
+            key=lambda r: r.order,
         )
-        timings["units_seconds"] = round(time.monotonic() - started, 3)
-        results = sorted(work.records(UNITS_DIR).values(), key=lambda r: (r["unit"], r["part"]))
-        if not any(r["accounting"]["documents"]["used"] for r in results):
+        if not any(r.documents_used for r in results):
             work.remove()
             storage.rmtree(spill_dir)
-            raise _no_documents(inputs, results)
-        peak_spill = sum(r["spill"]["bytes"] for r in results)
-        tasks_of_shards = shard_tasks(
-            results,
-            sizing.buckets,
-            config,
-            output_dir,
-            schema,
-            spill_schema(schema, encoder.vocab_size),
-            options.storage_options,
-        )
-        _run_shards(engine, work, tasks_of_shards, options.progress)
-    timings["total_seconds"] = round(time.monotonic() - started, 3)
-    resumed = {"units_done_before": len(done), "bytes_processed": processed}
+            raise _no_documents(job.inputs, results)
+        _run_shards(engine, work, _shard_tasks(job, results, sizing), job.options.progress)
     run = {
-        "engine": options.engine,
-        **timings,
-        **resumed,
-        "peak_spill_bytes": peak_spill,
+        "engine": job.options.engine,
+        "units_seconds": round(units_seconds, 3),
+        "total_seconds": round(time.monotonic() - job.started, 3),
+        "units_done_before": len(done_before),
+        "bytes_processed": processed,
+        "peak_spill_bytes": sum(r.spill.bytes for r in results),
         "workers": workers,
     }
-    shards = work.records(SHARDS_DIR)
-    index = build_index(identity, results, shards, files, options.tokenizer_backend, run)
+    index = build_index(
+        job.identity,
+        results,
+        work.records(SHARDS_DIR),
+        job.files,
+        job.options.tokenizer_backend,
+        run,
+    )
     index["plan"] = {"units": len(units), "tasks": len(results), **sizing.to_dict()}
-    write_text_atomically(storage.join(output_dir, TOKENIZER_FILE), encoder.json)
-    _write_card(output_dir, index, output_schema(config))
-    write_json_atomically(storage.join(output_dir, INDEX), index)
-    shard_names = tuple(shard["name"] + ".tmp-" for shard in index["shards"])
-    for name in storage.listdir(output_dir):  # temp files of workers that died mid-write
-        if name.startswith(shard_names):
-            storage.remove(storage.join(output_dir, name))
+    _finish(job, index)
     storage.rmtree(spill_dir)
     work.remove()
     return summary(index, already_built=False)
+
+
+def _shard_tasks(job: BuildJob, results: list[UnitResult], sizing: Sizing) -> list[ShardTask]:
+    schema = job.schema()
+    spilled = spill_schema(schema, job.encoder.vocab_size)
+    return shard_tasks(
+        results,
+        sizing.buckets,
+        job.config,
+        job.output_dir,
+        schema,
+        spilled,
+        job.options.storage_options,
+    )
+
+
+def _finish(job: BuildJob, index: dict) -> None:
+    """The tokenizer, the dataset card, then index.json (which marks the build finished);
+    then temporary files of workers that died mid-write are removed."""
+    output_dir = job.output_dir
+    write_text_atomically(storage.join(output_dir, TOKENIZER_FILE), job.encoder.json)
+    _write_card(output_dir, index, output_schema(job.config))
+    write_json_atomically(storage.join(output_dir, INDEX), index)
+    names = [shard["name"] for shard in index["shards"]]
+    for name in storage.listdir(output_dir):
+        if any(is_temporary_of(name, shard) for shard in names):
+            storage.remove(storage.join(output_dir, name))
 
 
 def _write_card(output_dir: str, index: dict, schema: pa.Schema) -> None:
@@ -218,10 +228,10 @@ def _write_card(output_dir: str, index: dict, schema: pa.Schema) -> None:
     write_text_atomically(path, dataset_card(index, schema))
 
 
-def _no_documents(inputs: list[str], results: list[dict]) -> InputError:
+def _no_documents(inputs: list[str], results: list[UnitResult]) -> InputError:
     report = InputReport()
     for result in results:
-        report.merge_dict(result["accounting"], result["examples"])
+        report.merge_dict(result.accounting, result.examples)
     skipped = dict(report.documents_skipped) or "none"
     return InputError(
         f"{', '.join(inputs)}: no documents found ({report.files_read} files read, documents "
@@ -231,37 +241,26 @@ def _no_documents(inputs: list[str], results: list[dict]) -> InputError:
 
 def _engine(options: RunOptions, workers: int) -> LocalEngine | DaskEngine:
     if options.engine == "dask":
-        return DaskEngine(workers, options.scheduler, worker_init)
+        return DaskEngine(workers, options.scheduler, worker_init, worker_environment)
     return LocalEngine(workers, worker_init, WORKER_MODULES)
 
 
-def _plan(files: list, config: BuildConfig, inputs: list[str], identity: dict) -> dict:
+def _plan(job: BuildJob) -> dict:
     """Sizes and units: from the inputs and config only, never the worker count."""
-    sizing = choose_sizing(sum(f.raw_size for f in files if not f.binary), config)
-    units = plan_units(files, config, sizing.unit_size)
+    files = job.files
+    sizing = choose_sizing(sum(f.raw_size for f in files if not f.binary), job.config)
+    units = plan_units(files, job.config, sizing.unit_size)
     if not units:
         raise InputError(
-            f"{', '.join(inputs)}: no readable input (every file is binary); "
+            f"{', '.join(job.inputs)}: no readable input (every file is binary); "
             "pass text, jsonl or parquet files"
         )
     return {
-        "identity": identity,
+        "identity": job.identity,
         "spill_format": SPILL_FORMAT,
         "sizing": sizing.to_dict(),
         "units": [u.to_dict() for u in units],
     }
-
-
-def _progress(total: int, initial: int, unit: str, desc: str, enabled: bool) -> tqdm:
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit=unit,
-        unit_scale=unit == "B",
-        desc=desc,
-        disable=not enabled,
-        dynamic_ncols=True,
-    )
 
 
 def _run_shards(
@@ -270,56 +269,24 @@ def _run_shards(
     """Write the shards of every bucket not recorded as finished yet."""
     finished = work.records(SHARDS_DIR)
     pending = [t for t in tasks if not all(name in finished for name in t.names)]
-    with _progress(len(tasks), len(tasks) - len(pending), "bucket", "shards", progress) as bar:
+    bar = tqdm(
+        total=len(tasks),
+        initial=len(tasks) - len(pending),
+        unit="bucket",
+        desc="shards",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    with bar:
         for _ in engine.map_unordered(write_bucket_shards, pending):
             bar.update(1)
 
 
-def _spill_dir(output_dir: str, work: WorkState, identity: dict, tmp_dir: str | None) -> str:
+def _spill_dir(job: BuildJob, work: WorkState) -> str:
     """Where spill files go: the work directory, or a directory of this build (stable
     across reruns, for resume) under --tmp-dir."""
-    if tmp_dir is None:
+    if job.options.tmp_dir is None:
         return storage.join(work.path, SPILL_DIR)
-    key = json.dumps([output_dir, identity], sort_keys=True).encode()
-    return storage.join(tmp_dir, f"mlmprep-spill-{hashlib.sha256(key).hexdigest()[:16]}")
-
-
-def _prepare_output(output_dir: str, identity: dict, overwrite: bool) -> bool:
-    """Check the output directory; True when it already holds this exact, finished build."""
-    if storage.exists(output_dir) and not storage.isdir(output_dir):
-        raise OutputError(f"{output_dir}: exists and is not a directory; choose another output")
-    try:
-        storage.makedirs(output_dir)
-        probe = storage.join(output_dir, f".mlmprep-probe-{os.getpid()}")
-        with storage.open_file(probe, "wb"):
-            pass
-        storage.remove(probe)
-    except OSError as exc:
-        raise OutputError(
-            f"{output_dir}: output directory not writable ({exc.strerror}); "
-            "choose another output or fix its permissions"
-        ) from None
-    work = WorkState(output_dir)
-    if storage.exists(storage.join(output_dir, INDEX)):
-        diffs = differences(read_index(output_dir), identity)
-        if not diffs and not overwrite:
-            return True
-        if diffs and not overwrite:
-            raise OutputError(
-                f"{output_dir}: holds a different build ({'; '.join(diffs)} differ); "
-                "pass --overwrite to replace it, or choose another directory"
-            )
-        remove_build(output_dir)
-    elif work.exists():
-        plan = work.plan()
-        diffs = differences(plan["identity"], identity)
-        if diffs and not overwrite:
-            raise OutputError(
-                f"{output_dir}: holds an unfinished build with other settings "
-                f"({'; '.join(diffs)} differ); pass --overwrite to discard it"
-            )
-        # spill files of an earlier spill format cannot be read back: start again
-        stale = plan.get("spill_format") != SPILL_FORMAT
-        if diffs or overwrite or stale:
-            remove_build(output_dir)
-    return False
+    key = json.dumps([job.output_dir, job.identity], sort_keys=True).encode()
+    name = f"mlmprep-spill-{hashlib.sha256(key).hexdigest()[:16]}"
+    return storage.join(job.options.tmp_dir, name)

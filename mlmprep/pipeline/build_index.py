@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections import Counter
 
+from mlmprep.core.config import SPLITS
 from mlmprep.core.counts import SplitCounts
 from mlmprep.input.accounting import InputReport
-from mlmprep.pipeline.planning import BINARY_REASON
+from mlmprep.input.discovery import BINARY_REASON, InputFile
 from mlmprep.pipeline.schema import SCHEMA_VERSION
-from mlmprep.pipeline.spill import SPLITS
+from mlmprep.pipeline.shard_names import ShardName
+from mlmprep.pipeline.unit_result import UnitResult
 
 
 def build_index(
     identity: dict,
-    results: list[dict],
+    results: list[UnitResult],
     shards: dict[str, dict],
-    files: list,
+    files: list[InputFile],
     requested_backend: str,
     run: dict,
 ) -> dict:
@@ -24,20 +26,20 @@ def build_index(
     report = InputReport()
     counts: dict[str, SplitCounts] = {}
     for result in results:
-        report.merge_dict(result["accounting"], result["examples"])
-        for split, unit_counts in result["counts"].items():
-            counts.setdefault(split, SplitCounts()).add(SplitCounts.from_dict(unit_counts))
+        report.merge_dict(result.accounting, result.examples)
+        for split, unit_counts in result.counts.items():
+            counts.setdefault(split, SplitCounts()).add(unit_counts)
     for file in files:
         if file.binary:
             report.skip_file(file.path, BINARY_REASON)
     backend = _backend_run(results, requested_backend)
     split_rows = Counter()
     for name, shard in shards.items():
-        split_rows[name.split("-")[0]] += shard["rows"]
+        split_rows[ShardName.parse(name).split] += shard["rows"]
     return {
         "schema_version": SCHEMA_VERSION,
         **identity,
-        "shards": [{"split": name.split("-")[0], **shards[name]} for name in sorted(shards)],
+        "shards": [{"split": ShardName.parse(n).split, **shards[n]} for n in sorted(shards)],
         "accounting": report.to_dict(),
         "counts": {
             split: {**counts[split].to_dict(), "rows": split_rows[split]}
@@ -46,7 +48,7 @@ def build_index(
         },
         "warnings": report.examples + _backend_warnings(backend["fell_back"]),
         "run": {
-            "input_bytes": sum(r["raw_bytes"] for r in results),
+            "input_bytes": sum(r.raw_bytes for r in results),
             "units": len(results),
             "tokenizer_backend": backend,
             **run,
@@ -54,9 +56,9 @@ def build_index(
     }
 
 
-def _backend_run(results: list[dict], requested: str) -> dict:
+def _backend_run(results: list[UnitResult], requested: str) -> dict:
     """Which backend encoded how many batches, over all units (resumed ones included)."""
-    usages = [r.get("tokenizer_backend", {}) for r in results]
+    usages = [r.tokenizer_backend for r in results]
     batches: Counter = Counter()
     for usage in usages:
         batches.update(usage.get("batches", {}))
@@ -64,7 +66,7 @@ def _backend_run(results: list[dict], requested: str) -> dict:
         "requested": requested,
         "batches": dict(sorted(batches.items())),
         "reference_texts": sum(u.get("reference_texts", 0) for u in usages),
-        "fell_back": [r["name"] for r, u in zip(results, usages) if u.get("fell_back")],
+        "fell_back": [r.name for r, u in zip(results, usages) if u.get("fell_back")],
     }
 
 

@@ -6,7 +6,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from mlmprep.core.config import BuildConfig
-from mlmprep.pipeline.planning import describe_inputs, expected_tasks, plan_units, resolve_inputs
+from mlmprep.input.discovery import describe_inputs, resolve_inputs
+from mlmprep.pipeline.planning import expected_tasks, plan_units
 from mlmprep.pipeline.sizing import (
     Sizing,
     choose_sizing,

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
 from typing import Any
 
 import numpy as np
@@ -15,7 +11,8 @@ import tokenizers
 from mlmprep import __version__
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
-from mlmprep.pipeline.card import CARD, written_by_mlmprep
+from mlmprep.core.files import read_json, write_json_atomically
+from mlmprep.text.tokenizer_backends import backend_versions
 
 INDEX = "index.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -26,6 +23,12 @@ SHARDS_DIR = "shards"
 IDENTITY_KEYS = ("config", "tokenizer", "versions")
 
 
+def worker_environment() -> dict[str, str]:
+    """What every worker must share with the building process: the versions that decide
+    the bytes, and the tokenizer backends (which decide speed and fallbacks)."""
+    return {**versions(), **backend_versions()}
+
+
 def versions() -> dict[str, str]:
     """Versions that decide the output bytes."""
     return {
@@ -34,38 +37,6 @@ def versions() -> dict[str, str]:
         "pyarrow": pa.__version__,
         "tokenizers": tokenizers.__version__,
     }
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with storage.open_file(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """Write to a temporary name, fsync, then rename: never half-written under `path`."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with storage.open_file(tmp, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            storage.sync(handle)
-        storage.replace(tmp, path)
-    finally:
-        if storage.exists(tmp):
-            storage.remove(tmp)
-
-
-def write_json_atomically(path: str, data: Any) -> None:
-    """JSON version of write_text_atomically."""
-    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: str) -> Any:
-    with storage.open_file(path, "rb") as handle:
-        return json.loads(handle.read().decode("utf-8"))
 
 
 def read_index(output_dir: str) -> dict:
@@ -114,7 +85,6 @@ class WorkState:
     """The work directory under the output: the plan, and a record per finished unit/shard."""
 
     def __init__(self, output_dir: str) -> None:
-        self.output_dir = output_dir
         self.path = storage.join(output_dir, WORK_DIR)
 
     def exists(self) -> bool:
@@ -142,21 +112,3 @@ class WorkState:
 
     def remove(self) -> None:
         storage.rmtree(self.path)
-
-
-def remove_build(output_dir: str) -> None:
-    """--overwrite: delete only what mlmprep wrote (listed shards, manifest, work dir)."""
-    names = [INDEX, TOKENIZER_FILE]
-    index_path = storage.join(output_dir, INDEX)
-    if storage.exists(index_path):
-        with contextlib.suppress(OSError, ValueError):
-            names += [s["name"] for s in read_json(index_path).get("shards", [])]
-    work = WorkState(output_dir)
-    names += [record["name"] for record in work.records(SHARDS_DIR).values()]
-    if written_by_mlmprep(output_dir):
-        names.append(CARD)
-    for name in names:
-        path = storage.join(output_dir, storage.basename(name))
-        if storage.isfile(path):
-            storage.remove(path)
-    work.remove()

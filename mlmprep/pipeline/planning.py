@@ -1,51 +1,25 @@
-"""Resolve inputs (files, directories, globs) and cut them into work units.
+"""Cut the described input files into work units.
 
-The plan depends only on the sorted input paths, their sizes and the config; never on
-the worker count or the engine.
+The units depend only on the sorted input files (paths, sizes, and for a large
+uncompressed file the document starts near each cut) and the config; never on the
+worker count or the engine.
 """
 
 from __future__ import annotations
 
-import glob
 import itertools
 import math
-import os
 import re
 from dataclasses import asdict, dataclass
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
-from mlmprep.core.errors import InputError
-from mlmprep.input.readers import (
-    BINARY_SNIFF_BYTES,
-    READ_ERRORS,
-    detect_format,
-    open_binary,
-    read_error,
-    split_suffixes,
-)
+from mlmprep.input.discovery import InputFile, Source
+from mlmprep.input.readers import detect_format, split_suffixes
 
-COMPRESSION_RATIO = 4  # raw/compressed size guess where the format does not record it
 SPLITTABLE_FORMATS = ("text", "jsonl", "sentences")
 _BLANK_LINES = re.compile(rb"\n(?:[ \t\r]*\n)+")
 SCAN_BLOCK = 1 << 20
-BINARY_REASON = "binary file (NUL bytes)"
-
-
-@dataclass(frozen=True)
-class Source:
-    """A whole file, or the byte range [start, end) of an uncompressed one.
-
-    A part cut from a compressed stream is a file of its own, named in messages after
-    the `origin` file it came from, its lines counted from `first_line`.
-    """
-
-    path: str
-    format: str
-    start: int = 0
-    end: int | None = None
-    origin: str | None = None
-    first_line: int = 1
 
 
 @dataclass(frozen=True)
@@ -69,146 +43,6 @@ class Unit:
     def from_dict(cls, data: dict) -> Unit:
         sources = tuple(Source(**s) for s in data["sources"])
         return cls(data["index"], sources, data["raw_bytes"], data.get("streamed", False))
-
-
-@dataclass(frozen=True)
-class InputFile:
-    """A resolved input file with what the plan needs of it."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    raw_size: int
-    binary: bool
-
-
-def resolve_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> list[str]:
-    """Expand files, directories (recursively) and globs to a sorted list of files.
-
-    Hidden files and anything inside the output directory are left out. URLs
-    (`file://`, `memory://`, `s3://`, ...) are expanded through fsspec.
-    """
-    found: set[str] = set()
-    for spec in inputs:
-        if storage.is_url(spec):
-            found.update(_resolve_url(spec, output_dir))
-            continue
-        out = os.path.realpath(output_dir.removeprefix("file://"))
-        if glob.has_magic(spec):
-            matches = glob.glob(spec, recursive=True)
-            if not matches:
-                raise InputError(
-                    f"{spec}: the pattern matches no file; check the glob and quote it"
-                )
-        elif os.path.exists(spec):
-            matches = [spec]
-        else:
-            raise InputError(f"{spec}: no such file or directory")
-        for match in matches:
-            if os.path.isdir(match):
-                found.update(_walk(match, out))
-            elif not _inside(os.path.realpath(match), out):
-                found.add(os.path.normpath(match))
-    if not found:
-        raise InputError(
-            f"{', '.join(inputs)}: no input files found (directories are empty "
-            "or hold only the output); pass text, jsonl or parquet files"
-        )
-    return sorted(found)
-
-
-def _resolve_url(spec: str, output_dir: str) -> list[str]:
-    """Files of a URL, a URL directory (recursively) or a URL glob, through fsspec."""
-    fs, path = storage.filesystem(spec)
-    out = fs._strip_protocol(output_dir) if storage.is_url(output_dir) else None
-    if glob.has_magic(path):
-        matches = fs.glob(path)
-        if not matches:
-            raise InputError(f"{spec}: the pattern matches no file; check the glob and quote it")
-    elif fs.exists(path):
-        matches = [path]
-    else:
-        raise InputError(f"{spec}: no such file or directory")
-    files = []
-    for match in matches:
-        for found in fs.find(match) if fs.isdir(match) else [match]:
-            below = found[len(match) :].split("/") if found != match else []
-            hidden = any(part.startswith(".") for part in below)
-            inside = out is not None and (found == out or found.startswith(out.rstrip("/") + "/"))
-            if not hidden and not inside:
-                files.append(fs.unstrip_protocol(found))
-    return files
-
-
-def _inside(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory + os.sep)
-
-
-def _walk(directory: str, out: str) -> list[str]:
-    files = []
-    for root, dirs, names in os.walk(directory):
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and not _inside(os.path.realpath(os.path.join(root, d)), out)
-        )
-        files += [os.path.normpath(os.path.join(root, n)) for n in names if not n.startswith(".")]
-    return files
-
-
-def describe_inputs(paths: list[str]) -> list[InputFile]:
-    """Sizes, mtimes, raw-size estimates and a binary sniff of each input file."""
-    described = []
-    for path in paths:
-        try:
-            size, mtime_ns = _stat(path)
-            binary, raw_size = _sniff(path, size)
-        except READ_ERRORS as exc:
-            raise read_error(path, exc) from None
-        described.append(InputFile(path, size, mtime_ns, raw_size, binary))
-    return described
-
-
-def _stat(path: str) -> tuple[int, int]:
-    """Size and modification time (ns; 0 where a store does not say) of a file."""
-    if not storage.is_url(path):
-        stat = os.stat(path)
-        return stat.st_size, stat.st_mtime_ns
-    fs, _ = storage.filesystem(path)
-    info = fs.info(path)
-    modified = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
-    if hasattr(modified, "timestamp"):
-        modified = modified.timestamp()
-    return int(info["size"]), int(float(modified) * 1e9)
-
-
-def _sniff(path: str, size: int) -> tuple[bool, int]:
-    if path.lower().endswith(".parquet"):
-        return False, size
-    with open_binary(path) as stream:
-        head = stream.read(BINARY_SNIFF_BYTES)
-    _, compression = split_suffixes(path)
-    if compression is None:
-        raw = size
-    elif compression == "gzip" and size >= 4:
-        with storage.open_file(path, "rb") as handle:
-            handle.seek(size - 4)
-            raw = max(int.from_bytes(handle.read(4), "little"), size)
-    else:
-        raw = size * COMPRESSION_RATIO
-    return b"\x00" in head, raw
-
-
-def fingerprint(files: list[InputFile]) -> list[dict]:
-    """Sorted paths, sizes and mtimes: a changed input makes a different fingerprint."""
-    return [
-        {
-            "path": f.path if storage.is_url(f.path) else os.path.abspath(f.path),
-            "size": f.size,
-            "mtime_ns": f.mtime_ns,
-        }
-        for f in files
-    ]
 
 
 def plan_units(files: list[InputFile], config: BuildConfig, unit_size: int) -> list[Unit]:

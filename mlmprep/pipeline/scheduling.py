@@ -15,7 +15,9 @@ from mlmprep.pipeline.engines.dask import DaskEngine
 from mlmprep.pipeline.engines.local import LocalEngine
 from mlmprep.pipeline.manifest import UNITS_DIR, WorkState
 from mlmprep.pipeline.planning import Unit
+from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.sizing import Sizing
+from mlmprep.pipeline.unit_result import UnitResult
 from mlmprep.pipeline.units import UnitTask, process_unit, unit_name
 
 PARTS_DIR = "parts"
@@ -26,16 +28,15 @@ def unit_tasks(
     config: BuildConfig,
     sizing: Sizing,
     spill_dir: str,
-    strict: bool,
-    done: set[str],
-    storage_options: dict,
-    tokenizer_backend: str = "hf",
+    options: RunOptions,
+    done_before: list[UnitResult],
 ) -> Iterator[UnitTask]:
     """Tasks for every unit (or part of a streamed file) without a completion record.
 
     Lazy: a streamed file is decompressed as its parts are asked for, so only the parts
     the engine holds in flight exist on disk at a time.
     """
+    done = {result.name for result in done_before}
     for unit in units:
         task = UnitTask(
             unit,
@@ -43,9 +44,9 @@ def unit_tasks(
             spill_dir,
             sizing.buckets,
             sizing.window_size,
-            strict,
-            storage_options=storage_options,
-            tokenizer_backend=tokenizer_backend,
+            options.strict,
+            storage_options=options.storage_options,
+            tokenizer_backend=options.tokenizer_backend,
         )
         if not unit.streamed:
             if task.name not in done:
@@ -68,13 +69,15 @@ def run_units(
     engine: LocalEngine | DaskEngine,
     work: WorkState,
     tasks: Iterator[UnitTask],
-    total_bytes: int,
-    done_bytes: int,
+    units: list[Unit],
+    done_before: list[UnitResult],
     progress: bool,
 ) -> int:
     """Run the tasks, record each result as it arrives and delete its part file; return
-    the raw bytes processed in this run (`done_bytes` were processed by earlier runs)."""
+    the raw bytes processed in this run (`done_before` were processed by earlier runs)."""
     processed = 0
+    total_bytes = sum(unit.raw_bytes for unit in units)
+    done_bytes = sum(result.raw_bytes for result in done_before)
     bar = tqdm(
         total=max(total_bytes, done_bytes),
         initial=done_bytes,
@@ -86,9 +89,9 @@ def run_units(
     )
     with bar:
         for result in engine.map_unordered(process_unit, tasks):
-            work.record(UNITS_DIR, result["name"], result)
-            if result["part_source"]:
-                storage.remove(result["part_source"])
-            processed += result["raw_bytes"]
-            bar.update(result["raw_bytes"])
+            work.record(UNITS_DIR, result.name, result.to_dict())
+            if result.part_source:
+                storage.remove(result.part_source)
+            processed += result.raw_bytes
+            bar.update(result.raw_bytes)
     return processed

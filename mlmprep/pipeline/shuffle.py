@@ -4,7 +4,6 @@ write its shard(s) atomically."""
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,11 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlmprep.core import storage
-from mlmprep.core.config import BuildConfig
+from mlmprep.core.config import SPLITS, BuildConfig
+from mlmprep.core.files import atomic_path, sha256_file
 from mlmprep.core.random_streams import SHARD_SHUFFLE, rng_for
-from mlmprep.pipeline.manifest import SHARDS_DIR, WorkState, sha256_file
+from mlmprep.pipeline.manifest import SHARDS_DIR, WorkState
 from mlmprep.pipeline.schema import COMPRESSION
-from mlmprep.pipeline.spill import SPLITS, SpillSlice, read_slices
+from mlmprep.pipeline.shard_names import ShardName
+from mlmprep.pipeline.spill import SpillSlice, read_slices
+from mlmprep.pipeline.unit_result import UnitResult
 
 ROW_GROUP_ROWS = 8192
 ROW_GROUP_TOKENS = ROW_GROUP_ROWS * 512  # long rows: fewer rows per group, same memory
@@ -47,12 +49,8 @@ class ShardTask:
         return f"{self.split} bucket {self.bucket} ({', '.join(self.names)})"
 
 
-def shard_name(split: str, index: int, total: int) -> str:
-    return f"{split}-{index:05d}-of-{total:05d}.parquet"
-
-
 def shard_tasks(
-    results: list[dict],
+    results: list[UnitResult],
     buckets: dict[str, int],
     config: BuildConfig,
     output_dir: str,
@@ -62,27 +60,27 @@ def shard_tasks(
 ) -> list[ShardTask]:
     """Name every shard (a bucket becomes ceil(rows / shard_size) shards) and list where
     each bucket's rows are: one slice per unit with rows in it, in unit order."""
-    results = sorted(results, key=lambda r: (r["unit"], r["part"]))
+    results = sorted(results, key=lambda r: r.order)
     tasks = []
     for split_index, split in enumerate(SPLITS):
         if not buckets[split]:
             continue
         rows = np.zeros(buckets[split], np.int64)
         for result in results:
-            rows += np.asarray(result["rows"][split], np.int64)
+            rows += np.asarray(result.rows[split], np.int64)
         parts = [math.ceil(int(n) / config.shard_size) for n in rows]
         total = sum(parts)
         index = 0
         for bucket, count in enumerate(parts):
             if count == 0:
                 continue
-            names = [shard_name(split, index + i, total) for i in range(count)]
+            names = [str(ShardName(split, index + i, total)) for i in range(count)]
             index += count
             slices = [
-                SpillSlice(r["spill"]["path"], offsets[bucket], offsets[bucket + 1])
+                SpillSlice(r.spill.path, offsets[bucket], offsets[bucket + 1])
                 for r in results
-                if r["rows"][split][bucket]
-                for offsets in [r["spill"]["offsets"][split]]
+                if r.rows[split][bucket]
+                for offsets in [r.spill.offsets[split]]
             ]
             seed = [config.seed, SHARD_SHUFFLE, bucket] + ([1] if split_index else [])
             tasks.append(
@@ -153,8 +151,7 @@ def write_parquet_atomically(
 ) -> dict:
     """Write table rows `rows` (in that order) one row group at a time, cast to `schema`,
     to a temporary name, then rename into place; return name, rows, bytes, sha256."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         with (
             storage.arrow_sink(tmp) as sink,
             pq.ParquetWriter(sink, schema, compression=COMPRESSION) as writer,
@@ -163,10 +160,6 @@ def write_parquet_atomically(
                 part = table.take(pa.array(group)).cast(schema)
                 writer.write_table(part, row_group_size=group_rows)
         digest = sha256_file(tmp)
-        storage.replace(tmp, path)
-    finally:
-        if storage.exists(tmp):
-            storage.remove(tmp)
     return {
         "name": storage.basename(path),
         "rows": len(rows),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from mlmprep.core.config import BuildConfig
+from mlmprep.core.config import TRAIN, VALIDATION, BuildConfig
 
 MiB = 1024 * 1024
 WINDOW_BYTES = 8 * MiB
@@ -49,7 +49,7 @@ class Sizing:
 
 def split_shares(config: BuildConfig) -> dict[str, float]:
     """The share of the input each split gets."""
-    return {"train": 1 - config.validation_fraction, "validation": config.validation_fraction}
+    return {TRAIN: 1 - config.validation_fraction, VALIDATION: config.validation_fraction}
 
 
 def estimated_instances(raw_bytes: float, config: BuildConfig) -> float:

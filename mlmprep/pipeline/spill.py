@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from mlmprep.core import storage
+from mlmprep.core.files import atomic_path
 
-SPLITS = ("train", "validation")
 SPILL_DIR = "spill"
 SPILL_COMPRESSION = "lz4"
 SPILL_FORMAT = 2  # 2: ids and positions in 16 bits (spill_schema); 1: the output schema
@@ -154,9 +154,12 @@ def write_spill(
     then rename); return, per split, the byte offsets of its bucket batches (n_buckets + 1
     values)."""
     offsets: dict[str, list[int]] = {}
-    tmp = path + ".tmp"
     options = ipc.IpcWriteOptions(compression=SPILL_COMPRESSION)
-    with storage.arrow_sink(tmp) as sink, ipc.new_stream(sink, schema, options=options) as writer:
+    with (
+        atomic_path(path) as tmp,
+        storage.arrow_sink(tmp) as sink,
+        ipc.new_stream(sink, schema, options=options) as writer,
+    ):
         writer.write_batch(empty_batch(schema))  # the schema and a header: slices start after
         for split, dealer in dealers.items():
             ends = [sink.tell()]
@@ -164,7 +167,6 @@ def write_spill(
                 writer.write_batch(batch)
                 ends.append(sink.tell())
             offsets[split] = ends
-    storage.replace(tmp, path)
     return offsets
 
 

@@ -22,30 +22,32 @@ from mlmprep.algorithm.whole_word import (
     word_starts,
 )
 from mlmprep.core import storage
-from mlmprep.core.config import BuildConfig
+from mlmprep.core.config import SPLITS, TRAIN, VALIDATION, BuildConfig
 from mlmprep.core.counts import SplitCounts
 from mlmprep.core.random_streams import MASKING, PAIRS, SCATTER, VALIDATION_HOLD_OUT, rng_for
 from mlmprep.input.accounting import InputReport
+from mlmprep.input.discovery import Source
 from mlmprep.input.readers import Document, iter_documents
-from mlmprep.pipeline.planning import Source, Unit
+from mlmprep.pipeline.planning import Unit
 from mlmprep.pipeline.schema import output_schema, record_batch
 from mlmprep.pipeline.spill import (
-    SPLITS,
     BucketDealer,
     spill_path,
     spill_schema,
     staging_path,
     write_spill,
 )
+from mlmprep.pipeline.unit_result import SpillFile, UnitResult
 from mlmprep.text.segmentation import encode_with_word_starts, jieba_segmenter
 from mlmprep.text.sentences import document_sentences
 from mlmprep.text.special_tokens import parse_special_tokens
 from mlmprep.text.tokenization import BATCH_CHARS, TokenEncoder, tokenizer_key
+from mlmprep.text.tokenizer_backends import DEFAULT_BACKEND
 
 _ENCODERS: dict[tuple[str, bool | None, str, str], TokenEncoder] = {}
 
 
-def encoder_for(config: BuildConfig, backend: str = "hf") -> TokenEncoder:
+def encoder_for(config: BuildConfig, backend: str = DEFAULT_BACKEND) -> TokenEncoder:
     """The tokenizer of this build on `backend`, loaded once per process for each
     tokenizer content (a file changed at the same path is loaded again)."""
     key = (tokenizer_key(config.tokenizer), config.lowercase, backend, config.special_tokens)
@@ -68,7 +70,7 @@ class UnitTask:
     part: int = 0  # of a streamed unit, whose part is read from `part_source`
     part_source: Source | None = None
     storage_options: dict = field(default_factory=dict)  # for URLs, in the worker
-    tokenizer_backend: str = "hf"  # never changes the bytes
+    tokenizer_backend: str = DEFAULT_BACKEND  # never changes the bytes
 
     @property
     def name(self) -> str:
@@ -176,7 +178,7 @@ def unit_name(index: int, part: int | None = None) -> str:
     return f"unit-{index:06d}" if part is None else f"unit-{index:06d}-p{part:05d}"
 
 
-def process_unit(task: UnitTask) -> dict:
+def process_unit(task: UnitTask) -> UnitResult:
     """Read, split, tokenize, pair, mask and scatter one unit into its spill file; return
     its record: counts, accounting, and where each bucket's rows are in the file."""
     config = task.config
@@ -207,19 +209,19 @@ def process_unit(task: UnitTask) -> dict:
     path = spill_path(task.spill_dir, task.name)
     offsets = write_spill(path, dealers, spilled)
     pa.default_memory_pool().release_unused()
-    return {
-        "unit": task.unit.index,
-        "part": task.part,
-        "name": task.name,
-        "accounting": report.to_dict(),
-        "examples": report.examples,
-        "counts": {split: c.to_dict() for split, c in counts.items() if split in dealers},
-        "rows": {split: dealer.rows.tolist() for split, dealer in dealers.items()},
-        "spill": {"path": path, "bytes": offsets_end(offsets), "offsets": offsets},
-        "raw_bytes": _raw_bytes(task),
-        "part_source": task.part_source.path if task.part_source else None,
-        "tokenizer_backend": backend_usage.to_dict(),
-    }
+    return UnitResult(
+        unit=task.unit.index,
+        part=task.part,
+        name=task.name,
+        accounting=report.to_dict(),
+        examples=report.examples,
+        counts={split: c for split, c in counts.items() if split in dealers},
+        rows={split: dealer.rows.tolist() for split, dealer in dealers.items()},
+        spill=SpillFile(path, offsets_end(offsets), offsets),
+        raw_bytes=_raw_bytes(task),
+        part_source=task.part_source.path if task.part_source else None,
+        tokenizer_backend=backend_usage.to_dict(),
+    )
 
 
 def _raw_bytes(task: UnitTask) -> int:
@@ -247,7 +249,7 @@ def _read_windows(
     config = task.config
     collector = _DocumentCollector(_encoder_function(config, encoder), report, counts)
     held_out = rng_for(config.seed, VALIDATION_HOLD_OUT, task.unit.index, *task.extra_keys)
-    key, split, starts_document = 0, "train", True
+    key, split, starts_document = 0, TRAIN, True
     for source in task.sources:
         for document in iter_documents(
             source.path,
@@ -265,7 +267,7 @@ def _read_windows(
                 validation = config.validation_fraction > 0 and (
                     held_out.random() < config.validation_fraction
                 )
-                split = "validation" if validation else "train"
+                split = VALIDATION if validation else TRAIN
             collector.add(key, split, document)
             starts_document = not document.continued
             key += starts_document

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from mlmprep.input.long_text import MAX_SENTENCE_CHARS, cut_long
+
 CLOSERS = "\"'”’)]}»」』）》〕"
 OPENERS = "\"'“‘([{«「『（《"
 ZH_ENDS = "。！？；"
@@ -20,7 +22,6 @@ ABBREVIATIONS = frozenset(
     }
 )
 NUMBER_ABBREVIATIONS = frozenset({"no", "nos", "p", "art", "vol"})
-MAX_SENTENCE_CHARS = 20_000
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -70,22 +71,6 @@ def _english_boundary(text: str, punct_start: int, next_start: int) -> bool:
 def _is_cjk(char: str) -> bool:
     """Ideographs and kana have no case: after '.', '!' or '?' they start a sentence."""
     return bool(char) and char >= "\u2e80" and char.isalpha()
-
-
-def cut_long(sentence: str, limit: int = MAX_SENTENCE_CHARS) -> list[str]:
-    """Cut a sentence longer than `limit` characters at whitespace, so memory stays bounded."""
-    if len(sentence) <= limit:
-        return [sentence]
-    pieces = []
-    start = 0
-    while len(sentence) - start > limit:
-        cut = sentence.rfind(" ", start + limit // 2, start + limit)
-        if cut <= start:
-            cut = start + limit
-        pieces.append(sentence[start:cut])
-        start = cut
-    pieces.append(sentence[start:])
-    return [piece for piece in (p.strip() for p in pieces) if piece]
 
 
 def document_sentences(lines: Iterable[str], presplit: bool) -> list[str]:

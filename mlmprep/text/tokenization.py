@@ -19,10 +19,9 @@ from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokeniz
 from tokenizers.models import WordPiece
 
 from mlmprep.core import storage
-from mlmprep.core.errors import OutputError, TokenizerError
-from mlmprep.pipeline.manifest import TOKENIZER_FILE
+from mlmprep.core.errors import TokenizerError
 from mlmprep.text.special_tokens import SpecialTokens, read_special_tokens
-from mlmprep.text.tokenizer_backends import BackendChooser, BackendUsage
+from mlmprep.text.tokenizer_backends import DEFAULT_BACKEND, BackendChooser, BackendUsage
 
 BUNDLED = {"bert-base-uncased": ("bert-base-uncased-vocab.txt", True)}
 MODEL_TYPES = ("WordPiece", "BPE", "Unigram")
@@ -62,7 +61,7 @@ class TokenEncoder:
         self,
         spec: str,
         lowercase: bool | None = None,
-        backend: str = "hf",
+        backend: str = DEFAULT_BACKEND,
         special_tokens: dict[str, str] | None = None,
     ) -> None:
         self.name, tokenizer = _load(spec, lowercase)
@@ -230,16 +229,6 @@ class TokenEncoder:
             "file": "tokenizer.json",
             **({} if self.layout.is_bert else {"layout": self.layout.manifest_layout()}),
         }
-
-
-def load_output_tokenizer(output_dir: str, index: dict) -> TokenEncoder:
-    """The tokenizer copied into a build's output directory, with the roles its
-    `index` (index.json, already read) records."""
-    path = storage.join(output_dir, TOKENIZER_FILE)
-    if not storage.exists(path):
-        raise OutputError(f"{path}: missing; rebuild the output with 'mlmprep build'")
-    roles = index["tokenizer"].get("layout", {}).get("roles")
-    return TokenEncoder(path, special_tokens=roles)
 
 
 def _continuation(definition: dict, vocab: dict[str, int], size: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from mlmprep.core.errors import TokenizerError
 from mlmprep.text.special_tokens import BERT_SPECIAL_TOKENS
 
 BACKENDS = ("auto", "hf", "kitoken")
+DEFAULT_BACKEND = "auto"  # kitoken where it is installed and exact, else tokenizers
 # kitoken is ~3x faster than tokenizers on English and 2-6x slower on Chinese; the two
 # cross near 13% CJK characters (measured in docs/performance.md): auto keeps a margin.
 CJK_SHARE_LIMIT = 0.10

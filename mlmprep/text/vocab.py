@@ -12,10 +12,10 @@ from tokenizers.models import BPE, Unigram, WordPiece
 from tokenizers.trainers import BpeTrainer, UnigramTrainer, WordPieceTrainer
 
 from mlmprep.core.errors import ConfigError, InputError
+from mlmprep.core.files import write_text_atomically
 from mlmprep.input.accounting import InputReport
+from mlmprep.input.discovery import describe_inputs, resolve_inputs
 from mlmprep.input.readers import detect_format, iter_documents
-from mlmprep.pipeline.manifest import write_text_atomically
-from mlmprep.pipeline.planning import describe_inputs, resolve_inputs
 from mlmprep.text.vocab_recipes import DEFAULT_RECIPE, MODELS, RECIPES, Recipe
 
 MIN_CHARACTER_COUNT = 2  # characters seen once are left to [UNK]

@@ -16,8 +16,6 @@ from typing import Any
 
 from mlmprep.core.errors import ClusterError, ConfigError, MlmprepError
 from mlmprep.pipeline.engines.local import IN_FLIGHT_PER_WORKER
-from mlmprep.pipeline.manifest import versions
-from mlmprep.text.tokenizer_backends import backend_versions
 
 CONNECT_TIMEOUT = "30s"
 
@@ -25,17 +23,19 @@ CONNECT_TIMEOUT = "30s"
 class DaskEngine:
     """Runs functions over tasks on a Dask cluster; results arrive as they finish."""
 
-    name = "dask"
-
     def __init__(
         self,
         workers: int,
         scheduler: str | None = None,
         initializer: Callable[[], None] | None = None,
+        environment: Callable[[], dict[str, str]] = dict,
     ) -> None:
+        """`environment` says what every worker must share with this process (versions
+        that decide the bytes, say); it runs on each worker and must be picklable."""
         self.workers = workers
         self.scheduler = scheduler
         self._initializer = initializer
+        self._environment = environment
         self._client: Any = None
         self._cluster: Any = None
         self._log_levels: dict[str, int] = {}
@@ -70,10 +70,9 @@ class DaskEngine:
         return self
 
     def _check_versions(self) -> None:
-        """Refuse workers whose numpy, pyarrow or tokenizers differ (their bytes would)
-        or whose tokenizer backends differ (their speed and fallbacks would)."""
-        ours = worker_environment()
-        for worker, theirs in sorted(self._client.run(worker_environment).items()):
+        """Refuse workers whose environment differs from this process's."""
+        ours = self._environment()
+        for worker, theirs in sorted(self._client.run(self._environment).items()):
             differing = version_differences(ours, theirs)
             if differing:
                 raise ConfigError(
@@ -95,7 +94,7 @@ class DaskEngine:
         a worker that joins mid-build with other versions is refused too."""
         from distributed import as_completed
 
-        checked = functools.partial(run_checked, function, worker_environment())
+        checked = functools.partial(run_checked, function, self._environment, self._environment())
         remaining = iter(tasks)
         which: dict[str, Any] = {}
         running = as_completed()
@@ -148,18 +147,18 @@ def _quiet_distributed_logs() -> dict[str, int]:
     return levels
 
 
-def worker_environment() -> dict[str, str]:
-    """What a worker must share with the client: versions and tokenizer backends."""
-    return {**versions(), **backend_versions()}
-
-
 def version_differences(expected: dict[str, str], theirs: dict[str, str]) -> list[str]:
     return [f"{k} {theirs.get(k)} (client {v})" for k, v in expected.items() if theirs.get(k) != v]
 
 
-def run_checked(function: Callable[[Any], Any], expected: dict[str, str], task: Any) -> Any:
-    """Run function(task) on a worker whose versions match the client's, else refuse."""
-    differing = version_differences(expected, worker_environment())
+def run_checked(
+    function: Callable[[Any], Any],
+    environment: Callable[[], dict[str, str]],
+    expected: dict[str, str],
+    task: Any,
+) -> Any:
+    """Run function(task) on a worker whose environment is the client's, else refuse."""
+    differing = version_differences(expected, environment())
     if differing:
         raise ConfigError(
             f"a Dask worker has {', '.join(differing)}; install the client's versions there, "

@@ -51,8 +51,6 @@ class LocalEngine:
     that forks the workers.
     """
 
-    name = "local"
-
     def __init__(
         self,
         workers: int,

@@ -1,0 +1,61 @@
+"""Open a finished build: its index.json (read once), its tokenizer, its shards by split,
+and their rows in batches. Every command that reads a build goes through here."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from mlmprep.core import storage
+from mlmprep.core.config import BuildConfig
+from mlmprep.core.errors import OutputError
+from mlmprep.pipeline.manifest import TOKENIZER_FILE, read_index
+from mlmprep.text.special_tokens import SpecialTokens, from_manifest
+from mlmprep.text.tokenization import TokenEncoder
+
+BATCH_ROWS = 8192  # rows read at a time when streaming over a shard
+
+
+class FinishedBuild:
+    """A build's output directory, opened through its index.json."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.output_dir = output_dir
+        self.index = read_index(output_dir)
+
+    @property
+    def config(self) -> dict:
+        """The build's options as recorded (index.json's `config`)."""
+        return self.index["config"]
+
+    def build_config(self) -> BuildConfig:
+        """The recorded options as a BuildConfig (keys it does not know are left out)."""
+        fields = BuildConfig.__dataclass_fields__
+        return BuildConfig(**{k: v for k, v in self.config.items() if k in fields})
+
+    @property
+    def special_tokens(self) -> SpecialTokens:
+        """The roles and row layout the build used."""
+        return from_manifest(self.index["tokenizer"])
+
+    @functools.cached_property
+    def tokenizer(self) -> TokenEncoder:
+        """The tokenizer copied into the output, with the roles index.json records."""
+        path = storage.join(self.output_dir, TOKENIZER_FILE)
+        if not storage.exists(path):
+            raise OutputError(f"{path}: missing; rebuild the output with 'mlmprep build'")
+        roles = self.index["tokenizer"].get("layout", {}).get("roles")
+        return TokenEncoder(path, special_tokens=roles)
+
+    def shards(self, split: str | None = None) -> list[dict]:
+        """index.json's entries (name, split, rows, bytes, sha256) of one split, or all."""
+        return [s for s in self.index["shards"] if split is None or s["split"] == split]
+
+    def path(self, shard: dict) -> str:
+        return storage.join(self.output_dir, shard["name"])
+
+    def batches(self, shard: dict, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """The rows of one shard, in stored order, `batch_rows` at a time."""
+        yield from storage.parquet_file(self.path(shard)).iter_batches(batch_size=batch_rows)

@@ -1,0 +1,95 @@
+"""The output directory before a build: is it writable, what does it already hold (this
+build finished, an unfinished one to resume, another build), and --overwrite."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from mlmprep.core import storage
+from mlmprep.core.errors import OutputError
+from mlmprep.core.files import read_json
+from mlmprep.pipeline.card import CARD, written_by_mlmprep
+from mlmprep.pipeline.manifest import (
+    INDEX,
+    SHARDS_DIR,
+    TOKENIZER_FILE,
+    WorkState,
+    differences,
+    read_index,
+)
+from mlmprep.pipeline.shard_names import ShardName
+from mlmprep.pipeline.spill import SPILL_FORMAT
+
+
+def prepare_output(output_dir: str, identity: dict, overwrite: bool) -> bool:
+    """Check the output directory; True when it already holds this exact, finished build.
+
+    An unfinished build with the same identity is left to resume; anything else of
+    mlmprep's there is removed with --overwrite and refused without it.
+    """
+    _check_writable(output_dir)
+    work = WorkState(output_dir)
+    if storage.exists(storage.join(output_dir, INDEX)):
+        diffs = differences(read_index(output_dir), identity)
+        if not diffs and not overwrite:
+            return True
+        if diffs and not overwrite:
+            raise OutputError(
+                f"{output_dir}: holds a different build ({'; '.join(diffs)} differ); "
+                "pass --overwrite to replace it, or choose another directory"
+            )
+        remove_build(output_dir)
+    elif work.exists():
+        plan = work.plan()
+        diffs = differences(plan["identity"], identity)
+        if diffs and not overwrite:
+            raise OutputError(
+                f"{output_dir}: holds an unfinished build with other settings "
+                f"({'; '.join(diffs)} differ); pass --overwrite to discard it"
+            )
+        # spill files of an earlier spill format cannot be read back: start again
+        stale = plan.get("spill_format") != SPILL_FORMAT
+        if diffs or overwrite or stale:
+            remove_build(output_dir)
+    return False
+
+
+def _check_writable(output_dir: str) -> None:
+    if storage.exists(output_dir) and not storage.isdir(output_dir):
+        raise OutputError(f"{output_dir}: exists and is not a directory; choose another output")
+    try:
+        storage.makedirs(output_dir)
+        probe = storage.join(output_dir, f".mlmprep-probe-{os.getpid()}")
+        with storage.open_file(probe, "wb"):
+            pass
+        storage.remove(probe)
+    except OSError as exc:
+        raise OutputError(
+            f"{output_dir}: output directory not writable ({exc.strerror}); "
+            "choose another output or fix its permissions"
+        ) from None
+
+
+def remove_build(output_dir: str) -> None:
+    """--overwrite: delete only what mlmprep wrote: the shards index.json lists (every
+    shard-named file when index.json is unreadable), those recorded by an unfinished
+    build, the manifest, our dataset card and the work directory."""
+    names = [INDEX, TOKENIZER_FILE]
+    index_path = storage.join(output_dir, INDEX)
+    listed = None
+    if storage.exists(index_path):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            listed = [s["name"] for s in read_json(index_path)["shards"]]
+        if listed is None:  # damaged: its shards are known only by their names
+            listed = [n for n in storage.listdir(output_dir) if ShardName.parse(n)]
+        names += listed
+    work = WorkState(output_dir)
+    names += [record["name"] for record in work.records(SHARDS_DIR).values()]
+    if written_by_mlmprep(output_dir):
+        names.append(CARD)
+    for name in names:
+        path = storage.join(output_dir, storage.basename(name))
+        if storage.isfile(path):
+            storage.remove(path)
+    work.remove()

@@ -1,0 +1,22 @@
+"""RunOptions: how a build runs (workers, engine, temporary space); never what it makes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mlmprep.text.tokenizer_backends import DEFAULT_BACKEND
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a build; nothing here changes the output bytes."""
+
+    workers: int = 1
+    engine: str = "local"
+    scheduler: str | None = None
+    strict: bool = False
+    overwrite: bool = False
+    progress: bool = False
+    tmp_dir: str | None = None
+    storage_options: dict = field(default_factory=dict)
+    tokenizer_backend: str = DEFAULT_BACKEND
