@@ -37,6 +37,7 @@ class Configuration:
     options: tuple[str, ...]
 
 
+CHINESE = ("--tokenizer", str(SHARED / "vocab" / "bert-base-chinese-vocab.txt"), "--language", "zh")
 CONFIGURATIONS = (
     Configuration("sample nsp, 2 workers", SAMPLE, ("--workers", "2")),
     Configuration("sample sop", SAMPLE, ("--objective", "sop")),
@@ -53,10 +54,11 @@ CONFIGURATIONS = (
     Configuration(
         "60 MB en-tech dupe 5, 2 workers", None, ("--dupe-factor", "5", "--workers", "2")
     ),
+    Configuration("zh-mixed, Chinese vocabulary", str(SHARED / "zh-mixed"), CHINESE),
     Configuration(
-        "zh-mixed, Chinese vocabulary",
+        "zh-mixed, units of 4 MB (several windows)",
         str(SHARED / "zh-mixed"),
-        ("--tokenizer", str(SHARED / "vocab" / "bert-base-chinese-vocab.txt"), "--language", "zh"),
+        (*CHINESE, "--unit-size", "4000000"),
     ),
 )
 

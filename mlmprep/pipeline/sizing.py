@@ -33,7 +33,8 @@ MAX_BUCKET_SPILL_BYTES = 256 * MiB
 
 @dataclass(frozen=True)
 class Sizing:
-    """Unit and window size in raw bytes, and spill buckets per split."""
+    """Unit size in raw input bytes, window size in bytes of text (UTF-8, as the input
+    holds it), and spill buckets per split."""
 
     unit_size: int
     window_size: int

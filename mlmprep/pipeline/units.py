@@ -118,7 +118,7 @@ class _DocumentCollector:
         self._pending: list[tuple[int, list[str]]] = []
         self._pending_chars = 0
         self._open: dict[int, _OpenDocument] = {}
-        self.chars = 0
+        self.text_bytes = 0  # UTF-8 bytes of the sentences taken since the window began
 
     def add(self, key: int, split: str, document: Document) -> None:
         """Take one part of document `key`; encode when enough text is pending."""
@@ -127,9 +127,8 @@ class _DocumentCollector:
         sentences = document_sentences(document.lines, document.presplit)
         if sentences:
             self._pending.append((key, sentences))
-            chars = sum(map(len, sentences))
-            self._pending_chars += chars
-            self.chars += chars
+            self._pending_chars += sum(map(len, sentences))
+            self.text_bytes += sum(len(s) if s.isascii() else len(s.encode()) for s in sentences)
         if self._pending_chars >= BATCH_CHARS:
             self.flush()
 
@@ -148,7 +147,7 @@ class _DocumentCollector:
         self.flush()
         splits = self.splits
         self.splits = {name: [] for name in SPLITS}
-        self.chars = 0
+        self.text_bytes = 0
         return splits
 
     def _close(self, state: _OpenDocument) -> None:
@@ -242,8 +241,9 @@ def _read_windows(
     counts: dict[str, SplitCounts],
 ) -> Iterator[dict[str, list[EncodedDocument]]]:
     """Token ids and sentence lengths of the unit's documents, by split, in windows of
-    about `window_size` characters of whole documents, which keep memory bounded however
-    large the unit is. Whole documents are held out for validation, drawn from the unit's
+    about `window_size` bytes of text (UTF-8) of whole documents: a window closes before
+    the first document that starts at or past that size. Windows keep memory bounded
+    however large the unit is. Whole documents are held out for validation, drawn from the unit's
     own stream.
     """
     config = task.config
@@ -262,7 +262,7 @@ def _read_windows(
             source.first_line,
         ):
             if starts_document:
-                if collector.chars >= task.window_size:
+                if collector.text_bytes >= task.window_size:
                     yield collector.take()
                 validation = config.validation_fraction > 0 and (
                     held_out.random() < config.validation_fraction
