@@ -26,7 +26,7 @@ def test_assemble_exact_rows():
     assert rows.offsets.tolist() == [0, 6, 13]
     assert rows.tokens.tolist() == [CLS, 1, 2, SEP, 3, SEP, CLS, 5, SEP, 1, 2, 3, SEP]
     assert rows.token_types.tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1]
-    assert rows.special.tolist() == [1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 0, 1]
+    assert rows.special_mask.tolist() == [1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 0, 1]
     assert rows.labels.tolist() == [0, 1]
 
 
@@ -34,19 +34,19 @@ def test_assemble_follows_a_roberta_template():
     """<s> A </s></s> B </s>, every token type 0."""
     ids = np.array([1, 2, 3, 4], np.int32)
     pairs = Pairs(np.array([0]), np.array([2]), np.array([2]), np.array([2]), np.array([1]))
-    special = (TemplatePiece("special", 0, "<s>"), TemplatePiece("special", 0, "</s>"))
+    marks = (TemplatePiece("special", 0, "<s>"), TemplatePiece("special", 0, "</s>"))
     template = (
-        special[0],
+        marks[0],
         TemplatePiece("A", 0),
-        special[1],
-        special[1],
+        marks[1],
+        marks[1],
         TemplatePiece("B", 0),
-        special[1],
+        marks[1],
     )
     rows = assemble(ids, pairs, template, {"<s>": 0, "</s>": 2})
     assert rows.tokens.tolist() == [0, 1, 2, 2, 2, 3, 4, 2]
     assert rows.token_types.tolist() == [0] * 8
-    assert rows.special.tolist() == [1, 0, 0, 1, 1, 0, 0, 1]
+    assert rows.special_mask.tolist() == [1, 0, 0, 1, 1, 0, 0, 1]
 
 
 def test_num_to_mask_rounds_half_to_even_like_python():
@@ -57,15 +57,15 @@ def test_num_to_mask_rounds_half_to_even_like_python():
 
 
 def make_rows(lengths: list[int], rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    tokens, special = [], []
+    tokens, special_mask = [], []
     for n in lengths:
         body = rng.integers(1000, 2000, size=n - 3).tolist()
         cut = 1 + (n - 3) // 2
         row = [CLS, *body[: cut - 1], SEP, *body[cut - 1 :], SEP]
         tokens += row
-        special += [1] + [0] * (cut - 1) + [1] + [0] * (n - 2 - cut) + [1]
+        special_mask += [1] + [0] * (cut - 1) + [1] + [0] * (n - 2 - cut) + [1]
     offsets = np.concatenate(([0], np.cumsum(lengths)))
-    return np.array(tokens, np.int32), offsets, np.array(special, np.int8)
+    return np.array(tokens, np.int32), offsets, np.array(special_mask, np.int8)
 
 
 @settings(max_examples=50, deadline=None)
@@ -77,8 +77,8 @@ def make_rows(lengths: list[int], rng) -> tuple[np.ndarray, np.ndarray, np.ndarr
 )
 def test_mask_invariants(lengths, prob, max_predictions, seed):
     rng = np.random.default_rng(seed)
-    tokens, offsets, special = make_rows(lengths, rng)
-    masked = mask_tokens(tokens, offsets, special, prob, max_predictions, POOL, MASK, rng)
+    tokens, offsets, special_mask = make_rows(lengths, rng)
+    masked = mask_tokens(tokens, offsets, special_mask, prob, max_predictions, POOL, MASK, rng)
     counts = np.diff(masked.offsets)
     candidates = np.array(lengths) - 3
     expected = np.minimum(num_to_mask(np.array(lengths), prob, max_predictions), candidates)
@@ -88,7 +88,7 @@ def test_mask_invariants(lengths, prob, max_predictions, seed):
         originals = masked.original_ids[masked.offsets[row] : masked.offsets[row + 1]]
         assert np.all(np.diff(positions) > 0), "sorted and unique"
         flat = offsets[row] + positions
-        assert not special[flat].any(), "never on [CLS]/[SEP]"
+        assert not special_mask[flat].any(), "never on [CLS]/[SEP]"
         assert originals.tolist() == tokens[flat].tolist()
     row_of = np.repeat(np.arange(len(lengths)), counts)
     unchanged = np.ones(len(tokens), bool)
@@ -98,8 +98,8 @@ def test_mask_invariants(lengths, prob, max_predictions, seed):
 
 def test_replacement_split_80_10_10_and_random_ids_never_special():
     rng = np.random.default_rng(7)
-    tokens, offsets, special = make_rows([128] * 3000, rng)
-    masked = mask_tokens(tokens, offsets, special, 0.15, 20, POOL, MASK, rng)
+    tokens, offsets, special_mask = make_rows([128] * 3000, rng)
+    masked = mask_tokens(tokens, offsets, special_mask, 0.15, 20, POOL, MASK, rng)
     row = np.repeat(np.arange(3000), np.diff(masked.offsets))
     now = masked.tokens[offsets[row] + masked.positions]
     is_mask = now == MASK
@@ -113,11 +113,11 @@ def test_replacement_split_80_10_10_and_random_ids_never_special():
 
 
 def test_same_rng_same_masks_and_different_seed_differs():
-    tokens, offsets, special = make_rows([50, 60, 70], np.random.default_rng(0))
+    tokens, offsets, special_mask = make_rows([50, 60, 70], np.random.default_rng(0))
 
     def run(seed):
         return mask_tokens(
-            tokens, offsets, special, 0.15, 20, POOL, MASK, np.random.default_rng(seed)
+            tokens, offsets, special_mask, 0.15, 20, POOL, MASK, np.random.default_rng(seed)
         )
 
     assert np.array_equal(run(1).tokens, run(1).tokens)
@@ -129,24 +129,24 @@ def test_masking_across_row_blocks_is_exact():
     # positions are exactly the non-special ones, whatever block a row falls in.
     rng = np.random.default_rng(11)
     lengths = rng.integers(5, 40, size=BLOCK_ROWS + 300).tolist()
-    tokens, offsets, special = make_rows(lengths, rng)
-    masked = mask_tokens(tokens, offsets, special, 1.0, 64, POOL, MASK, rng)
+    tokens, offsets, special_mask = make_rows(lengths, rng)
+    masked = mask_tokens(tokens, offsets, special_mask, 1.0, 64, POOL, MASK, rng)
     row = np.repeat(np.arange(len(lengths)), np.diff(masked.offsets))
-    assert np.array_equal(offsets[row] + masked.positions, np.flatnonzero(special == 0))
-    assert np.array_equal(masked.original_ids, tokens[special == 0])
+    assert np.array_equal(offsets[row] + masked.positions, np.flatnonzero(special_mask == 0))
+    assert np.array_equal(masked.original_ids, tokens[special_mask == 0])
 
 
 def test_rows_in_the_second_block_draw_fresh_positions():
     # Identical rows in both blocks: a block reusing the first block's draws would repeat
     # its choices row for row.
     rng = np.random.default_rng(12)
-    tokens, offsets, special = make_rows([60] * (2 * BLOCK_ROWS), rng)
+    tokens, offsets, special_mask = make_rows([60] * (2 * BLOCK_ROWS), rng)
     tokens = np.tile(tokens[:60], 2 * BLOCK_ROWS)
-    masked = mask_tokens(tokens, offsets, special, 0.15, 20, POOL, MASK, rng)
+    masked = mask_tokens(tokens, offsets, special_mask, 0.15, 20, POOL, MASK, rng)
     per_row = masked.positions.reshape(2 * BLOCK_ROWS, -1)
     assert not np.array_equal(per_row[:BLOCK_ROWS], per_row[BLOCK_ROWS:])
     # and every non-special position is chosen about equally often over all rows
-    hits = np.bincount(per_row.ravel(), minlength=60)[special[:60] == 0]
+    hits = np.bincount(per_row.ravel(), minlength=60)[special_mask[:60] == 0]
     assert hits.min() > 0.8 * hits.mean() and hits.max() < 1.2 * hits.mean()
 
 
@@ -161,10 +161,10 @@ class ConstantDraws:
 
 
 def test_tied_keys_are_broken_by_position_exactly():
-    tokens, offsets, special = make_rows([40, 9, 130], np.random.default_rng(0))
-    masked = mask_tokens(tokens, offsets, special, 0.15, 20, POOL, MASK, ConstantDraws())
+    tokens, offsets, special_mask = make_rows([40, 9, 130], np.random.default_rng(0))
+    masked = mask_tokens(tokens, offsets, special_mask, 0.15, 20, POOL, MASK, ConstantDraws())
     wanted = num_to_mask(np.diff(offsets), 0.15, 20)
     for row in range(3):
-        content = np.flatnonzero(special[offsets[row] : offsets[row + 1]] == 0)
+        content = np.flatnonzero(special_mask[offsets[row] : offsets[row + 1]] == 0)
         got = masked.positions[masked.offsets[row] : masked.offsets[row + 1]]
         assert got.tolist() == content[: wanted[row]].tolist()

@@ -216,7 +216,7 @@ def test_special_tokens_override_and_a_missing_role(tokenizers, tmp_path):
     ):
         TokenEncoder(str(path))
     encoder = TokenEncoder(str(path), special_tokens={"cls": "[BOS]", "sep": "[EOS]"})
-    assert (encoder.special.cls, encoder.special.sep, encoder.special.mask) == (0, 2, 4)
+    assert (encoder.special_ids.cls, encoder.special_ids.sep, encoder.special_ids.mask) == (0, 2, 4)
     assert [p.token or p.kind for p in encoder.layout.pair] == ["[BOS]", "A", "[EOS]", "B", "[EOS]"]
     out = tmp_path / "out"
     run_build([SAMPLE_DIR], out, tokenizer=str(path), special_tokens="cls=[BOS],sep=[EOS]")

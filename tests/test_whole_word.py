@@ -18,27 +18,27 @@ CONTINUATION[2000:3000] = True  # ids >= 2000 are "##" pieces
 def test_word_starts_and_ids_exact():
     # [CLS] un ##believ ##able x [SEP] ##y z [SEP]
     tokens = np.array([CLS, 1000, 2001, 2002, 1001, SEP, 2003, 1002, SEP])
-    special = np.isin(tokens, [CLS, SEP]).astype(np.int8)
-    starts = word_starts(tokens, special, CONTINUATION)
+    special_mask = np.isin(tokens, [CLS, SEP]).astype(np.int8)
+    starts = word_starts(tokens, special_mask, CONTINUATION)
     assert starts.tolist() == [False, True, False, False, True, False, True, True, False]
-    ids = word_ids(tokens, np.array([0, 9]), starts, special)
+    ids = word_ids(tokens, np.array([0, 9]), starts, special_mask)
     assert ids.tolist() == [-1, 0, 0, 0, 1, -1, 2, 3, -1]
 
 
 def rows_of_words(words_per_row, rng):
-    tokens, special = [], []
+    tokens, special_mask = [], []
     for words in words_per_row:
         row = [CLS]
         for size in words:
             row += [int(rng.integers(1000, 2000)), *rng.integers(2000, 3000, size - 1).tolist()]
         row.append(SEP)
         tokens += row
-        special += [1] + [0] * (len(row) - 2) + [1]
+        special_mask += [1] + [0] * (len(row) - 2) + [1]
     lengths = [sum(w) + 2 for w in words_per_row]
     return (
         np.array(tokens, np.int32),
         np.concatenate(([0], np.cumsum(lengths))),
-        np.array(special, np.int8),
+        np.array(special_mask, np.int8),
     )
 
 
@@ -50,9 +50,9 @@ def rows_of_words(words_per_row, rng):
 )
 def test_every_masked_word_is_whole_with_one_outcome(words_per_row, prob, seed):
     rng = np.random.default_rng(seed)
-    tokens, offsets, special = rows_of_words(words_per_row, rng)
-    starts = word_starts(tokens, special, CONTINUATION)
-    masked = mask_whole_words(tokens, offsets, special, starts, prob, 20, POOL, MASK, rng)
+    tokens, offsets, special_mask = rows_of_words(words_per_row, rng)
+    starts = word_starts(tokens, special_mask, CONTINUATION)
+    masked = mask_whole_words(tokens, offsets, special_mask, starts, prob, 20, POOL, MASK, rng)
     for row, words in enumerate(words_per_row):
         positions = masked.positions[masked.offsets[row] : masked.offsets[row + 1]]
         flat = set((offsets[row] + positions).tolist())
@@ -84,18 +84,18 @@ def test_whole_words_across_row_blocks_are_exact():
     # non-special token is masked, in the second block as in the first.
     rng = np.random.default_rng(13)
     words = [rng.integers(1, 4, size=rng.integers(1, 12)).tolist() for _ in range(BLOCK_ROWS + 200)]
-    tokens, offsets, special = rows_of_words(words, rng)
-    starts = word_starts(tokens, special, CONTINUATION)
-    masked = mask_whole_words(tokens, offsets, special, starts, 1.0, 64, POOL, MASK, rng)
+    tokens, offsets, special_mask = rows_of_words(words, rng)
+    starts = word_starts(tokens, special_mask, CONTINUATION)
+    masked = mask_whole_words(tokens, offsets, special_mask, starts, 1.0, 64, POOL, MASK, rng)
     row = np.repeat(np.arange(len(words)), np.diff(masked.offsets))
-    assert np.array_equal(offsets[row] + masked.positions, np.flatnonzero(special == 0))
+    assert np.array_equal(offsets[row] + masked.positions, np.flatnonzero(special_mask == 0))
 
 
 def test_outcome_split_is_per_word():
     rng = np.random.default_rng(3)
-    tokens, offsets, special = rows_of_words([[3] * 40] * 2000, rng)
-    starts = word_starts(tokens, special, CONTINUATION)
-    masked = mask_whole_words(tokens, offsets, special, starts, 0.15, 20, POOL, MASK, rng)
+    tokens, offsets, special_mask = rows_of_words([[3] * 40] * 2000, rng)
+    starts = word_starts(tokens, special_mask, CONTINUATION)
+    masked = mask_whole_words(tokens, offsets, special_mask, starts, 0.15, 20, POOL, MASK, rng)
     row = np.repeat(np.arange(2000), np.diff(masked.offsets))
     flat = offsets[row] + masked.positions
     first_of_word = (flat - 1) % 3 == 0

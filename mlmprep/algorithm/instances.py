@@ -18,7 +18,7 @@ class Instances:
     tokens: np.ndarray
     offsets: np.ndarray
     token_types: np.ndarray
-    special: np.ndarray
+    special_mask: np.ndarray
     labels: np.ndarray
     word_starts: np.ndarray | None = None
 
@@ -73,7 +73,9 @@ def assemble(
     if word_starts is not None:
         row_word_starts = np.concatenate((word_starts, np.zeros(len(tokens_used), bool)))[index]
     token_types = np.repeat(np.tile(np.array(types, np.int8), n), seg_lengths)
-    special = np.repeat(np.tile(np.array(specials, np.int8), n), seg_lengths)
+    special_mask = np.repeat(np.tile(np.array(specials, np.int8), n), seg_lengths)
     row_lengths = seg_lengths.reshape(n, len(lengths)).sum(axis=1)
     offsets = np.concatenate(([0], np.cumsum(row_lengths)))
-    return Instances(tokens, offsets, token_types, special, pairs.label.copy(), row_word_starts)
+    return Instances(
+        tokens, offsets, token_types, special_mask, pairs.label.copy(), row_word_starts
+    )

@@ -10,7 +10,7 @@ MASK_SHARE = 0.8
 RANDOM_SHARE = 0.1
 BLOCK_ROWS = 4096
 BLOCK_TOKENS = BLOCK_ROWS * 512  # a block's padded 2-D arrays stay this size for long rows
-NEVER = 2**32 - 1  # the key of positions that must not be chosen (special tokens, padding)
+NEVER = 2**32 - 1  # the key of positions that must not be chosen (special_mask tokens, padding)
 
 
 @dataclass
@@ -40,7 +40,7 @@ def num_to_mask(lengths: np.ndarray, masked_lm_prob: float, max_predictions: int
 def mask_tokens(
     tokens: np.ndarray,
     offsets: np.ndarray,
-    special: np.ndarray,
+    special_mask: np.ndarray,
     masked_lm_prob: float,
     max_predictions: int,
     random_pool: np.ndarray,
@@ -51,14 +51,14 @@ def mask_tokens(
     lengths = np.diff(offsets)
     n_rows = len(lengths)
     row_of_token = np.repeat(np.arange(n_rows, dtype=np.int32), lengths)
-    candidates = lengths - np.bincount(row_of_token[special.astype(bool)], minlength=n_rows)
+    candidates = lengths - np.bincount(row_of_token[special_mask.astype(bool)], minlength=n_rows)
     del row_of_token
     wanted = np.minimum(num_to_mask(lengths, masked_lm_prob, max_predictions), candidates)
     step = block_rows(offsets)
     chosen = np.concatenate(
         [np.zeros(0, np.int64)]
         + [
-            _choose_block(offsets, special, wanted, first, step, max_predictions, rng)
+            _choose_block(offsets, special_mask, wanted, first, step, max_predictions, rng)
             for first in range(0, n_rows, step)
         ]
     )
@@ -94,7 +94,7 @@ def replace_chosen(
 
 def _choose_block(
     offsets: np.ndarray,
-    special: np.ndarray,
+    special_mask: np.ndarray,
     wanted: np.ndarray,
     first: int,
     step: int,
@@ -115,7 +115,7 @@ def _choose_block(
     lengths = np.diff(local)
     n_rows, width = last - first, int(lengths.max())
     drawn = rng.integers(0, NEVER, size=local[-1], dtype=np.uint64)
-    drawn[special[base : base + local[-1]].astype(bool)] = NEVER
+    drawn[special_mask[base : base + local[-1]].astype(bool)] = NEVER
     keys = np.full((n_rows, width), NEVER, dtype=np.uint64)
     keys[np.arange(width) < lengths[:, None]] = drawn  # row-major: the flat token order
     keys <<= np.uint64(32)

@@ -11,38 +11,40 @@ from mlmprep.algorithm.instances import gather_ranges
 from mlmprep.algorithm.masking import Masked, block_rows, num_to_mask, replace_chosen
 
 
-def word_starts(tokens: np.ndarray, special: np.ndarray, continuation: np.ndarray) -> np.ndarray:
+def word_starts(
+    tokens: np.ndarray, special_mask: np.ndarray, continuation: np.ndarray
+) -> np.ndarray:
     """True at each token that starts a word: a non-special token that is not a '##'
     continuation of the non-special token before it."""
-    content = ~special.astype(bool)
+    content = ~special_mask.astype(bool)
     after_content = np.concatenate(([False], content[:-1]))
     return content & ~(continuation[tokens] & after_content)
 
 
-def segmented_word_starts(boundaries: np.ndarray, special: np.ndarray) -> np.ndarray:
+def segmented_word_starts(boundaries: np.ndarray, special_mask: np.ndarray) -> np.ndarray:
     """Word starts from a segmenter's boundaries (one flag per token), made consistent
-    with the rows: never on special tokens, always right after one (truncation may have
+    with the rows: never on special_mask tokens, always right after one (truncation may have
     cut a word's front)."""
-    content = ~special.astype(bool)
+    content = ~special_mask.astype(bool)
     after_content = np.concatenate(([False], content[:-1]))
     return content & (boundaries.astype(bool) | ~after_content)
 
 
 def word_ids(
-    tokens: np.ndarray, offsets: np.ndarray, starts: np.ndarray, special: np.ndarray
+    tokens: np.ndarray, offsets: np.ndarray, starts: np.ndarray, special_mask: np.ndarray
 ) -> np.ndarray:
     """Index of the word of each token within its row; -1 for special tokens."""
     running = np.cumsum(starts)
     row = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     before_row = np.concatenate(([0], running))[offsets[:-1]]
     ids = running - 1 - before_row[row]
-    return np.where(special.astype(bool), -1, ids).astype(np.int32)
+    return np.where(special_mask.astype(bool), -1, ids).astype(np.int32)
 
 
 def mask_whole_words(
     tokens: np.ndarray,
     offsets: np.ndarray,
-    special: np.ndarray,
+    special_mask: np.ndarray,
     starts: np.ndarray,
     masked_lm_prob: float,
     max_predictions: int,
@@ -56,7 +58,7 @@ def mask_whole_words(
     lengths = np.diff(offsets)
     budget = num_to_mask(lengths, masked_lm_prob, max_predictions)
     first = np.flatnonzero(starts)
-    content_word = np.cumsum(starts)[~special.astype(bool)] - 1
+    content_word = np.cumsum(starts)[~special_mask.astype(bool)] - 1
     length = np.bincount(content_word, minlength=len(first))
     row = np.searchsorted(offsets, first, side="right") - 1
     step = block_rows(offsets)

@@ -16,7 +16,7 @@ import click
 
 from mlmprep import __version__
 from mlmprep.cli.options import DEFAULTS, SPLIT_OPTION, config_options, storage_options
-from mlmprep.core.config import INPUT_FORMATS, BuildConfig
+from mlmprep.core.config import INPUT_FORMATS, SOP_LABEL, BuildConfig
 from mlmprep.core.errors import MlmprepError
 from mlmprep.outputs.export_formats import FORMATS
 from mlmprep.pipeline.engines.local import available_cpus
@@ -246,7 +246,7 @@ def export_command(output_dir: str, dest: str, fmt: str, compress: bool, quiet: 
     summary = export_build(
         output_dir, dest, fmt, compress, progress=not quiet and sys.stderr.isatty()
     )
-    if summary["label_from"] == "sentence_order_label":
+    if summary["label_from"] == SOP_LABEL:
         click.echo("note: an SOP build; next_sentence_labels hold its sentence_order_label")
     click.echo(
         f"{dest}: {len(summary['files'])} {fmt} files, {summary['rows']} rows "

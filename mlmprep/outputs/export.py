@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mlmprep.core import storage
+from mlmprep.core.config import LABEL_COLUMNS
 from mlmprep.core.errors import ConfigError, OutputError
 from mlmprep.core.files import atomic_path, write_json_atomically
 from mlmprep.outputs.export_formats import FORMATS
@@ -71,7 +72,7 @@ def label_column(index: dict, output_dir: str) -> str:
             f"{output_dir}: the reference formats hold BERT's [CLS] A [SEP] B [SEP] rows; this "
             "build has another tokenizer layout: read its Parquet shards directly instead"
         )
-    return "sentence_order_label" if config["objective"] == "sop" else "next_sentence_label"
+    return LABEL_COLUMNS[config["objective"]]
 
 
 def padded_batches(

@@ -76,8 +76,8 @@ def collect(output_dir: str, split: str = TRAIN) -> BuildFacts:
             tokens += int(lengths.sum())
         facts.shard_rows.append(rows)
         facts.shard_tokens.append(tokens)
-    special = list(build.index["tokenizer"]["special_ids"].values())
-    facts.token_counts[[i for i in special if i != encoder.special.unk]] = 0  # content only
+    role_ids = list(build.index["tokenizer"]["special_ids"].values())
+    facts.token_counts[[i for i in role_ids if i != encoder.special_ids.unk]] = 0  # content only
     top = np.argsort(-facts.token_counts, kind="stable")[:TOP_TOKENS]
     facts.tokens = [repr(encoder.id_to_token(int(i))) for i in top]
     return facts

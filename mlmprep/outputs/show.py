@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mlmprep.core.config import TRAIN
+from mlmprep.core.config import NSP_LABEL, SOP_LABEL, TRAIN
 from mlmprep.outputs.finished_build import FinishedBuild
 from mlmprep.text.tokenization import TokenEncoder
 
@@ -38,12 +38,12 @@ def render(row: dict, encoder: TokenEncoder) -> str:
             words.append(token.lstrip(WORD_START_MARKS) or token)
     text = " ".join(words)
     header = f"tokens={row['num_tokens']}  masked={len(originals)}"
-    if "next_sentence_label" in row:
-        label = row["next_sentence_label"]
-        header = f"next_sentence_label={label} ({'random' if label else 'true'} next)  " + header
-    elif "sentence_order_label" in row:
-        label = row["sentence_order_label"]
-        header = f"sentence_order_label={label} ({'swapped' if label else 'in order'})  " + header
+    if NSP_LABEL in row:
+        label = row[NSP_LABEL]
+        header = f"{NSP_LABEL}={label} ({'random' if label else 'true'} next)  " + header
+    elif SOP_LABEL in row:
+        label = row[SOP_LABEL]
+        header = f"{SOP_LABEL}={label} ({'swapped' if label else 'in order'})  " + header
     lines = [header]
     sep = encoder.layout.tokens["sep"]
     segments = text.split(f" {sep} ", 1)

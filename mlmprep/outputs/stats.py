@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlmprep.algorithm.whole_word import word_starts
-from mlmprep.core.config import TRAIN
+from mlmprep.core.config import NSP_LABEL, SENTENCE_LABELS, SOP_LABEL, TRAIN
 from mlmprep.core.counts import SplitCounts
 from mlmprep.outputs.finished_build import FinishedBuild
 from mlmprep.pipeline.schema import list_values
@@ -17,10 +17,7 @@ HISTOGRAM_BIN = 16
 class _Totals:
     def __init__(self, max_len: int) -> None:
         self.length_counts = np.zeros(max_len + 1, np.int64)
-        self.labels = {
-            "next_sentence_label": np.zeros(2, np.int64),
-            "sentence_order_label": np.zeros(2, np.int64),
-        }
+        self.labels = {label: np.zeros(2, np.int64) for label in SENTENCE_LABELS}
         self.masked = 0
         self.split = np.zeros(3, np.int64)  # mask, random, kept
         self.unk = 0
@@ -29,7 +26,9 @@ class _Totals:
         self.masked_words = 0
         self.masked_whole = 0
 
-    def add(self, batch: pa.RecordBatch, special: dict[str, int], continuation: np.ndarray) -> None:
+    def add(
+        self, batch: pa.RecordBatch, role_ids: dict[str, int], continuation: np.ndarray
+    ) -> None:
         lengths = batch.column("num_tokens").to_numpy().astype(np.int64)
         clipped = np.minimum(lengths, len(self.length_counts) - 1)
         self.length_counts += np.bincount(clipped, minlength=len(self.length_counts))
@@ -37,20 +36,20 @@ class _Totals:
             if name in batch.schema.names:
                 counts += np.bincount(batch.column(name).to_numpy(), minlength=2)[:2]
         ids, offsets = list_values(batch.column("input_ids"))
-        is_content = ~np.isin(ids, [special["cls"], special["sep"]])
-        unk = ids == special["unk"]
+        is_content = ~np.isin(ids, [role_ids["cls"], role_ids["sep"]])
+        unk = ids == role_ids["unk"]
         if "masked_lm_positions" in batch.schema.names:
             positions, pos_offsets = list_values(batch.column("masked_lm_positions"))
             originals, _ = list_values(batch.column("masked_lm_ids"))
             row = np.repeat(np.arange(len(pos_offsets) - 1), np.diff(pos_offsets))
             flat_positions = offsets[row] + positions
             replaced = ids[flat_positions]
-            is_mask = replaced == special["mask"]
+            is_mask = replaced == role_ids["mask"]
             kept = (replaced == originals) & ~is_mask
             self.masked += len(positions)
             self.split += [int(is_mask.sum()), int((~is_mask & ~kept).sum()), int(kept.sum())]
-            unk[flat_positions] = originals == special["unk"]
-            self._count_whole_words(ids, flat_positions, originals, special, continuation)
+            unk[flat_positions] = originals == role_ids["unk"]
+            self._count_whole_words(ids, flat_positions, originals, role_ids, continuation)
         self.unk += int((unk & is_content).sum())
         self.content_tokens += int(is_content.sum())
 
@@ -59,13 +58,13 @@ class _Totals:
         ids: np.ndarray,
         positions: np.ndarray,
         originals: np.ndarray,
-        special: dict[str, int],
+        role_ids: dict[str, int],
         continuation: np.ndarray,
     ) -> None:
         """Masked words (a token and its ## continuations) and how many were masked whole."""
         original = ids.copy()
         original[positions] = originals
-        is_special = np.isin(original, [special["cls"], special["sep"]])
+        is_special = np.isin(original, [role_ids["cls"], role_ids["sep"]])
         starts = word_starts(original, is_special, continuation)
         word = np.cumsum(starts) - 1
         content = ~is_special
@@ -86,7 +85,7 @@ def compute_stats(output_dir: str, split: str = TRAIN) -> dict:
     """
     build = FinishedBuild(output_dir)
     index, config = build.index, build.config
-    special = build.special_tokens.ids
+    role_ids = build.special_tokens.ids
     max_len = config["max_seq_length"]
     totals = _Totals(max_len)
     continuation = build.tokenizer.continuation
@@ -95,14 +94,14 @@ def compute_stats(output_dir: str, split: str = TRAIN) -> dict:
         rows = 0
         for batch in build.batches(shard):
             rows += batch.num_rows
-            totals.add(batch, special, continuation)
+            totals.add(batch, role_ids, continuation)
         totals.rows_per_shard.append(rows)
     counts = totals.length_counts
     instances = int(counts.sum())
     tokens = int((counts * np.arange(len(counts))).sum())
     cumulative = np.cumsum(counts)
-    nsp = totals.labels["next_sentence_label"]
-    sop = totals.labels["sentence_order_label"]
+    nsp = totals.labels[NSP_LABEL]
+    sop = totals.labels[SOP_LABEL]
     counts_of_split = SplitCounts.from_dict(
         {k: v for k, v in index["counts"].get(split, {}).items() if k != "rows"}
     )

@@ -16,11 +16,10 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from mlmprep.core import random_streams, storage
-from mlmprep.core.config import TRAIN
+from mlmprep.core.config import SENTENCE_LABELS, TRAIN
 from mlmprep.outputs.finished_build import FinishedBuild
 
 IGNORE_INDEX = -100
-LABEL_COLUMNS = ("next_sentence_label", "sentence_order_label")
 
 
 def _rank() -> tuple[int, int]:
@@ -75,12 +74,12 @@ class MlmCollator:
     def from_build(cls, output_dir: str, pad_to_multiple_of: int | None = None) -> MlmCollator:
         """A collator that matches a build: its special ids, masking mode, probability, seed."""
         build = FinishedBuild(output_dir)
-        special = build.special_tokens.ids
+        role_ids = build.special_tokens.ids
         config = build.config
         random_ids = build.tokenizer.random_pool  # as the build drew them
         return cls(
-            pad_id=special["pad"],
-            mask_id=special["mask"],
+            pad_id=role_ids["pad"],
+            mask_id=role_ids["mask"],
             random_ids=random_ids,
             masked_lm_prob=config["masked_lm_prob"],
             dynamic=config["masking"] == "dynamic",
@@ -102,8 +101,8 @@ class MlmCollator:
         if self.dynamic and "word_ids" in rows[0]:
             labels = self._mask_words(input_ids, _pad([row["word_ids"] for row in rows], width, -1))
         elif self.dynamic:
-            special = _pad([row["special_tokens_mask"] for row in rows], width, 1).bool()
-            labels = self._mask(input_ids, special)
+            special_mask = _pad([row["special_tokens_mask"] for row in rows], width, 1).bool()
+            labels = self._mask(input_ids, special_mask)
         else:
             labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
             for i, row in enumerate(rows):
@@ -115,7 +114,7 @@ class MlmCollator:
             "attention_mask": attention_mask,
             "labels": labels,
         }
-        for column in LABEL_COLUMNS:
+        for column in SENTENCE_LABELS:
             if column in rows[0]:
                 batch[column] = torch.tensor([row[column] for row in rows], dtype=torch.long)
         return batch
@@ -124,12 +123,12 @@ class MlmCollator:
         """Token ids padded with [PAD] to `width`."""
         return _pad(sequences, width, self.pad_id)
 
-    def _mask(self, input_ids: torch.Tensor, special: torch.Tensor) -> torch.Tensor:
+    def _mask(self, input_ids: torch.Tensor, special_mask: torch.Tensor) -> torch.Tensor:
         """Mask `input_ids` in place; return the labels (Hugging Face semantics)."""
         generator = self._current_generator()
         labels = input_ids.clone()
         probability = torch.full(input_ids.shape, self.masked_lm_prob)
-        probability.masked_fill_(special, 0.0)
+        probability.masked_fill_(special_mask, 0.0)
         selected = torch.bernoulli(probability, generator=generator).bool()
         labels[~selected] = IGNORE_INDEX
         replaced = torch.bernoulli(torch.full(input_ids.shape, 0.8), generator=generator).bool()

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlmprep.core import storage
+from mlmprep.core.config import SENTENCE_LABELS
 from mlmprep.core.files import sha256_file
 from mlmprep.outputs.finished_build import BATCH_ROWS, FinishedBuild
 from mlmprep.pipeline.manifest import INDEX, TOKENIZER_FILE
@@ -145,7 +146,7 @@ def row_problems(batch: pa.RecordBatch, shape: RowShape, max_len: int) -> tuple[
         (ids[(offsets[1:] - 1).clip(min=0)] != shape.last, f"does not end with {names['sep']}"),
         (np.diff(type_offsets) != lengths, "token_type_ids length differs from input_ids"),
     ]
-    for label in ("next_sentence_label", "sentence_order_label"):
+    for label in SENTENCE_LABELS:
         if label in batch.schema.names:
             values = batch.column(label).to_numpy()
             checks.append((~np.isin(values, (0, 1)), f"{label} not in {{0, 1}}"))
@@ -171,7 +172,7 @@ def _mask_problems(
     ids: np.ndarray,
     offsets: np.ndarray,
     lengths: np.ndarray,
-    special: dict[str, int],
+    role_ids: dict[str, int],
 ) -> tuple[int, str] | None:
     positions, pos_offsets = list_values(batch.column("masked_lm_positions"))
     originals, id_offsets = list_values(batch.column("masked_lm_ids"))
@@ -188,8 +189,8 @@ def _mask_problems(
     if unsorted.any():
         return int(row[1:][np.argmax(unsorted)]), "masked positions not sorted and unique"
     at = ids[offsets[row] + positions]
-    structural = np.isin(originals, [special["cls"], special["sep"], special["pad"]])
-    structural |= at == special["sep"]
+    structural = np.isin(originals, [role_ids["cls"], role_ids["sep"], role_ids["pad"]])
+    structural |= at == role_ids["sep"]
     if structural.any():
         return int(row[np.argmax(structural)]), "masked position on a special token"
     return None

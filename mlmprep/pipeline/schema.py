@@ -71,7 +71,9 @@ def record_batch(
         columns["masked_lm_positions"] = list_array(masked.offsets, masked.positions, pa.int32())
         columns["masked_lm_ids"] = list_array(masked.offsets, masked.original_ids, pa.int32())
     else:
-        columns["special_tokens_mask"] = list_array(instances.offsets, instances.special, pa.int8())
+        columns["special_tokens_mask"] = list_array(
+            instances.offsets, instances.special_mask, pa.int8()
+        )
         if word_ids is not None:
             columns["word_ids"] = list_array(instances.offsets, word_ids, pa.int32())
     if config.bin_size:

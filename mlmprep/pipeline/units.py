@@ -307,7 +307,7 @@ def _pass_batch(
     """One pass over a window's documents: pairs (or packed rows), rows and masks as one
     record batch; a row holds at most `budget` tokens of text."""
     if config.objective == "none":
-        packed = pack_sentences(corpus, budget, config.cross_documents, encoder.special.sep)
+        packed = pack_sentences(corpus, budget, config.cross_documents, encoder.special_ids.sep)
         ids, word_starts, pairs = packed.ids, packed.word_starts, packed.pairs
         held = int(pairs.a_len.sum()) - packed.separators
     else:
@@ -320,7 +320,7 @@ def _pass_batch(
     template = encoder.layout.template(config.pairs)
     instances = assemble(ids, pairs, template, encoder.layout.tokens_to_ids, word_starts)
     if config.objective == "none":  # separators between packed documents are structure
-        instances.special |= (instances.tokens == encoder.special.sep).astype(np.int8)
+        instances.special_mask |= (instances.tokens == encoder.special_ids.sep).astype(np.int8)
     counts.instances += len(instances)
     rng = key.rng(config.seed, MASKING)
     if config.masking == "static":
@@ -328,7 +328,7 @@ def _pass_batch(
     words = None
     if config.whole_word_mask:
         starts = _word_starts(instances, encoder)
-        words = word_ids(instances.tokens, instances.offsets, starts, instances.special)
+        words = word_ids(instances.tokens, instances.offsets, starts, instances.special_mask)
     return record_batch(config, instances, None, words)
 
 
@@ -343,8 +343,8 @@ def _word_starts(instances: Instances, encoder: TokenEncoder) -> np.ndarray:
     """First token of each word: from the segmenter when there is one, else the
     tokenizer family's rule ('##' pieces continue a word; 'Ġ' and '▁' start one)."""
     if instances.word_starts is not None:
-        return segmented_word_starts(instances.word_starts, instances.special)
-    return word_starts(instances.tokens, instances.special, encoder.continuation)
+        return segmented_word_starts(instances.word_starts, instances.special_mask)
+    return word_starts(instances.tokens, instances.special_mask, encoder.continuation)
 
 
 def _static_masks(
@@ -354,10 +354,10 @@ def _static_masks(
         "masked_lm_prob": config.masked_lm_prob,
         "max_predictions": config.max_predictions_per_seq,
         "random_pool": encoder.random_pool,
-        "mask_id": encoder.special.mask,
+        "mask_id": encoder.special_ids.mask,
         "rng": rng,
     }
-    rows = (instances.tokens, instances.offsets, instances.special)
+    rows = (instances.tokens, instances.offsets, instances.special_mask)
     if config.whole_word_mask:
         return mask_whole_words(*rows, _word_starts(instances, encoder), **common)
     return mask_tokens(*rows, **common)

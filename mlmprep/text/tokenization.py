@@ -75,7 +75,7 @@ class TokenEncoder:
         self.layout: SpecialTokens = read_special_tokens(
             definition, vocab, special_tokens or {}, spec
         )
-        self.special = SpecialIds(**self.layout.ids)
+        self.special_ids = SpecialIds(**self.layout.ids)
         excluded = set(self.layout.ids.values()) | set(tokenizer.get_added_tokens_decoder())
         self.random_pool = np.array(
             [i for i in range(self.vocab_size) if i not in excluded], dtype=np.int32
@@ -90,7 +90,12 @@ class TokenEncoder:
             self._fast_mark, self._fast_mark_id = _find_fast_mark(tokenizer)
         self.backend = BackendChooser(backend, self.json, spec)
         self._structural = np.array(
-            [self.special.cls, self.special.sep, self.special.mask, self.special.pad],
+            [
+                self.special_ids.cls,
+                self.special_ids.sep,
+                self.special_ids.mask,
+                self.special_ids.pad,
+            ],
             dtype=np.int32,
         )
 
@@ -212,7 +217,7 @@ class TokenEncoder:
 
     def sanitize(self, ids: np.ndarray) -> np.ndarray:
         """Literal "[SEP]" etc. in the text must not become structure: they become [UNK]."""
-        ids[np.isin(ids, self._structural)] = self.special.unk
+        ids[np.isin(ids, self._structural)] = self.special_ids.unk
         return ids
 
     def encode_plain(self, texts: list[str]) -> list[list[int]]:
