@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from mlmprep.algorithm.instances import assemble, gather_ranges
 from mlmprep.algorithm.masking import BLOCK_ROWS, mask_tokens, num_to_mask
-from mlmprep.algorithm.pairs import Pairs
+from mlmprep.algorithm.pairs import RowSpans
 from mlmprep.text.special_tokens import TemplatePiece, _bert_template
 
 CLS, SEP, MASK = 101, 102, 103
@@ -19,7 +19,7 @@ def test_gather_ranges_exact():
 
 def test_assemble_exact_rows():
     ids = np.array([1, 2, 3, 4, 5, 6, 7], np.int32)
-    pairs = Pairs(
+    pairs = RowSpans(
         np.array([0, 4]), np.array([2, 1]), np.array([2, 0]), np.array([1, 3]), np.array([0, 1])
     )
     rows = assemble(ids, pairs, BERT_PAIR, {"[CLS]": CLS, "[SEP]": SEP})
@@ -33,7 +33,7 @@ def test_assemble_exact_rows():
 def test_assemble_follows_a_roberta_template():
     """<s> A </s></s> B </s>, every token type 0."""
     ids = np.array([1, 2, 3, 4], np.int32)
-    pairs = Pairs(np.array([0]), np.array([2]), np.array([2]), np.array([2]), np.array([1]))
+    pairs = RowSpans(np.array([0]), np.array([2]), np.array([2]), np.array([2]), np.array([1]))
     marks = (TemplatePiece("special", 0, "<s>"), TemplatePiece("special", 0, "</s>"))
     template = (
         marks[0],

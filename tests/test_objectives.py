@@ -12,7 +12,7 @@ from mlmprep.outputs.stats import compute_stats
 from mlmprep.outputs.validate import validate
 
 from .helpers import SAMPLE_DIR, run_build
-from .test_pairs import corpus_of
+from .test_pairs import corpus_of, document_of_token
 
 
 @settings(max_examples=60, deadline=None)
@@ -26,8 +26,8 @@ def test_sop_b_is_the_true_continuation_before_the_swap(docs, max_num_tokens, se
     pairs = build_sop_pairs(corpus, max_num_tokens, 0.1, np.random.default_rng(seed))
     assert np.all(pairs.a_len >= 1) and np.all(pairs.b_len >= 1)
     assert np.all(pairs.a_len + pairs.b_len <= max_num_tokens)
-    doc_a = corpus.document_of_token(pairs.a_start)
-    assert np.array_equal(doc_a, corpus.document_of_token(pairs.b_start))
+    doc_a = document_of_token(corpus, pairs.a_start)
+    assert np.array_equal(doc_a, document_of_token(corpus, pairs.b_start))
     in_order = pairs.label == 0
     assert np.all(pairs.b_start[in_order] >= pairs.a_start[in_order] + pairs.a_len[in_order])
     swapped = ~in_order

@@ -3,15 +3,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmprep.algorithm.pairs import (
-    Corpus,
-    EncodedDocument,
-    NspBalancer,
-    Pairs,
-    build_pairs,
-    make_corpus,
-    truncate_pairs,
-)
+from mlmprep.algorithm.corpus import Corpus, EncodedDocument, make_corpus
+from mlmprep.algorithm.pairs import NspBalancer, RowSpans, build_pairs, truncate_pairs
+
+
+def document_of_token(corpus: Corpus, token_index: np.ndarray) -> np.ndarray:
+    """Document index of each token offset, from the corpus's two offset arrays."""
+    sentence = np.searchsorted(corpus.sentence_starts, token_index, side="right") - 1
+    return np.searchsorted(corpus.document_starts, sentence, side="right") - 1
 
 
 def corpus_of(docs: list[list[int]], max_num_tokens: int = 1000) -> Corpus:
@@ -23,7 +22,7 @@ def corpus_of(docs: list[list[int]], max_num_tokens: int = 1000) -> Corpus:
     return make_corpus(documents, max_num_tokens)[0]
 
 
-def segments(corpus: Corpus, pairs: Pairs, i: int) -> tuple[list[int], list[int]]:
+def segments(corpus: Corpus, pairs: RowSpans, i: int) -> tuple[list[int], list[int]]:
     a = corpus.ids[pairs.a_start[i] : pairs.a_start[i] + pairs.a_len[i]].tolist()
     b = corpus.ids[pairs.b_start[i] : pairs.b_start[i] + pairs.b_len[i]].tolist()
     return a, b
@@ -87,9 +86,9 @@ def test_pair_invariants(docs, max_num_tokens, short, seed):
     pairs = build_pairs(corpus, max_num_tokens, short, np.random.default_rng(seed))
     assert np.all(pairs.a_len >= 1) and np.all(pairs.b_len >= 1)
     assert np.all(pairs.a_len + pairs.b_len <= max_num_tokens)
-    doc_a = corpus.document_of_token(pairs.a_start)
-    doc_b = corpus.document_of_token(pairs.b_start)
-    doc_b_end = corpus.document_of_token(pairs.b_start + pairs.b_len - 1)
+    doc_a = document_of_token(corpus, pairs.a_start)
+    doc_b = document_of_token(corpus, pairs.b_start)
+    doc_b_end = document_of_token(corpus, pairs.b_start + pairs.b_len - 1)
     assert np.array_equal(doc_b, doc_b_end), "a segment never spans two documents"
     random = pairs.label == 1
     assert np.all(doc_a[random] != doc_b[random]), "random B comes from another document"
@@ -120,7 +119,7 @@ def reference_truncation(la: int, lb: int, max_num_tokens: int) -> tuple[int, in
 
 @given(st.integers(1, 300), st.integers(1, 300), st.integers(2, 200), st.integers(0, 1000))
 def test_truncation_matches_reference_lengths(la, lb, max_num_tokens, seed):
-    pairs = Pairs(
+    pairs = RowSpans(
         np.array([1000], np.int64),
         np.array([la], np.int64),
         np.array([5000], np.int64),
@@ -136,7 +135,7 @@ def test_truncation_matches_reference_lengths(la, lb, max_num_tokens, seed):
 
 def test_truncation_drops_front_and_back_evenly():
     n = 20_000
-    pairs = Pairs(
+    pairs = RowSpans(
         np.zeros(n, np.int64),
         np.full(n, 100, np.int64),
         np.zeros(n, np.int64),

@@ -29,7 +29,7 @@ def tokenizers(tmp_path_factory) -> dict[str, str]:
     paths = {}
     for recipe, (model, _) in FAMILIES.items():
         path = directory / f"{recipe}.json"
-        train_vocab([str(SAMPLE_DIR)], str(path), 3000, model=model, recipe=recipe)
+        train_vocab([str(SAMPLE_DIR)], str(path), 3000, model=model, recipe_name=recipe)
         paths[recipe] = str(path)
     return paths
 

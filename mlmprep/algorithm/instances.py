@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlmprep.algorithm.pairs import Pairs
+from mlmprep.algorithm.pairs import RowSpans
 from mlmprep.text.special_tokens import TemplatePiece
 
 
@@ -44,7 +44,7 @@ def gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 def assemble(
     ids: np.ndarray,
-    pairs: Pairs,
+    pairs: RowSpans,
     template: tuple[TemplatePiece, ...],
     special_ids: dict[str, int],
     word_starts: np.ndarray | None = None,

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlmprep.algorithm.chunking import UniformDraws, chunk_documents
-from mlmprep.algorithm.pairs import Corpus, Pairs, build_pairs, truncate_pairs
+from mlmprep.algorithm.corpus import Corpus
+from mlmprep.algorithm.pairs import RowSpans, build_pairs, truncate_pairs
 from mlmprep.core.counts import PairCounts
 
 SWAP_PROBABILITY = 0.5
@@ -24,7 +25,7 @@ def make_spans(
     max_num_tokens: int,
     short_seq_prob: float,
     rng: np.random.Generator,
-) -> Pairs:
+) -> RowSpans:
     """Pair spans of one pass for "nsp" or "sop" ("none" packs rows: `pack_sentences`)."""
     builder = {"nsp": build_pairs, "sop": build_sop_pairs}
     return builder[objective](corpus, max_num_tokens, short_seq_prob, rng)
@@ -32,7 +33,7 @@ def make_spans(
 
 def build_sop_pairs(
     corpus: Corpus, max_num_tokens: int, short_seq_prob: float, rng: np.random.Generator
-) -> Pairs:
+) -> RowSpans:
     """Sentence Order Prediction: B is always the true continuation of A; the two are
     swapped with p=0.5 (label 1). A chunk closes once it reaches the target length and
     holds at least two sentences; sentences beyond `max_num_tokens` start the next chunk
@@ -64,7 +65,7 @@ def build_sop_pairs(
         2,
         take,
     )
-    pairs = Pairs.from_spans(*spans)
+    pairs = RowSpans.from_spans(*spans)
     truncate_pairs(pairs, max_num_tokens, rng)
     pairs.counts = PairCounts(
         chunks=len(pairs),
@@ -82,7 +83,7 @@ class PackedRows:
 
     ids: np.ndarray
     word_starts: np.ndarray | None
-    pairs: Pairs
+    pairs: RowSpans
     separators: int  # inside rows, between documents
 
 
@@ -119,6 +120,6 @@ def pack_sentences(
             used = length
         if not cross_documents:
             used = 0
-    pairs = Pairs.from_spans(row_starts, row_ends, row_ends, row_ends, [0] * len(row_starts))
+    pairs = RowSpans.from_spans(row_starts, row_ends, row_ends, row_ends, [0] * len(row_starts))
     pairs.counts = PairCounts(chunks=len(pairs))
     return PackedRows(ids, word_starts, pairs, separators)

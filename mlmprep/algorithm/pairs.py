@@ -13,72 +13,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlmprep.algorithm.chunking import UniformDraws, chunk_documents
+from mlmprep.algorithm.corpus import Corpus
 from mlmprep.core.counts import PairCounts
 
 NSP_TARGET = 0.5
 
 
-@dataclass(frozen=True)
-class Corpus:
-    """Token ids of many documents, flat: ids, sentence offsets, document offsets (in sentences)."""
-
-    ids: np.ndarray
-    sentence_starts: np.ndarray
-    document_starts: np.ndarray
-    word_starts: np.ndarray | None = None
-
-    @property
-    def num_documents(self) -> int:
-        return len(self.document_starts) - 1
-
-    def document_of_token(self, token_index: np.ndarray) -> np.ndarray:
-        """Document index of each token offset (for tests and checks)."""
-        sentence = np.searchsorted(self.sentence_starts, token_index, side="right") - 1
-        return np.searchsorted(self.document_starts, sentence, side="right") - 1
-
-
-@dataclass(frozen=True)
-class EncodedDocument:
-    """One tokenized document: all its ids, the token count of each sentence and, for
-    segmenter-based whole words, a word-start flag per token."""
-
-    ids: np.ndarray
-    sentence_lengths: np.ndarray
-    word_starts: np.ndarray | None = None
-
-
-def make_corpus(documents: list[EncodedDocument], max_num_tokens: int) -> tuple[Corpus, int]:
-    """Flatten documents into a Corpus.
-
-    Empty sentences are dropped; a sentence longer than `max_num_tokens` is cut into
-    pieces of that length. Returns the corpus and the number of sentences cut.
-    Documents must have at least one token.
-    """
-    ids = np.concatenate([d.ids for d in documents]) if documents else np.zeros(0, np.int32)
-    lengths = [d.sentence_lengths[d.sentence_lengths > 0] for d in documents]
-    counts = np.array([len(x) for x in lengths], dtype=np.int64)
-    flat = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    pieces = np.maximum(1, -(-flat // max_num_tokens))
-    cut = int(np.count_nonzero(pieces > 1))
-    if cut:
-        owner = np.repeat(np.arange(len(flat)), pieces)
-        first = np.concatenate(([0], np.cumsum(pieces)[:-1]))
-        piece_index = np.arange(len(owner)) - first[owner]
-        remaining = flat[owner] - piece_index * max_num_tokens
-        flat = np.minimum(remaining, max_num_tokens)
-        doc_of_sentence = np.repeat(np.arange(len(counts)), counts)
-        counts = np.bincount(doc_of_sentence[owner], minlength=len(counts)).astype(np.int64)
-    sentence_starts = np.concatenate(([0], np.cumsum(flat))).astype(np.int64)
-    document_starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    word_starts = None
-    if documents and documents[0].word_starts is not None:
-        word_starts = np.concatenate([d.word_starts for d in documents])
-    return Corpus(ids, sentence_starts, document_starts, word_starts), cut
-
-
 @dataclass
-class Pairs:
-    """Instances as spans into Corpus.ids: A = ids[a_start:a_start+a_len], likewise B."""
+class RowSpans:
+    """Rows as spans into Corpus.ids: A = ids[a_start:a_start+a_len], likewise B, and a
+    label. An NSP or SOP row has two segments; a packed row (--objective none) has an
+    empty B and label 0."""
 
     a_start: np.ndarray
     a_len: np.ndarray
@@ -98,8 +43,8 @@ class Pairs:
         b_start: list[int],
         b_end: list[int],
         labels: list[int],
-    ) -> Pairs:
-        """Pairs from token offsets collected in Python lists."""
+    ) -> RowSpans:
+        """Spans from token offsets collected in Python lists."""
         a0, b0 = np.array(a_start, np.int64), np.array(b_start, np.int64)
         return cls(
             a0,
@@ -143,7 +88,7 @@ class NspBalancer:
 
 def build_pairs(
     corpus: Corpus, max_num_tokens: int, short_seq_prob: float, rng: np.random.Generator
-) -> Pairs:
+) -> RowSpans:
     """One pass over all documents: chunk, split into A/B, pick NSP negatives, truncate."""
     starts = corpus.sentence_starts.tolist()
     doc_starts = corpus.document_starts.tolist()
@@ -185,7 +130,7 @@ def build_pairs(
         return last + 1
 
     chunk_documents(starts, doc_starts, draws, max_num_tokens, short_seq_prob, 1, take)
-    pairs = Pairs.from_spans(a_start, a_end, b_start, b_end, labels)
+    pairs = RowSpans.from_spans(a_start, a_end, b_start, b_end, labels)
     pairs.counts = PairCounts(
         chunks=len(pairs),
         single_sentence_chunks=single,
@@ -215,7 +160,7 @@ def _random_segment(
     return starts[first], starts[bisect_left(starts, starts[first] + target_b, first + 1, end)]
 
 
-def truncate_pairs(pairs: Pairs, max_num_tokens: int, rng: np.random.Generator) -> None:
+def truncate_pairs(pairs: RowSpans, max_num_tokens: int, rng: np.random.Generator) -> None:
     """Cut each pair to max_num_tokens in place, as the reference does token by token.
 
     The reference drops one token from the longer segment (B on a tie), from the front or

@@ -1,4 +1,6 @@
-"""Pure: whole-word masking. A word is a token and its '##' continuations; words are
+"""Pure: whole-word masking. A word is a word-start token and the continuations after it
+(by the tokenizer family's rule: WordPiece's '##' pieces continue a word, byte-level BPE
+and SentencePiece tokens without 'Ġ' / '▁' do; or by a segmenter's word starts); words are
 chosen uniformly until the token budget is met (a word that would overflow it is
 skipped), and ONE 80/10/10 draw applies to all sub-tokens of a word (the reference
 draws per sub-token)."""
@@ -14,8 +16,8 @@ from mlmprep.algorithm.masking import Masked, block_rows, num_to_mask, replace_c
 def word_starts(
     tokens: np.ndarray, special_mask: np.ndarray, continuation: np.ndarray
 ) -> np.ndarray:
-    """True at each token that starts a word: a non-special token that is not a '##'
-    continuation of the non-special token before it."""
+    """True at each token that starts a word: a non-special token that is not a
+    `continuation` (by id) of the non-special token before it."""
     content = ~special_mask.astype(bool)
     after_content = np.concatenate(([False], content[:-1]))
     return content & ~(continuation[tokens] & after_content)

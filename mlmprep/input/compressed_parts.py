@@ -21,11 +21,10 @@ from mlmprep.input.readers import LINE_BYTES, READ_ERRORS, open_binary, read_err
 
 @dataclass(frozen=True)
 class Part:
-    """One part of a streamed file: its source (None when it was done before) and size."""
+    """One part of a streamed file: its source (None when it was done before)."""
 
     index: int
     source: Source | None
-    raw_bytes: int
 
 
 def cut_parts(
@@ -58,7 +57,7 @@ def _cut(
                 blank = not piece.strip()
                 starts_document = not blank and (source.format == "jsonl" or blank_seen)
                 if size >= unit_size and starts_document:
-                    yield Part(index, writer.close(source, first_line), size)
+                    yield Part(index, writer.close(source, first_line))
                     index, size, first_line = index + 1, 0, line
                     writer = _PartWriter(part_path(index), skip=done(index))
                 blank_seen = blank
@@ -69,7 +68,7 @@ def _cut(
         writer.discard(error)
         raise
     if size or index == 0:
-        yield Part(index, writer.close(source, first_line), size)
+        yield Part(index, writer.close(source, first_line))
 
 
 class _PartWriter:

@@ -55,21 +55,21 @@ def resolve_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> list
     (`file://`, `memory://`, `s3://`, ...) are expanded through fsspec.
     """
     found: set[str] = set()
-    for spec in inputs:
-        if storage.is_url(spec):
-            found.update(_resolve_url(spec, output_dir))
+    for given in inputs:
+        if storage.is_url(given):
+            found.update(_resolve_url(given, output_dir))
             continue
         out = os.path.realpath(output_dir.removeprefix("file://"))
-        if glob.has_magic(spec):
-            matches = glob.glob(spec, recursive=True)
+        if glob.has_magic(given):
+            matches = glob.glob(given, recursive=True)
             if not matches:
                 raise InputError(
-                    f"{spec}: the pattern matches no file; check the glob and quote it"
+                    f"{given}: the pattern matches no file; check the glob and quote it"
                 )
-        elif os.path.exists(spec):
-            matches = [spec]
+        elif os.path.exists(given):
+            matches = [given]
         else:
-            raise InputError(f"{spec}: no such file or directory")
+            raise InputError(f"{given}: no such file or directory")
         for match in matches:
             if os.path.isdir(match):
                 found.update(_walk(match, out))
@@ -83,18 +83,18 @@ def resolve_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> list
     return sorted(found)
 
 
-def _resolve_url(spec: str, output_dir: str) -> list[str]:
+def _resolve_url(given: str, output_dir: str) -> list[str]:
     """Files of a URL, a URL directory (recursively) or a URL glob, through fsspec."""
-    fs, path = storage.filesystem(spec)
+    fs, path = storage.filesystem(given)
     out = fs._strip_protocol(output_dir) if storage.is_url(output_dir) else None
     if glob.has_magic(path):
         matches = fs.glob(path)
         if not matches:
-            raise InputError(f"{spec}: the pattern matches no file; check the glob and quote it")
+            raise InputError(f"{given}: the pattern matches no file; check the glob and quote it")
     elif fs.exists(path):
         matches = [path]
     else:
-        raise InputError(f"{spec}: no such file or directory")
+        raise InputError(f"{given}: no such file or directory")
     files = []
     for match in matches:
         for found in fs.find(match) if fs.isdir(match) else [match]:

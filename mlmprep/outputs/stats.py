@@ -61,7 +61,8 @@ class _Totals:
         role_ids: dict[str, int],
         continuation: np.ndarray,
     ) -> None:
-        """Masked words (a token and its ## continuations) and how many were masked whole."""
+        """Masked words (a word-start token and its continuations, by the tokenizer
+        family's rule) and how many were masked whole."""
         original = ids.copy()
         original[positions] = originals
         is_special = np.isin(original, [role_ids["cls"], role_ids["sep"]])

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from mlmprep.algorithm.corpus import Corpus, EncodedDocument, make_corpus
 from mlmprep.algorithm.instances import Instances, assemble
 from mlmprep.algorithm.masking import Masked, mask_tokens
 from mlmprep.algorithm.objectives import make_spans, pack_sentences
-from mlmprep.algorithm.pairs import Corpus, EncodedDocument, Pairs, make_corpus
+from mlmprep.algorithm.pairs import RowSpans
 from mlmprep.algorithm.whole_word import (
     mask_whole_words,
     segmented_word_starts,
@@ -332,7 +333,7 @@ def _pass_batch(
     return record_batch(config, instances, None, words)
 
 
-def _own_tokens(pairs: Pairs, objective: str) -> int:
+def _own_tokens(pairs: RowSpans, objective: str) -> int:
     """Tokens of the pass's own text that its rows hold: an NSP random B is borrowed from
     another document, so it does not count."""
     own_b = pairs.b_len[pairs.label == 0] if objective == "nsp" else pairs.b_len

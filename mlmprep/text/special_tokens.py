@@ -118,9 +118,9 @@ def parse_special_tokens(text: str | None) -> dict[str, str]:
 
 
 def read_special_tokens(
-    spec: dict, vocab: dict[str, int], overrides: dict[str, str], source: str
+    definition: dict, vocab: dict[str, int], overrides: dict[str, str], source: str
 ) -> SpecialTokens:
-    """Roles and templates of a tokenizer (its tokenizer.json as `spec`, its vocabulary
+    """Roles and templates of a tokenizer (its tokenizer.json as `definition`, its vocabulary
     with added tokens as `vocab`).
 
     cls and sep come from the post-processor (BertProcessing, RobertaProcessing,
@@ -129,14 +129,14 @@ def read_special_tokens(
     model's unknown token. `overrides` (from --special-tokens) win; given cls or sep, rows
     use the BERT layout with those tokens.
     """
-    single, pair = _templates(spec.get("post_processor"), source)
+    single, pair = _templates(definition.get("post_processor"), source)
     tokens: dict[str, str] = {}
     if single and not ({"cls", "sep"} & overrides.keys()):
         specials = [p.token for p in single if p.kind == "special"]
         tokens["cls"], tokens["sep"] = specials[0], specials[-1]
-    model_unk = (spec.get("model") or {}).get("unk_token")
-    if model_unk is None and (spec.get("model") or {}).get("unk_id") is not None:
-        unk_id = spec["model"]["unk_id"]
+    model_unk = (definition.get("model") or {}).get("unk_token")
+    if model_unk is None and (definition.get("model") or {}).get("unk_id") is not None:
+        unk_id = definition["model"]["unk_id"]
         model_unk = next((t for t, i in vocab.items() if i == unk_id), None)
     if model_unk:
         tokens["unk"] = model_unk

@@ -59,12 +59,12 @@ class TokenEncoder:
 
     def __init__(
         self,
-        spec: str,
+        name_or_path: str,
         lowercase: bool | None = None,
         backend: str = DEFAULT_BACKEND,
         special_tokens: dict[str, str] | None = None,
     ) -> None:
-        self.name, tokenizer = _load(spec, lowercase)
+        self.name, tokenizer = _load(name_or_path, lowercase)
         tokenizer.no_truncation()
         tokenizer.no_padding()
         self.json = tokenizer.to_str()
@@ -73,7 +73,7 @@ class TokenEncoder:
         definition = json.loads(self.json)
         vocab = tokenizer.get_vocab(with_added_tokens=True)
         self.layout: SpecialTokens = read_special_tokens(
-            definition, vocab, special_tokens or {}, spec
+            definition, vocab, special_tokens or {}, name_or_path
         )
         self.special_ids = SpecialIds(**self.layout.ids)
         excluded = set(self.layout.ids.values()) | set(tokenizer.get_added_tokens_decoder())
@@ -88,7 +88,7 @@ class TokenEncoder:
         self._fast_mark, self._fast_mark_id = (None, -1)
         if (definition.get("pre_tokenizer") or {}).get("type") == "BertPreTokenizer":
             self._fast_mark, self._fast_mark_id = _find_fast_mark(tokenizer)
-        self.backend = BackendChooser(backend, self.json, spec)
+        self.backend = BackendChooser(backend, self.json, name_or_path)
         self._structural = np.array(
             [
                 self.special_ids.cls,
@@ -221,7 +221,8 @@ class TokenEncoder:
         return ids
 
     def encode_plain(self, texts: list[str]) -> list[list[int]]:
-        """Plain encode without special tokens (used by benchmarks and tests)."""
+        """`tokenizers` ids of plain texts, no special tokens: what a faster backend is
+        checked against and falls back to."""
         return _encode_ids(self._tokenizer, texts)
 
     def manifest_entry(self) -> dict:
@@ -291,62 +292,62 @@ def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts).astype(dtype, copy=False)
 
 
-def tokenizer_key(spec: str) -> str:
+def tokenizer_key(name_or_path: str) -> str:
     """What identifies a tokenizer's content: the bundled name, or the file's sha256."""
-    if spec in BUNDLED:
-        return spec
+    if name_or_path in BUNDLED:
+        return name_or_path
     try:
-        with storage.open_file(spec, "rb") as handle:
+        with storage.open_file(name_or_path, "rb") as handle:
             return hashlib.sha256(handle.read()).hexdigest()
     except OSError:
-        return spec  # loading it reports the problem
+        return name_or_path  # loading it reports the problem
 
 
-def _load(spec: str, lowercase: bool | None) -> tuple[str, Tokenizer]:
+def _load(name_or_path: str, lowercase: bool | None) -> tuple[str, Tokenizer]:
     """Resolve a bundled name, a vocab.txt, a tokenizer.json or a SentencePiece .model."""
-    if spec in BUNDLED:
-        filename, default_lowercase = BUNDLED[spec]
+    if name_or_path in BUNDLED:
+        filename, default_lowercase = BUNDLED[name_or_path]
         text = resources.files("mlmprep.data").joinpath(filename).read_text(encoding="utf-8")
         lower = default_lowercase if lowercase is None else lowercase
-        return spec, wordpiece_from_vocab(text, lower)
-    if not storage.exists(spec):
+        return name_or_path, wordpiece_from_vocab(text, lower)
+    if not storage.exists(name_or_path):
         raise TokenizerError(
-            f"{spec}: tokenizer not found; pass --tokenizer bert-base-uncased, "
+            f"{name_or_path}: tokenizer not found; pass --tokenizer bert-base-uncased, "
             "a vocab.txt, a tokenizer.json or a SentencePiece .model"
         )
-    name = storage.basename(spec)
-    if spec.endswith((".json", ".model")) and lowercase is not None:
+    name = storage.basename(name_or_path)
+    if name_or_path.endswith((".json", ".model")) and lowercase is not None:
         raise TokenizerError(
-            f"{spec}: --lowercase/--no-lowercase applies to a vocab.txt or the bundled "
+            f"{name_or_path}: --lowercase/--no-lowercase applies to a vocab.txt or the bundled "
             "vocabulary; a tokenizer.json or .model brings its own normalizer, so drop the flag"
         )
-    if spec.endswith(".model"):
-        return name, _from_sentencepiece(spec)
+    if name_or_path.endswith(".model"):
+        return name, _from_sentencepiece(name_or_path)
     try:
-        with storage.open_file(spec, "rb") as handle:
+        with storage.open_file(name_or_path, "rb") as handle:
             text = handle.read().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise TokenizerError(f"{spec}: cannot read the tokenizer ({exc})") from None
-    if spec.endswith(".json"):
-        return name, _from_json(spec, text)
+        raise TokenizerError(f"{name_or_path}: cannot read the tokenizer ({exc})") from None
+    if name_or_path.endswith(".json"):
+        return name, _from_json(name_or_path, text)
     return name, wordpiece_from_vocab(text, True if lowercase is None else lowercase)
 
 
-def _from_json(spec: str, text: str) -> Tokenizer:
+def _from_json(name_or_path: str, text: str) -> Tokenizer:
     try:
         tokenizer = Tokenizer.from_str(text)
         model_type = json.loads(text).get("model", {}).get("type")
     except Exception as exc:  # tokenizers raises plain Exception on bad JSON
-        raise TokenizerError(f"{spec}: not a valid tokenizer.json ({exc})") from None
+        raise TokenizerError(f"{name_or_path}: not a valid tokenizer.json ({exc})") from None
     if model_type not in MODEL_TYPES:
         raise TokenizerError(
-            f"{spec}: model type is {model_type}; mlmprep reads WordPiece, BPE and Unigram "
+            f"{name_or_path}: model type is {model_type}; mlmprep reads WordPiece, BPE and Unigram "
             "tokenizers"
         )
     return tokenizer
 
 
-def _from_sentencepiece(spec: str) -> Tokenizer:
+def _from_sentencepiece(name_or_path: str) -> Tokenizer:
     """A SentencePiece Unigram `.model` converted by `tokenizers` (no network): its
     converter reads the model with the protobuf module that the sentencepiece package
     ships (mlmprep[sentencepiece])."""
@@ -354,14 +355,17 @@ def _from_sentencepiece(spec: str) -> Tokenizer:
         from sentencepiece import sentencepiece_model_pb2
     except ImportError:
         raise TokenizerError(
-            f"{spec}: reading a SentencePiece .model needs pip install "
+            f"{name_or_path}: reading a SentencePiece .model needs pip install "
             "'mlmprep[sentencepiece]' (or convert it to a tokenizer.json)"
         ) from None
     from tokenizers.implementations import SentencePieceUnigramTokenizer
 
     # the converter imports the module under its bare name, as a file beside the caller
     sys.modules.setdefault("sentencepiece_model_pb2", sentencepiece_model_pb2)
-    with storage.open_file(spec, "rb") as handle, tempfile.TemporaryDirectory() as directory:
+    with (
+        storage.open_file(name_or_path, "rb") as handle,
+        tempfile.TemporaryDirectory() as directory,
+    ):
         local = os.path.join(directory, "tokenizer.model")
         with open(local, "wb") as copy:
             copy.write(handle.read())
@@ -369,7 +373,8 @@ def _from_sentencepiece(spec: str) -> Tokenizer:
             return SentencePieceUnigramTokenizer.from_spm(local)._tokenizer
         except Exception as exc:  # the converter raises plain Exception
             raise TokenizerError(
-                f"{spec}: not a SentencePiece Unigram model that tokenizers can convert ({exc})"
+                f"{name_or_path}: not a SentencePiece Unigram model that tokenizers can "
+                f"convert ({exc})"
             ) from None
 
 

@@ -52,11 +52,11 @@ def cjk_share(texts: list[str]) -> float:
 def kitoken_refusal(tokenizer_json: str) -> str | None:
     """Why kitoken cannot stand in for this tokenizer, or None when it can: a BERT
     WordPiece (BertNormalizer, BertPreTokenizer) whose added tokens are plain specials."""
-    spec = json.loads(tokenizer_json)
+    definition = json.loads(tokenizer_json)
     parts = {
-        "model": (spec.get("model") or {}).get("type"),
-        "normalizer": (spec.get("normalizer") or {}).get("type"),
-        "pre-tokenizer": (spec.get("pre_tokenizer") or {}).get("type"),
+        "model": (definition.get("model") or {}).get("type"),
+        "normalizer": (definition.get("normalizer") or {}).get("type"),
+        "pre-tokenizer": (definition.get("pre_tokenizer") or {}).get("type"),
     }
     wanted = {
         "model": "WordPiece",
@@ -66,7 +66,7 @@ def kitoken_refusal(tokenizer_json: str) -> str | None:
     for part, kind in parts.items():
         if kind != wanted[part]:
             return f"its {part} is {kind}, kitoken stands in only for {wanted[part]}"
-    for token in spec.get("added_tokens", []):
+    for token in definition.get("added_tokens", []):
         if not token["special"] or token["normalized"] or token["lstrip"] or token["rstrip"]:
             return f"its added token {token['content']!r} is not a plain special token"
     return None
@@ -78,11 +78,11 @@ def _kitoken_definition(tokenizer_json: str) -> tuple[bytes, bool]:
     kitoken needs the unknown token among the specials. Without added tokens, the BERT
     specials are added but not matched, as `tokenizers` does not match them either.
     """
-    spec = json.loads(tokenizer_json)
-    if spec.get("added_tokens"):
+    definition = json.loads(tokenizer_json)
+    if definition.get("added_tokens"):
         return tokenizer_json.encode("utf-8"), True
-    vocab = spec["model"]["vocab"]
-    spec["added_tokens"] = [
+    vocab = definition["model"]["vocab"]
+    definition["added_tokens"] = [
         {
             "id": vocab[token],
             "content": token,
@@ -95,7 +95,7 @@ def _kitoken_definition(tokenizer_json: str) -> tuple[bytes, bool]:
         for token in BERT_SPECIAL_TOKENS
         if token in vocab
     ]
-    return json.dumps(spec).encode("utf-8"), False
+    return json.dumps(definition).encode("utf-8"), False
 
 
 class KitokenEncoder:

@@ -29,7 +29,7 @@ def train_vocab(
     input_format: str = "auto",
     text_field: str = "text",
     model: str = "wordpiece",
-    recipe: str | None = None,
+    recipe_name: str | None = None,
 ) -> dict:
     """Train a tokenizer of `size` entries and write it to `output`.
 
@@ -39,34 +39,34 @@ def train_vocab(
     text mostly [UNK]). Any other choice writes a tokenizer.json (`output` must end in
     .json) with the recipe's special tokens first and its post-processor.
     """
-    recipe = recipe or DEFAULT_RECIPE.get(model, "bert")
-    if model not in MODELS or recipe not in RECIPES:
+    recipe_name = recipe_name or DEFAULT_RECIPE.get(model, "bert")
+    if model not in MODELS or recipe_name not in RECIPES:
         raise ConfigError(
             f"--model must be one of {', '.join(MODELS)} and --recipe one of "
-            f"{', '.join(RECIPES)}, got {model} and {recipe}"
+            f"{', '.join(RECIPES)}, got {model} and {recipe_name}"
         )
-    layout = RECIPES[recipe]
+    recipe = RECIPES[recipe_name]
     vocab_txt = not output.endswith(".json")
-    if vocab_txt and (model, recipe) != ("wordpiece", "bert"):
+    if vocab_txt and (model, recipe_name) != ("wordpiece", "bert"):
         raise ConfigError(
-            f"-o {output}: a {model} tokenizer for {recipe} is written as a tokenizer.json; "
+            f"-o {output}: a {model} tokenizer for {recipe_name} is written as a tokenizer.json; "
             "give a path ending in .json"
         )
-    if size <= len(layout.specials):
-        raise ConfigError(f"--size must be larger than {len(layout.specials)}, got {size}")
+    if size <= len(recipe.specials):
+        raise ConfigError(f"--size must be larger than {len(recipe.specials)}, got {size}")
     files = [f.path for f in describe_inputs(resolve_inputs(inputs, output)) if not f.binary]
     if next(_texts(files, input_format, text_field), None) is None:
         raise _no_text(inputs)
     lower = (model == "wordpiece") if lowercase is None else lowercase
     tokenizer, trainer, alphabet = _untrained(
-        model, layout, size, lower, inputs, files, input_format, text_field
+        model, recipe, size, lower, inputs, files, input_format, text_field
     )
     tokenizer.train_from_iterator(_texts(files, input_format, text_field), trainer=trainer)
     if vocab_txt:
         vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
         write_text_atomically(output, "".join(f"{token}\n" for token, _ in vocab))
     else:
-        tokenizer.post_processor = _post_processor(tokenizer, layout)
+        tokenizer.post_processor = _post_processor(tokenizer, recipe)
         write_text_atomically(output, tokenizer.to_str(pretty=True))
     return {
         "output": output,
@@ -74,13 +74,13 @@ def train_vocab(
         "alphabet": alphabet,
         "files": len(files),
         "model": model,
-        "recipe": recipe,
+        "recipe": recipe_name,
     }
 
 
 def _untrained(
     model: str,
-    layout: Recipe,
+    recipe: Recipe,
     size: int,
     lowercase: bool,
     inputs: list[str],
@@ -89,7 +89,7 @@ def _untrained(
     text_field: str,
 ) -> tuple[Tokenizer, object, int]:
     """A tokenizer of the family, its trainer, and the alphabet size used."""
-    specials = list(layout.specials)
+    specials = list(recipe.specials)
     if model == "wordpiece":
         normalizer = normalizers.BertNormalizer(
             clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
@@ -101,7 +101,7 @@ def _untrained(
         if not characters:  # only control characters, which the normalizer removes
             raise _no_text(inputs)
         alphabet = sum(1 for n in characters.values() if n >= MIN_CHARACTER_COUNT)
-        tokenizer = Tokenizer(WordPiece(unk_token=layout.unk))
+        tokenizer = Tokenizer(WordPiece(unk_token=recipe.unk))
         tokenizer.normalizer = normalizer
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tokenizer.decoder = decoders.WordPiece(prefix="##")
@@ -131,7 +131,7 @@ def _untrained(
         trainer = UnigramTrainer(
             vocab_size=size,
             special_tokens=specials,
-            unk_token=layout.unk,
+            unk_token=recipe.unk,
             show_progress=False,
         )
         alphabet = []
@@ -140,15 +140,15 @@ def _untrained(
     return tokenizer, trainer, len(alphabet)
 
 
-def _post_processor(tokenizer: Tokenizer, layout: Recipe) -> processors.PostProcessor:
+def _post_processor(tokenizer: Tokenizer, recipe: Recipe) -> processors.PostProcessor:
     """The recipe's row layout: [CLS] A [SEP] B [SEP] or <s> A </s></s> B </s>."""
-    cls_pair = (layout.cls, tokenizer.token_to_id(layout.cls))
-    sep_pair = (layout.sep, tokenizer.token_to_id(layout.sep))
-    b_type = 1 if layout.pair_types else 0
-    separators = " ".join([layout.sep] * layout.pair_separators)
+    cls_pair = (recipe.cls, tokenizer.token_to_id(recipe.cls))
+    sep_pair = (recipe.sep, tokenizer.token_to_id(recipe.sep))
+    b_type = 1 if recipe.pair_types else 0
+    separators = " ".join([recipe.sep] * recipe.pair_separators)
     return processors.TemplateProcessing(
-        single=f"{layout.cls} $A {layout.sep}",
-        pair=f"{layout.cls} $A {separators} $B:{b_type} {layout.sep}:{b_type}",
+        single=f"{recipe.cls} $A {recipe.sep}",
+        pair=f"{recipe.cls} $A {separators} $B:{b_type} {recipe.sep}:{b_type}",
         special_tokens=[cls_pair, sep_pair],
     )
 
