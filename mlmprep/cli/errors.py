@@ -1,0 +1,29 @@
+"""Library errors (and Ctrl-C) become one-line messages and exit codes, never tracebacks."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from mlmprep.core.errors import MlmprepError
+
+
+def friendly(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors (and Ctrl-C) into one-line messages with exit codes, no traceback."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except MlmprepError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; run the same command again to resume.", err=True)
+            sys.exit(130)
+
+    return wrapper

@@ -1,0 +1,246 @@
+"""Commands that make data: build, plan, vocab. Each imports the library it calls when it
+runs: `--help` stays quick, and a parallel build starts its worker server before this
+process loads pyarrow and numpy."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from mlmprep.cli.errors import friendly
+from mlmprep.cli.options import DEFAULTS, config_options, storage_options
+from mlmprep.core.config import INPUT_FORMATS, BuildConfig
+from mlmprep.pipeline.engines.local import available_cpus
+from mlmprep.pipeline.workers import start_worker_server
+from mlmprep.text.tokenizer_backends import BACKENDS, DEFAULT_BACKEND
+from mlmprep.text.vocab_recipes import MODELS, RECIPES
+
+
+@click.command(name="build")
+@click.argument("inputs", nargs=-1, required=True)
+@click.argument("output_dir")
+@config_options
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="Worker processes. [default: CPUs this process may use]",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: a process pool; dask: a Dask cluster (mlmprep[dask]). Same bytes.",
+)
+@click.option(
+    "--scheduler",
+    envvar="DASK_SCHEDULER_ADDRESS",
+    default=None,
+    help="Dask scheduler address (tcp://host:8786); without it --engine dask starts a "
+    "local cluster of --workers processes. [env: DASK_SCHEDULER_ADDRESS]",
+)
+@click.option(
+    "--tokenizer-backend",
+    type=click.Choice(BACKENDS),
+    default=DEFAULT_BACKEND,
+    show_default=True,
+    help="Which library encodes text; the bytes are the same. kitoken (mlmprep[fast]) is "
+    "about 3x faster on English WordPiece; auto uses it where it is installed, supports the "
+    "tokenizer and the text is under 10% CJK, and tokenizers elsewhere.",
+)
+@click.option(
+    "--tmp-dir",
+    default=None,
+    help="Directory for spill files (one per unit, deleted at the end), e.g. local disk "
+    "while OUTPUT_DIR is on object storage; every worker must see it. "
+    "[default: OUTPUT_DIR/.mlmprep-work]",
+)
+@click.option(
+    "--strict", is_flag=True, help="Fail on the first bad document instead of counting it."
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a different build in OUTPUT_DIR (only files mlmprep wrote).",
+)
+@storage_options(expose_value=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no warnings.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@friendly
+def build_command(
+    inputs: tuple[str, ...],
+    output_dir: str,
+    workers: int | None,
+    storage_options: dict,
+    engine: str,
+    scheduler: str | None,
+    tokenizer_backend: str,
+    tmp_dir: str | None,
+    strict: bool,
+    overwrite: bool,
+    quiet: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Build Parquet shards of BERT instances from INPUTS (files, directories, globs).
+
+    \b
+    Examples:
+      mlmprep build corpus/ out/
+      mlmprep build 'shards/*.jsonl.gz' out/ --dupe-factor 5 --workers 8
+      mlmprep build corpus/ out/ --tokenizer roberta.json --objective none --max-seq-length 512
+      mlmprep build books.txt.gz out/ --input-format sentences --seed 1 --json
+
+    Running the same command again after a crash resumes; after a finished build it is a
+    no-op. Compressed inputs (.gz .bz2 .xz .zst) are read as streams.
+    """
+    config = BuildConfig(**options)
+    workers = workers if workers is not None else available_cpus()
+    if workers < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--workers")
+    if engine == "local" and workers > 1:
+        start_worker_server()  # it imports the workers' modules while this imports its own
+    from mlmprep.cli.render import build_text
+    from mlmprep.pipeline.build import RunOptions, build
+
+    run = RunOptions(
+        workers=workers,
+        engine=engine,
+        scheduler=scheduler,
+        tmp_dir=tmp_dir,
+        storage_options=storage_options,
+        strict=strict,
+        overwrite=overwrite,
+        tokenizer_backend=tokenizer_backend,
+        progress=not quiet and not as_json and sys.stderr.isatty(),
+    )
+    summary = build(list(inputs), output_dir, config, run)
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+        return
+    if summary["already_built"]:
+        click.echo(f"{output_dir} already holds this build; nothing to do.")
+    elif summary["resumed_units"]:
+        click.echo(f"resumed: {summary['resumed_units']} units were already done")
+    if not quiet:
+        for warning in summary["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
+    click.echo(build_text(summary, output_dir))
+
+
+@click.command(name="plan")
+@click.argument("inputs", nargs=-1, required=True)
+@click.argument("output_dir")
+@config_options
+@click.option(
+    "--input-bytes",
+    type=int,
+    default=None,
+    help="Plan for a corpus of this many raw bytes (in many files) instead of reading "
+    "INPUTS: for capacity planning.",
+)
+@storage_options()
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+@friendly
+def plan_command(
+    inputs: tuple[str, ...],
+    output_dir: str,
+    input_bytes: int | None,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Show what `build` would do with the same arguments, without building: units,
+    buckets and shards, estimated rows and tokens, temporary disk, work-directory files
+    and object-store requests.
+
+    \b
+    Examples:
+      mlmprep plan corpus/ out/ --dupe-factor 5
+      mlmprep plan corpus/ out/ --input-bytes 100000000000 --json
+    """
+    from mlmprep.cli.render import plan_text
+    from mlmprep.pipeline.capacity import estimate_plan
+
+    estimate = estimate_plan(list(inputs), output_dir, BuildConfig(**options), input_bytes)
+    if as_json:
+        click.echo(json.dumps(estimate.to_dict(), sort_keys=True))
+        return
+    click.echo(plan_text(estimate))
+
+
+@click.command(name="vocab")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="Where to write: vocab.txt (WordPiece for BERT) or tokenizer.json (any model).",
+)
+@click.option("--size", default=30522, show_default=True, help="Vocabulary entries.")
+@click.option(
+    "--model",
+    type=click.Choice(MODELS),
+    default="wordpiece",
+    show_default=True,
+    help="wordpiece (BERT), bpe (byte-level, RoBERTa) or unigram (SentencePiece-style, XLM-R).",
+)
+@click.option(
+    "--recipe",
+    type=click.Choice(list(RECIPES)),
+    default=None,
+    help="Special tokens and row layout: bert ([CLS] A [SEP] B [SEP]), roberta or xlmr "
+    "(<s> A </s></s> B </s>). [default: bert for wordpiece, roberta for bpe, xlmr for "
+    "unigram]",
+)
+@click.option(
+    "--lowercase/--no-lowercase",
+    default=None,
+    help="Lowercase the text. [default: lowercase for wordpiece, keep case otherwise]",
+)
+@click.option(
+    "--input-format",
+    type=click.Choice(INPUT_FORMATS),
+    default=DEFAULTS.input_format,
+    show_default=True,
+    help="As for build.",
+)
+@click.option("--text-field", default=DEFAULTS.text_field, show_default=True)
+@storage_options()
+@friendly
+def vocab_command(
+    inputs: tuple[str, ...],
+    output: str,
+    size: int,
+    model: str,
+    recipe: str | None,
+    lowercase: bool | None,
+    input_format: str,
+    text_field: str,
+) -> None:
+    """Train a tokenizer from INPUTS, usable as `build --tokenizer FILE`.
+
+    A WordPiece vocab.txt has [PAD] [UNK] [CLS] [SEP] [MASK] first and its alphabet
+    sized from the corpus. A tokenizer.json has the recipe's special tokens first and
+    its post-processor, from which `build` takes the roles and the row layout.
+
+    \b
+    Examples:
+      mlmprep vocab corpus/ -o vocab.txt --size 30522
+      mlmprep vocab corpus/ -o roberta.json --model bpe --size 50265
+      mlmprep vocab corpus/ -o xlmr.json --model unigram --size 250002
+      mlmprep build corpus/ out/ --tokenizer roberta.json --objective none
+    """
+    from mlmprep.text.vocab import train_vocab
+
+    result = train_vocab(
+        list(inputs), output, size, lowercase, input_format, text_field, model, recipe
+    )
+    characters = f" ({result['alphabet']} characters)" if model == "wordpiece" else ""
+    click.echo(
+        f"{result['output']}: {result['model']} for {result['recipe']}, {result['size']} "
+        f"entries{characters} from {result['files']} files"
+    )

@@ -1,0 +1,145 @@
+"""Commands that read a finished build: stats, show, validate, report, export. Each
+imports the library it calls when it runs, so `--help` stays quick."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from mlmprep.cli.errors import friendly
+from mlmprep.cli.options import SPLIT_OPTION, storage_options
+from mlmprep.core.config import SOP_LABEL
+from mlmprep.outputs.export_formats import FORMATS
+
+
+@click.command(name="stats")
+@click.argument("output_dir")
+@SPLIT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@storage_options()
+@friendly
+def stats_command(output_dir: str, split: str, as_json: bool) -> None:
+    """Statistics of a build: lengths, NSP balance, masking, [UNK] rate, accounting.
+
+    \b
+    Example:
+      mlmprep stats out/ --json | jq .nsp_random_fraction
+    """
+    from mlmprep.cli.render import stats_text
+    from mlmprep.outputs.stats import compute_stats
+
+    stats = compute_stats(output_dir, split)
+    if as_json:
+        click.echo(json.dumps(stats, sort_keys=True))
+        return
+    click.echo(stats_text(stats))
+
+
+@click.command(name="show")
+@click.argument("output_dir")
+@click.option("-n", "count", default=3, show_default=True, type=int, help="Instances to show.")
+@SPLIT_OPTION
+@storage_options()
+@friendly
+def show_command(output_dir: str, count: int, split: str) -> None:
+    """Decode instances to text; masked positions appear as [MASK](original).
+
+    \b
+    Example:
+      mlmprep show out/ -n 3
+    """
+    from mlmprep.outputs.show import show
+
+    click.echo("\n\n".join(show(output_dir, count, split)))
+
+
+@click.command(name="validate")
+@click.argument("output_dir")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@storage_options()
+@friendly
+def validate_command(output_dir: str, as_json: bool) -> None:
+    """Re-hash every shard against index.json and check every row's invariants.
+
+    Exits 1 and prints every problem found (each bad shard, with its first bad row).
+
+    \b
+    Example:
+      mlmprep validate out/ && echo healthy
+    """
+    from mlmprep.outputs.validate import validate
+
+    result = validate(output_dir)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    elif result["ok"]:
+        click.echo(f"ok: {result['shards']} shards, {result['rows']} rows")
+    else:
+        for problem in result["problems"]:
+            click.echo(f"Error: {problem}", err=True)
+    if not result["ok"]:
+        sys.exit(1)
+
+
+@click.command(name="report")
+@click.argument("output_dir")
+@click.option("-o", "--output", required=True, help="Where to write the HTML page.")
+@click.option("--compare", default=None, help="Another build to show side by side.")
+@SPLIT_OPTION
+@storage_options()
+@friendly
+def report_command(output_dir: str, output: str, compare: str | None, split: str) -> None:
+    """One self-contained HTML page of plots: lengths, masking, labels, shards, tokens and
+    the accounting; with --compare, two builds side by side (mlmprep[report]).
+
+    \b
+    Examples:
+      mlmprep report out/ -o report.html
+      mlmprep report out/ --compare previous-out/ -o drift.html
+    """
+    from mlmprep.core.files import write_text_atomically
+    from mlmprep.outputs.report import build_report
+
+    write_text_atomically(output, build_report(output_dir, compare, split))
+    click.echo(f"{output}: report of {output_dir}" + (f" vs {compare}" if compare else ""))
+
+
+@click.command(name="export")
+@click.argument("output_dir")
+@click.argument("dest")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    required=True,
+    help="nvidia-hdf5: NVIDIA DeepLearningExamples' HDF5 (mlmprep[hdf5]); tfrecord: "
+    "Google BERT's tf.train.Example records (mlmprep[tfrecord]).",
+)
+@click.option("--gzip", "compress", is_flag=True, help="gzip the TFRecord files.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@storage_options()
+@friendly
+def export_command(output_dir: str, dest: str, fmt: str, compress: bool, quiet: bool) -> None:
+    """Write a static NSP (or SOP) build as the reference generators' files, one per
+    shard, so trainers that read them need no change. Label 1 = random next, as in both
+    references; an SOP build writes its sentence_order_label there. Resumable.
+
+    \b
+    Examples:
+      mlmprep export out/ hdf5/ --format nvidia-hdf5
+      mlmprep export out/ tfrecords/ --format tfrecord --gzip
+    """
+    from mlmprep.outputs.export import export_build
+
+    summary = export_build(
+        output_dir, dest, fmt, compress, progress=not quiet and sys.stderr.isatty()
+    )
+    if summary["label_from"] == SOP_LABEL:
+        click.echo("note: an SOP build; next_sentence_labels hold its sentence_order_label")
+    click.echo(
+        f"{dest}: {len(summary['files'])} {fmt} files, {summary['rows']} rows "
+        f"(max_seq_length {summary['max_seq_length']}, max_predictions_per_seq "
+        f"{summary['max_predictions_per_seq']})"
+    )
