@@ -147,24 +147,31 @@ def test_truncation_drops_front_and_back_evenly():
     assert abs(pairs.a_start.mean() - 30) < 0.2  # 60 drops, half from the front
 
 
-def balancer_at(single_share: float, chunks: int, random: int) -> NspBalancer:
+def balance_stream(single_share: float, chunks: int, seed: int) -> tuple[float, int]:
+    """Feed a balancer chunks of which `single_share` are single-sentence (those must take
+    a random B); return the share of random pairs, and how many multi-sentence chunks
+    took one once its moving average had settled (after 300 chunks)."""
+    rng = np.random.default_rng(seed)
     balancer = NspBalancer()
-    balancer.single_share, balancer.chunks, balancer.random = single_share, chunks, random
-    return balancer
+    random_pairs = random_multi = 0
+    for chunk in range(chunks):
+        single = rng.random() < single_share
+        is_random = single or rng.random() < balancer.probability()
+        balancer.record(single, is_random)
+        random_pairs += is_random
+        random_multi += is_random and not single and chunk >= 300
+    return random_pairs / chunks, random_multi
 
 
-@pytest.mark.parametrize(
-    ("single_share", "random", "expected"),
-    [
-        (0.0, 5, 0.5),  # nothing forced, on target: a fair coin
-        (0.3, 5, 0.2 / 0.7),  # (0.5 - f) / (1 - f)
-        (0.6, 5, 0.0),  # f >= 0.5 with no deficit: true continuations only
-        (0.6, 4, 0.1),  # the same with one random pair missing: the deficit term alone
-        (0.3, 6, 0.2 / 0.7 - 0.1),  # one random pair too many
-    ],
-)
-def test_balancer_probability(single_share, random, expected):
-    assert balancer_at(single_share, 10, random).probability() == pytest.approx(expected)
+@pytest.mark.parametrize("single_share", [0.0, 0.1, 0.3, 0.45])
+def test_the_balancer_lands_on_half_random_pairs(single_share):
+    share, _ = balance_stream(single_share, 5_000, seed=int(single_share * 100))
+    assert abs(share - 0.5) < 0.01
+
+
+def test_with_most_chunks_single_the_others_keep_their_true_continuation():
+    share, random_multi = balance_stream(0.7, 5_000, seed=7)
+    assert random_multi == 0 and 0.65 < share < 0.75
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -74,23 +75,19 @@ def test_small_files_are_grouped(tmp_path):
     assert [len(u.sources) for u in units] == [3, 3, 3, 1]
 
 
-def test_the_plan_a_build_uses_is_the_same_for_any_worker_count(tmp_path, monkeypatch):
+def test_the_plan_a_build_uses_is_the_same_for_any_worker_count(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
+    paragraph = "Some text here. And more of it.\n\n"  # 33 bytes
     for i in range(6):
-        (corpus / f"f{i}.txt").write_text("Some text here. And more of it.\n\n" * 300)
-    plans = []
-
-    def recording_plan(files, config, unit_size):
-        units = plan_units(files, config, unit_size)
-        plans.append([u.to_dict() for u in units])
-        return units
-
-    monkeypatch.setattr("mlmprep.pipeline.build.plan_units", recording_plan)
+        (corpus / f"f{i}.txt").write_text(paragraph * 300)  # 9,900 bytes each
+    # units of 20,000 bytes: a group closes once it reaches the size, so after three
+    # files (19,800 bytes after two): two units of three files, whatever the workers
     for workers in (1, 2, 3):
-        run_build([corpus], tmp_path / f"out-{workers}", workers=workers, unit_size=20_000)
-    assert len(plans) == 3 and len(plans[0]) > 1
-    assert plans[0] == plans[1] == plans[2]
+        out = tmp_path / f"out-{workers}"
+        run_build([corpus], out, workers=workers, unit_size=20_000)
+        plan = json.loads((out / "index.json").read_text())["plan"]
+        assert (plan["units"], plan["tasks"], plan["unit_size"]) == (2, 2, 20_000), workers
 
 
 def test_binary_files_are_left_out_of_the_plan(tmp_path):

@@ -2,10 +2,17 @@ import json
 import math
 
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlmprep.cli.main import main
 from mlmprep.core.config import BuildConfig
-from mlmprep.pipeline.sizing import WINDOW_BYTES, choose_sizing
+from mlmprep.pipeline.sizing import (
+    WINDOW_BYTES,
+    choose_sizing,
+    estimated_instances,
+    estimated_spill_bytes,
+)
 
 from .helpers import SAMPLE_DIR, run_build
 
@@ -13,22 +20,29 @@ MiB = 1024 * 1024
 
 
 def test_small_corpora_keep_8_mib_units_and_buckets_of_one_shard():
-    sizing = choose_sizing(50_000_000, BuildConfig())
-    instances = 50_000_000 / (3.0 * 125 * 0.9)
-    assert sizing.unit_size == sizing.window_size == WINDOW_BYTES
-    assert sizing.buckets == {"train": math.ceil(instances / 100_000), "validation": 0}
+    config = BuildConfig()
+    sizing = choose_sizing(50_000_000, config)
+    rows = estimated_instances(50_000_000, config)
+    assert sizing.unit_size == sizing.window_size == 8 * MiB
+    # about one shard a bucket: enough buckets for the rows, not one more
+    buckets = sizing.buckets["train"]
+    assert (buckets - 1) * config.shard_size < rows <= buckets * config.shard_size
+    assert sizing.buckets["validation"] == 0
 
 
-def test_large_corpora_grow_units_so_slices_stay_one_mib():
-    raw = 100 * 10**9
-    sizing = choose_sizing(raw, BuildConfig())
-    spill = raw * 1.8
-    buckets = math.ceil(spill / (256 * MiB))
-    units = int(spill // (buckets * MiB))
-    assert sizing.buckets["train"] == buckets == 671
-    assert sizing.unit_size == math.ceil(raw / units)
-    assert sizing.window_size == WINDOW_BYTES
-    assert spill / (math.ceil(raw / sizing.unit_size) * buckets) >= MiB
+@settings(max_examples=60, deadline=None)
+@given(raw=st.integers(min_value=10**9, max_value=10**13), dupe=st.integers(1, 10))
+def test_large_corpora_keep_buckets_under_256_mib_and_slices_over_1_mib(raw, dupe):
+    config = BuildConfig(dupe_factor=dupe)
+    sizing = choose_sizing(raw, config)
+    spill = estimated_spill_bytes(raw, config)
+    buckets = sum(sizing.buckets.values())
+    units = math.ceil(raw / sizing.unit_size)
+    assert sizing.window_size == 8 * MiB <= sizing.unit_size
+    if sizing.unit_size > 8 * MiB:  # grown: the rule's second regime
+        assert spill / buckets <= 256 * MiB
+        assert spill / (units * buckets) >= MiB
+        assert buckets > 1 and 128 <= units <= 257
 
 
 def test_an_explicit_unit_size_is_kept():

@@ -29,24 +29,38 @@ def batch_of(rows: range) -> pa.RecordBatch:
     )
 
 
-def test_a_unit_file_holds_each_bucket_as_one_slice_dealt_round_robin(tmp_path):
-    n_buckets = 5
-    dealer = BucketDealer(n_buckets, np.random.default_rng(0), str(tmp_path / "staging"), SCHEMA)
-    first = int(np.random.default_rng(0).integers(n_buckets))
-    dealer.write(batch_of(range(0, 13)))  # two passes of one unit
+def deal(tmp_path, seed: int, n_buckets: int) -> list[list[int]]:
+    """Rows 0..29, written as two passes, as the unit's spill file holds them per bucket."""
+    staging = str(tmp_path / f"staging-{seed}")
+    dealer = BucketDealer(n_buckets, np.random.default_rng(seed), staging, SCHEMA)
+    dealer.write(batch_of(range(0, 13)))
     dealer.write(batch_of(range(13, 30)))
-    path = str(tmp_path / "unit.arrows")
+    path = str(tmp_path / f"unit-{seed}.arrows")
     offsets = write_spill(path, {"train": dealer}, SCHEMA)["train"]
     assert len(offsets) == n_buckets + 1 and offsets == sorted(offsets)
-    assert not (tmp_path / "staging").exists()
+    assert not (tmp_path / f"staging-{seed}").exists()
+    buckets = []
     for bucket in range(n_buckets):
         table = read_slices([SpillSlice(path, offsets[bucket], offsets[bucket + 1])], SCHEMA)
-        expected = [r for r in range(30) if (first + r) % n_buckets == bucket]
-        assert table.column("row").to_pylist() == expected
-        assert table.column("ids").to_pylist() == [[r] * (r % 4) for r in expected]
-    assert dealer.rows.tolist() == [
-        sum((first + r) % n_buckets == b for r in range(30)) for b in range(n_buckets)
-    ]
+        rows = table.column("row").to_pylist()
+        assert table.column("ids").to_pylist() == [[r] * (r % 4) for r in rows]
+        buckets.append(rows)
+    assert dealer.rows.tolist() == [len(rows) for rows in buckets]
+    return buckets
+
+
+def test_a_unit_file_holds_each_bucket_as_one_slice_dealt_round_robin(tmp_path):
+    buckets = deal(tmp_path, seed=0, n_buckets=5)
+    first = next(b for b, rows in enumerate(buckets) if 0 in rows)
+    for bucket, rows in enumerate(buckets):
+        assert rows == list(range((bucket - first) % 5, 30, 5))  # in order, every fifth row
+
+
+def test_the_first_bucket_is_drawn_from_the_units_stream(tmp_path):
+    firsts = {
+        next(b for b, rows in enumerate(deal(tmp_path, seed, 5)) if 0 in rows) for seed in range(40)
+    }
+    assert firsts == set(range(5))
 
 
 def test_slices_are_concatenated_in_the_order_given(tmp_path):
