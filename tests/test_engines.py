@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from mlmprep.pipeline.engines.local import LocalEngine
@@ -27,3 +28,15 @@ def test_every_task_result_arrives_once():
     with LocalEngine(2) as engine:
         results = sorted(engine.map_unordered(abs, range(-5, 5)))
     assert results == sorted(abs(n) for n in range(-5, 5))
+
+
+def test_the_fork_server_preloads_the_modules_of_the_build_task_functions():
+    """WORKER_MODULES names modules as strings (the CLI must not import them early): a
+    module that moves or is renamed must not silently drop out of the preload."""
+    from mlmprep.pipeline.shuffle import write_bucket_shards
+    from mlmprep.pipeline.units import process_unit
+    from mlmprep.pipeline.workers import WORKER_MODULES
+
+    for name in WORKER_MODULES:
+        importlib.import_module(name)
+    assert {process_unit.__module__, write_bucket_shards.__module__} <= set(WORKER_MODULES)

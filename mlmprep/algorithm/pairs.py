@@ -1,4 +1,5 @@
-"""Pure: tokenized documents -> (segment A, segment B, NSP label) spans (Devlin et al. 2018).
+"""Pure: NSP rows as spans (segment A, segment B, label) cut from a Corpus, after
+Devlin et al. 2018; `RowSpans`, the spans every objective returns; NSP balancing.
 
 Segments are contiguous runs of whole sentences, so an instance is four token offsets
 into the flat id array of its unit plus a label. All randomness comes from the `rng`
