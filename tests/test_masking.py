@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlmprep.algorithm.instances import assemble, gather_ranges
-from mlmprep.algorithm.masking import BLOCK_ROWS, mask_tokens, num_to_mask
+from mlmprep.algorithm.masking import BLOCK_ROWS, MaskingRule, mask_tokens, num_to_mask
 from mlmprep.algorithm.pairs import RowSpans
 from mlmprep.text.special_tokens import TemplatePiece, _bert_template
 
@@ -78,7 +78,9 @@ def make_rows(lengths: list[int], rng) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def test_mask_invariants(lengths, prob, max_predictions, seed):
     rng = np.random.default_rng(seed)
     tokens, offsets, special_mask = make_rows(lengths, rng)
-    masked = mask_tokens(tokens, offsets, special_mask, prob, max_predictions, POOL, MASK, rng)
+    masked = mask_tokens(
+        tokens, offsets, special_mask, MaskingRule(prob, max_predictions, POOL, MASK), rng
+    )
     counts = np.diff(masked.offsets)
     # the reference's count, by Python's round (half to even), capped by the content tokens
     expected = [min(max_predictions, max(1, round(n * prob)), n - 3) for n in lengths]
@@ -99,7 +101,7 @@ def test_mask_invariants(lengths, prob, max_predictions, seed):
 def test_replacement_split_80_10_10_and_random_ids_never_special():
     rng = np.random.default_rng(7)
     tokens, offsets, special_mask = make_rows([128] * 3000, rng)
-    masked = mask_tokens(tokens, offsets, special_mask, 0.15, 20, POOL, MASK, rng)
+    masked = mask_tokens(tokens, offsets, special_mask, MaskingRule(0.15, 20, POOL, MASK), rng)
     row = np.repeat(np.arange(3000), np.diff(masked.offsets))
     now = masked.tokens[offsets[row] + masked.positions]
     is_mask = now == MASK
@@ -117,7 +119,9 @@ def test_a_seed_decides_the_masks_and_positions_are_uniform_over_seeds():
 
     def positions(seed):
         rng = np.random.default_rng(seed)
-        return mask_tokens(tokens, offsets, special_mask, 0.15, 20, POOL, MASK, rng).positions
+        return mask_tokens(
+            tokens, offsets, special_mask, MaskingRule(0.15, 20, POOL, MASK), rng
+        ).positions
 
     first = positions(1)
     np.random.default_rng(99).random(1000)  # other generators' use changes nothing
@@ -135,7 +139,7 @@ def test_masking_across_row_blocks_is_exact():
     rng = np.random.default_rng(11)
     lengths = rng.integers(5, 40, size=BLOCK_ROWS + 300).tolist()
     tokens, offsets, special_mask = make_rows(lengths, rng)
-    masked = mask_tokens(tokens, offsets, special_mask, 1.0, 64, POOL, MASK, rng)
+    masked = mask_tokens(tokens, offsets, special_mask, MaskingRule(1.0, 64, POOL, MASK), rng)
     row = np.repeat(np.arange(len(lengths)), np.diff(masked.offsets))
     assert np.array_equal(offsets[row] + masked.positions, np.flatnonzero(special_mask == 0))
     assert np.array_equal(masked.original_ids, tokens[special_mask == 0])
@@ -147,7 +151,7 @@ def test_rows_in_the_second_block_draw_fresh_positions():
     rng = np.random.default_rng(12)
     tokens, offsets, special_mask = make_rows([60] * (2 * BLOCK_ROWS), rng)
     tokens = np.tile(tokens[:60], 2 * BLOCK_ROWS)
-    masked = mask_tokens(tokens, offsets, special_mask, 0.15, 20, POOL, MASK, rng)
+    masked = mask_tokens(tokens, offsets, special_mask, MaskingRule(0.15, 20, POOL, MASK), rng)
     per_row = masked.positions.reshape(2 * BLOCK_ROWS, -1)
     assert not np.array_equal(per_row[:BLOCK_ROWS], per_row[BLOCK_ROWS:])
     # and every non-special position is chosen about equally often over all rows
@@ -167,7 +171,9 @@ class ConstantDraws:
 
 def test_tied_keys_are_broken_by_position_exactly():
     tokens, offsets, special_mask = make_rows([40, 9, 130], np.random.default_rng(0))
-    masked = mask_tokens(tokens, offsets, special_mask, 0.15, 20, POOL, MASK, ConstantDraws())
+    masked = mask_tokens(
+        tokens, offsets, special_mask, MaskingRule(0.15, 20, POOL, MASK), ConstantDraws()
+    )
     wanted = num_to_mask(np.diff(offsets), 0.15, 20)
     for row in range(3):
         content = np.flatnonzero(special_mask[offsets[row] : offsets[row + 1]] == 0)

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmprep.algorithm.masking import BLOCK_ROWS, num_to_mask
+from mlmprep.algorithm.masking import BLOCK_ROWS, MaskingRule, num_to_mask
 from mlmprep.algorithm.whole_word import mask_whole_words, word_ids, word_starts
 from mlmprep.outputs.stats import compute_stats
 
@@ -52,7 +52,9 @@ def test_every_masked_word_is_whole_with_one_outcome(words_per_row, prob, seed):
     rng = np.random.default_rng(seed)
     tokens, offsets, special_mask = rows_of_words(words_per_row, rng)
     starts = word_starts(tokens, special_mask, CONTINUATION)
-    masked = mask_whole_words(tokens, offsets, special_mask, starts, prob, 20, POOL, MASK, rng)
+    masked = mask_whole_words(
+        tokens, offsets, special_mask, starts, MaskingRule(prob, 20, POOL, MASK), rng
+    )
     for row, words in enumerate(words_per_row):
         positions = masked.positions[masked.offsets[row] : masked.offsets[row + 1]]
         flat = set((offsets[row] + positions).tolist())
@@ -86,7 +88,9 @@ def test_whole_words_across_row_blocks_are_exact():
     words = [rng.integers(1, 4, size=rng.integers(1, 12)).tolist() for _ in range(BLOCK_ROWS + 200)]
     tokens, offsets, special_mask = rows_of_words(words, rng)
     starts = word_starts(tokens, special_mask, CONTINUATION)
-    masked = mask_whole_words(tokens, offsets, special_mask, starts, 1.0, 64, POOL, MASK, rng)
+    masked = mask_whole_words(
+        tokens, offsets, special_mask, starts, MaskingRule(1.0, 64, POOL, MASK), rng
+    )
     row = np.repeat(np.arange(len(words)), np.diff(masked.offsets))
     assert np.array_equal(offsets[row] + masked.positions, np.flatnonzero(special_mask == 0))
 
@@ -95,7 +99,9 @@ def test_outcome_split_is_per_word():
     rng = np.random.default_rng(3)
     tokens, offsets, special_mask = rows_of_words([[3] * 40] * 2000, rng)
     starts = word_starts(tokens, special_mask, CONTINUATION)
-    masked = mask_whole_words(tokens, offsets, special_mask, starts, 0.15, 20, POOL, MASK, rng)
+    masked = mask_whole_words(
+        tokens, offsets, special_mask, starts, MaskingRule(0.15, 20, POOL, MASK), rng
+    )
     row = np.repeat(np.arange(2000), np.diff(masked.offsets))
     flat = offsets[row] + masked.positions
     first_of_word = (flat - 1) % 3 == 0

@@ -10,7 +10,23 @@ MASK_SHARE = 0.8
 RANDOM_SHARE = 0.1
 BLOCK_ROWS = 4096
 BLOCK_TOKENS = BLOCK_ROWS * 512  # a block's padded 2-D arrays stay this size for long rows
-NEVER = 2**32 - 1  # the key of positions that must not be chosen (special_mask tokens, padding)
+NEVER = 2**32 - 1  # the key of positions that must not be chosen (special tokens, padding)
+
+
+@dataclass(frozen=True)
+class MaskingRule:
+    """How many positions a row gets and what replaces them: round(len x
+    `masked_lm_prob`), at least 1, at most `max_predictions`; 80% `mask_id`, 10% an id
+    drawn from `random_pool`, 10% kept."""
+
+    masked_lm_prob: float
+    max_predictions: int
+    random_pool: np.ndarray
+    mask_id: int
+
+    def count(self, lengths: np.ndarray) -> np.ndarray:
+        """Positions to mask in rows of these lengths (before capping by content)."""
+        return num_to_mask(lengths, self.masked_lm_prob, self.max_predictions)
 
 
 @dataclass
@@ -41,10 +57,7 @@ def mask_tokens(
     tokens: np.ndarray,
     offsets: np.ndarray,
     special_mask: np.ndarray,
-    masked_lm_prob: float,
-    max_predictions: int,
-    random_pool: np.ndarray,
-    mask_id: int,
+    rule: MaskingRule,
     rng: np.random.Generator,
 ) -> Masked:
     """Choose positions uniformly among non-special tokens of each row and replace them."""
@@ -53,18 +66,16 @@ def mask_tokens(
     row_of_token = np.repeat(np.arange(n_rows, dtype=np.int32), lengths)
     candidates = lengths - np.bincount(row_of_token[special_mask.astype(bool)], minlength=n_rows)
     del row_of_token
-    wanted = np.minimum(num_to_mask(lengths, masked_lm_prob, max_predictions), candidates)
+    wanted = np.minimum(rule.count(lengths), candidates)
     step = block_rows(offsets)
     chosen = np.concatenate(
         [np.zeros(0, np.int64)]
         + [
-            _choose_block(offsets, special_mask, wanted, first, step, max_predictions, rng)
+            _choose_block(offsets, special_mask, wanted, first, step, rule.max_predictions, rng)
             for first in range(0, n_rows, step)
         ]
     )
-    return replace_chosen(
-        tokens, offsets, chosen, rng.random(len(chosen)), random_pool, mask_id, rng
-    )
+    return replace_chosen(tokens, offsets, chosen, rng.random(len(chosen)), rule, rng)
 
 
 def replace_chosen(
@@ -72,16 +83,16 @@ def replace_chosen(
     offsets: np.ndarray,
     positions: np.ndarray,
     outcome: np.ndarray,
-    random_pool: np.ndarray,
-    mask_id: int,
+    rule: MaskingRule,
     rng: np.random.Generator,
 ) -> Masked:
     """Apply 80/10/10 to the chosen flat `positions` (sorted) given a uniform `outcome`
     per position: [MASK] below 0.8, a random id from the pool below 0.9, else kept."""
     masked = tokens.copy()
-    masked[positions[outcome < MASK_SHARE]] = mask_id
+    masked[positions[outcome < MASK_SHARE]] = rule.mask_id
     to_random = positions[(outcome >= MASK_SHARE) & (outcome < MASK_SHARE + RANDOM_SHARE)]
-    masked[to_random] = random_pool[rng.integers(len(random_pool), size=len(to_random))]
+    pool = rule.random_pool
+    masked[to_random] = pool[rng.integers(len(pool), size=len(to_random))]
     row = np.searchsorted(offsets, positions, side="right") - 1
     counts = np.bincount(row, minlength=len(offsets) - 1)
     return Masked(

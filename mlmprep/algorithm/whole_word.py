@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlmprep.algorithm.instances import gather_ranges
-from mlmprep.algorithm.masking import Masked, block_rows, num_to_mask, replace_chosen
+from mlmprep.algorithm.masking import Masked, MaskingRule, block_rows, replace_chosen
 
 
 def word_starts(
@@ -25,7 +25,7 @@ def word_starts(
 
 def segmented_word_starts(boundaries: np.ndarray, special_mask: np.ndarray) -> np.ndarray:
     """Word starts from a segmenter's boundaries (one flag per token), made consistent
-    with the rows: never on special_mask tokens, always right after one (truncation may have
+    with the rows: never on special tokens, always right after one (truncation may have
     cut a word's front)."""
     content = ~special_mask.astype(bool)
     after_content = np.concatenate(([False], content[:-1]))
@@ -48,17 +48,14 @@ def mask_whole_words(
     offsets: np.ndarray,
     special_mask: np.ndarray,
     starts: np.ndarray,
-    masked_lm_prob: float,
-    max_predictions: int,
-    random_pool: np.ndarray,
-    mask_id: int,
+    rule: MaskingRule,
     rng: np.random.Generator,
 ) -> Masked:
     """Static whole-word masking of flat rows; `starts` flags the first token of each word
     (from `word_starts` or `segmented_word_starts`)."""
     n_rows = len(offsets) - 1
     lengths = np.diff(offsets)
-    budget = num_to_mask(lengths, masked_lm_prob, max_predictions)
+    budget = rule.count(lengths)
     first = np.flatnonzero(starts)
     content_word = np.cumsum(starts)[~special_mask.astype(bool)] - 1
     length = np.bincount(content_word, minlength=len(first))
@@ -74,7 +71,7 @@ def mask_whole_words(
     chosen_length = length[chosen]
     positions = gather_ranges(first[chosen], chosen_length).astype(np.int64)
     outcome = np.repeat(rng.random(len(chosen)), chosen_length)  # one draw per word
-    return replace_chosen(tokens, offsets, positions, outcome, random_pool, mask_id, rng)
+    return replace_chosen(tokens, offsets, positions, outcome, rule, rng)
 
 
 def _choose_words(

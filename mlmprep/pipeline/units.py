@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from mlmprep.algorithm.corpus import Corpus, EncodedDocument, make_corpus
 from mlmprep.algorithm.instances import Instances, assemble
-from mlmprep.algorithm.masking import Masked, mask_tokens
+from mlmprep.algorithm.masking import Masked, MaskingRule, mask_tokens
 from mlmprep.algorithm.objectives import make_spans, pack_sentences
 from mlmprep.algorithm.pairs import RowSpans
 from mlmprep.algorithm.whole_word import (
@@ -351,17 +351,16 @@ def _word_starts(instances: Instances, encoder: TokenEncoder) -> np.ndarray:
 def _static_masks(
     instances: Instances, config: BuildConfig, encoder: TokenEncoder, rng: np.random.Generator
 ) -> Masked:
-    common = {
-        "masked_lm_prob": config.masked_lm_prob,
-        "max_predictions": config.max_predictions_per_seq,
-        "random_pool": encoder.random_pool,
-        "mask_id": encoder.special_ids.mask,
-        "rng": rng,
-    }
+    rule = MaskingRule(
+        config.masked_lm_prob,
+        config.max_predictions_per_seq,
+        encoder.random_pool,
+        encoder.special_ids.mask,
+    )
     rows = (instances.tokens, instances.offsets, instances.special_mask)
     if config.whole_word_mask:
-        return mask_whole_words(*rows, _word_starts(instances, encoder), **common)
-    return mask_tokens(*rows, **common)
+        return mask_whole_words(*rows, _word_starts(instances, encoder), rule, rng)
+    return mask_tokens(*rows, rule, rng)
 
 
 def worker_init() -> None:
