@@ -3,9 +3,12 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlmprep.core.errors import InputError
 from mlmprep.input.compressed_parts import cut_parts
 from mlmprep.input.discovery import Source
 
@@ -74,3 +77,23 @@ def test_messages_name_the_original_file_and_line(tmp_path):
     assert f"{path}:301: malformed JSON line" in summary["warnings"]
     assert summary["accounting"]["documents"]["read"] == 400
     assert summary["accounting"]["files"]["read"] == 1
+
+
+def test_a_stream_that_breaks_leaves_no_part_half_written(tmp_path):
+    words = np.random.default_rng(0).integers(0, 2**32, size=40_000)
+    lines = [json.dumps({"text": f"Document {i}: {w:x} {w * 7:x}."}) for i, w in enumerate(words)]
+    path = tmp_path / "broken.jsonl.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode())[:-50])  # truncated
+    parts_dir = tmp_path / "parts"
+    parts_dir.mkdir()
+    found = []
+    with pytest.raises(InputError, match=r"broken\.jsonl\.gz: corrupt or truncated"):
+        for part in cut_parts(
+            Source(str(path), "jsonl"),
+            4096,
+            lambda p: str(parts_dir / f"part-{p}"),
+            lambda p: False,
+        ):
+            found.append(part.index)
+    names = sorted(p.name for p in parts_dir.iterdir())
+    assert len(found) > 1 and names == sorted(f"part-{i}" for i in found)

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from mlmprep.core.files import open_atomically
+from mlmprep.core import storage
+from mlmprep.core.files import atomic_path
 from mlmprep.input.discovery import Source
 from mlmprep.input.readers import LINE_BYTES, READ_ERRORS, open_binary, read_error
 
@@ -78,7 +79,10 @@ class _PartWriter:
     def __init__(self, path: str, skip: bool) -> None:
         self.path = path
         self._open = contextlib.ExitStack()
-        self._handle = None if skip else self._open.enter_context(open_atomically(path))
+        self._handle = None
+        if not skip:  # no fsync: a part is re-cut after a crash unless its unit is recorded
+            tmp = self._open.enter_context(atomic_path(path))
+            self._handle = self._open.enter_context(storage.open_file(tmp, "wb"))
 
     def write(self, data: bytes) -> None:
         if self._handle is not None:
