@@ -209,6 +209,20 @@ def test_overwrite_removes_only_mlmprep_files(tmp_path):
     ]
 
 
+def test_overwrite_over_a_damaged_index_removes_the_old_shards(tmp_path):
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out, **SMALL_UNITS)
+    assert len(list(out.glob("train-*.parquet"))) > 1
+    (out / "index.json").write_text("{")  # damaged: its shard list cannot be read
+    (out / "mine.parquet").write_text("not a shard name")
+    from mlmprep.core.config import BuildConfig
+    from mlmprep.pipeline.build import RunOptions, build
+
+    build([str(SAMPLE_DIR)], str(out), BuildConfig(), RunOptions(overwrite=True))
+    parquet = sorted(p.name for p in out.glob("*.parquet"))
+    assert parquet == ["mine.parquet", "train-00000-of-00001.parquet"]
+
+
 def test_validation_rows_draw_from_their_own_streams(tmp_path, monkeypatch):
     """No validation pass shares a pair or masking draw sequence with a train pass."""
     import mlmprep.pipeline.units as units

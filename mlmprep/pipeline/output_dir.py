@@ -31,15 +31,16 @@ def prepare_output(output_dir: str, identity: dict, overwrite: bool) -> bool:
     _check_writable(output_dir)
     work = WorkState(output_dir)
     if storage.exists(storage.join(output_dir, INDEX)):
+        if overwrite:  # whatever it holds, even an unreadable index.json
+            remove_build(output_dir)
+            return False
         diffs = differences(read_index(output_dir), identity)
-        if not diffs and not overwrite:
+        if not diffs:
             return True
-        if diffs and not overwrite:
-            raise OutputError(
-                f"{output_dir}: holds a different build ({'; '.join(diffs)} differ); "
-                "pass --overwrite to replace it, or choose another directory"
-            )
-        remove_build(output_dir)
+        raise OutputError(
+            f"{output_dir}: holds a different build ({'; '.join(diffs)} differ); "
+            "pass --overwrite to replace it, or choose another directory"
+        )
     elif work.exists():
         plan = work.plan()
         diffs = differences(plan["identity"], identity)
