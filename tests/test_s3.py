@@ -16,6 +16,10 @@ import pytest
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
 s3fs = pytest.importorskip("s3fs", reason="s3fs (mlmprep[s3]) is not installed")
 
+from click.testing import CliRunner  # noqa: E402
+
+from mlmprep.cli.main import main  # noqa: E402
+
 from .helpers import plain_sample, run_build, shard_hashes  # noqa: E402
 
 OPTIONS = ["--unit-size", "65536", "--shard-size", "300", "--dupe-factor", "2"]
@@ -156,3 +160,20 @@ def test_s3_build_killed_and_run_again_ends_identical(bucket, endpoint, tmp_path
     assert json.loads(rerun.stdout)["resumed_units"] >= 3
     fs.invalidate_cache()
     assert s3_hashes(fs, name) == local_hashes
+
+
+def test_commands_that_read_a_build_take_storage_options(bucket, endpoint):
+    """stats and validate reach the store only through --storage-options (its endpoint)."""
+    fs, name = bucket
+    options = ["--storage-options", json.dumps({"endpoint_url": endpoint})]
+    out = f"s3://{name}/out"
+    built = subprocess.run(command(name, endpoint, None, workers=1), capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    runner = CliRunner()
+    stats = runner.invoke(main, ["stats", out, "--json", *options])
+    assert stats.exit_code == 0, stats.output
+    index = json.loads(fs.cat_file(f"{name}/out/index.json"))
+    rows, shards = index["counts"]["train"]["rows"], len(index["shards"])
+    assert json.loads(stats.output)["instances"] == rows > 0
+    checked = runner.invoke(main, ["validate", out, *options])
+    assert checked.exit_code == 0 and checked.output == f"ok: {shards} shards, {rows} rows\n"
