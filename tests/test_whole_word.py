@@ -154,9 +154,10 @@ def test_chinese_whole_words_come_from_jieba(tmp_path):
         language="zh",
         short_seq_prob=0.0,
     )
+    from mlmprep.outputs.finished_build import FinishedBuild
     from mlmprep.outputs.show import iter_rows
 
-    rows = list(iter_rows(str(tmp_path / "out")))
+    rows = list(iter_rows(FinishedBuild(str(tmp_path / "out"))))
     assert len(rows) > 100
     multi_char_words_masked = 0
     for row in rows:

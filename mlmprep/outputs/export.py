@@ -129,7 +129,8 @@ def _export(output_dir: str, dest: str, fmt: str, compress: bool, progress: bool
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if storage.is_url(dest):
         raise ConfigError(f"{dest}: export writes local files; give a local directory")
-    index = FinishedBuild(output_dir).index
+    build = FinishedBuild(output_dir)
+    index = build.index
     label = label_column(index, output_dir)
     config = index["config"]
     writer = _Hdf5Writer if fmt == "nvidia-hdf5" else _TfRecordWriter
@@ -140,14 +141,15 @@ def _export(output_dir: str, dest: str, fmt: str, compress: bool, progress: bool
         work.start({"source": output_dir, "format": fmt, "gzip": compress}, (EXPORTED,))
     done = work.records(EXPORTED)
     files = []
-    total = sum(shard["rows"] for shard in index["shards"])
+    total = sum(shard["rows"] for shard in build.shards())
     with tqdm(total=total, unit="row", desc="export", disable=not progress) as bar:
-        for shard in index["shards"]:
+        for shard in build.shards():
             name = writer.name(shard["name"], compress)
             if name not in done:
-                source = storage.join(output_dir, shard["name"])
                 path = storage.join(dest, name)
-                _export_shard(writer, source, path, shard["rows"], label, config, compress)
+                _export_shard(
+                    writer, build.path(shard), path, shard["rows"], label, config, compress
+                )
                 work.record(EXPORTED, name, {"name": name, "rows": shard["rows"]})
             files.append({"name": name, "split": shard["split"], "rows": shard["rows"]})
             bar.update(shard["rows"])

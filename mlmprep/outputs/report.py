@@ -17,7 +17,7 @@ import numpy as np
 from mlmprep.core.config import TRAIN
 from mlmprep.core.errors import ConfigError
 from mlmprep.outputs.finished_build import FinishedBuild
-from mlmprep.outputs.stats import compute_stats
+from mlmprep.outputs.stats import split_stats
 from mlmprep.pipeline.schema import list_values
 
 TOP_TOKENS = 20
@@ -46,7 +46,7 @@ def collect(output_dir: str, split: str = TRAIN) -> BuildFacts:
     max_len = build.config["max_seq_length"]
     facts = BuildFacts(
         name=output_dir,
-        stats=compute_stats(output_dir, split),
+        stats=split_stats(build, split),
         lengths=np.zeros(max_len + 1, np.int64),
         masked=np.zeros(max_len + 1, np.int64),
         token_counts=np.zeros(encoder.vocab_size, np.int64),

@@ -9,9 +9,8 @@ from mlmprep.outputs.finished_build import FinishedBuild
 from mlmprep.text.tokenization import TokenEncoder
 
 
-def iter_rows(output_dir: str, split: str = TRAIN) -> Iterator[dict]:
+def iter_rows(build: FinishedBuild, split: str = TRAIN) -> Iterator[dict]:
     """Rows of a build's shards as dicts, shard by shard, in stored order."""
-    build = FinishedBuild(output_dir)
     for shard in build.shards(split):
         for batch in build.batches(shard, batch_rows=256):
             yield from batch.to_pylist()
@@ -55,9 +54,10 @@ def render(row: dict, encoder: TokenEncoder) -> str:
 
 def show(output_dir: str, count: int, split: str = TRAIN) -> list[str]:
     """Rendered text of the first `count` rows of a split."""
-    encoder = FinishedBuild(output_dir).tokenizer
+    build = FinishedBuild(output_dir)
+    encoder = build.tokenizer
     rendered = []
-    for row in iter_rows(output_dir, split):
+    for row in iter_rows(build, split):
         if len(rendered) >= count:
             break
         rendered.append(render(row, encoder))

@@ -78,13 +78,17 @@ class _Totals:
 
 
 def compute_stats(output_dir: str, split: str = TRAIN) -> dict:
+    """Statistics of one split of the build in `output_dir` (see `split_stats`)."""
+    return split_stats(FinishedBuild(output_dir), split)
+
+
+def split_stats(build: FinishedBuild, split: str = TRAIN) -> dict:
     """Statistics of one split of a build (keys listed in docs/guide.md).
 
     The accounting keys (`documents`, `files`, `repaired`) are the whole build's, since
     documents are read before they are assigned to a split; `split_documents` counts the
     documents used in this split.
     """
-    build = FinishedBuild(output_dir)
     index, config = build.index, build.config
     role_ids = build.special_tokens.ids
     max_len = config["max_seq_length"]

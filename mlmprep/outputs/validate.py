@@ -14,13 +14,12 @@ from mlmprep.outputs.finished_build import BATCH_ROWS, FinishedBuild
 from mlmprep.pipeline.manifest import INDEX, TOKENIZER_FILE
 from mlmprep.pipeline.schema import list_values, output_schema
 from mlmprep.pipeline.shard_names import ShardName
-from mlmprep.text.special_tokens import SpecialTokens, from_manifest
+from mlmprep.text.special_tokens import SpecialTokens
 
 
 def validate(output_dir: str) -> dict:
     """Return {"ok": bool, "problems": [...], "shards": n, "rows": n}."""
     build = FinishedBuild(output_dir)
-    index = build.index
     problems: list[str] = []
     listed = {s["name"]: s for s in build.shards()}
     present = {n for n in storage.listdir(output_dir) if ShardName.parse(n)}
@@ -28,6 +27,9 @@ def validate(output_dir: str) -> dict:
         f"{name}: extra shard, not listed in {INDEX}" for name in sorted(present - set(listed))
     ]
     schema = output_schema(build.build_config())
+    config = build.config
+    objective, cross = config.get("objective", "nsp"), config.get("cross_documents", True)
+    shape = RowShape.of(build.special_tokens, objective, cross)
     rows = 0
     for name, shard in sorted(listed.items()):
         path = build.path(shard)
@@ -43,7 +45,7 @@ def validate(output_dir: str) -> dict:
         if sha256_file(path) != shard["sha256"]:
             problems.append(f"{name}: sha256 differs from {INDEX} (damaged)")
             continue
-        problem = _check_shard(path, schema, index, shard["rows"])
+        problem = _check_shard(path, schema, shape, config["max_seq_length"], shard["rows"])
         if problem:
             problems.append(f"{name}: {problem}")
         rows += shard["rows"]
@@ -52,7 +54,9 @@ def validate(output_dir: str) -> dict:
     return {"ok": not problems, "problems": problems, "shards": len(listed), "rows": rows}
 
 
-def _check_shard(path: str, schema: pa.Schema, index: dict, expected_rows: int) -> str | None:
+def _check_shard(
+    path: str, schema: pa.Schema, shape: RowShape, max_seq_length: int, expected_rows: int
+) -> str | None:
     try:
         parquet = storage.parquet_file(path)
     except (OSError, pa.ArrowException) as exc:
@@ -61,12 +65,9 @@ def _check_shard(path: str, schema: pa.Schema, index: dict, expected_rows: int) 
         return "schema differs from the build's objective and masking mode"
     if parquet.metadata.num_rows != expected_rows:
         return f"{parquet.metadata.num_rows} rows, {INDEX} says {expected_rows}"
-    layout = from_manifest(index["tokenizer"])
-    config = index["config"]
-    shape = RowShape.of(layout, config.get("objective", "nsp"), config.get("cross_documents", True))
     first_row = 0
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-        bad = row_problems(batch, shape, config["max_seq_length"])
+        bad = row_problems(batch, shape, max_seq_length)
         if bad:
             row, reason = bad
             return f"row {first_row + row}: {reason}"
