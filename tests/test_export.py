@@ -3,6 +3,7 @@ after padding, and their statistics equal `mlmprep stats` exactly."""
 
 import gzip
 import json
+import random
 import struct
 
 import numpy as np
@@ -86,31 +87,40 @@ def read_tfrecords(path) -> list[dict]:
     return rows
 
 
-def test_hdf5_rows_equal_the_padded_parquet_rows(build_dir, tmp_path):
-    result = export(build_dir, tmp_path / "h5", "--format", "nvidia-hdf5")
+def all_parquet_rows(build) -> list[dict]:
+    """The padded rows of every train shard, in the build's order."""
+    index = json.loads((build / "index.json").read_text())
+    return [row for shard in index["shards"] for row in parquet_rows(build / shard["name"])]
+
+
+def hdf5_rows(path) -> list[dict]:
+    with h5py.File(path) as f:
+        assert {name: f[name].dtype.str for name in f} == {
+            "input_ids": "<i4",
+            "input_mask": "|i1",
+            "segment_ids": "|i1",
+            "masked_lm_positions": "<i4",
+            "masked_lm_ids": "<i4",
+            "next_sentence_labels": "|i1",
+        }
+        assert all(f[name].compression == "gzip" for name in f)
+        columns = {name: f[name][:].tolist() for name in f}
+    columns["next_sentence_labels"] = [[v] for v in columns["next_sentence_labels"]]
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+def test_hdf5_rows_equal_the_padded_parquet_rows_in_balanced_files(build_dir, tmp_path):
+    result = export(build_dir, tmp_path / "h5", "--format", "nvidia-hdf5", "--num-files", "5")
     assert result.exit_code == 0, result.output
-    index = json.loads((build_dir / "index.json").read_text())
-    assert len(index["shards"]) >= 2
-    for shard in index["shards"]:
-        expected = parquet_rows(build_dir / shard["name"])
-        name = shard["name"].replace("train-", "training-").replace(".parquet", ".hdf5")
-        with h5py.File(tmp_path / "h5" / name) as f:
-            dtypes = {name: f[name].dtype.str for name in f}
-            assert dtypes == {
-                "input_ids": "<i4",
-                "input_mask": "|i1",
-                "segment_ids": "|i1",
-                "masked_lm_positions": "<i4",
-                "masked_lm_ids": "<i4",
-                "next_sentence_labels": "|i1",
-            }
-            assert all(f[name].compression == "gzip" for name in f)
-            for name in dtypes:
-                got = f[name][:].tolist()
-                want = [row[name] for row in expected]
-                assert got == ([w[0] for w in want] if name == "next_sentence_labels" else want), (
-                    name
-                )
+    files = sorted((tmp_path / "h5").glob("*.hdf5"))
+    assert [f.name for f in files] == [f"training-{i:05d}-of-00005.hdf5" for i in range(5)]
+    per_file = [hdf5_rows(path) for path in files]
+    expected = all_parquet_rows(build_dir)
+    for row in expected:
+        del row["masked_lm_weights"]  # NVIDIA's files have none: positions 0 are padding
+    assert [row for rows in per_file for row in rows] == expected
+    size = len(expected) // 5
+    assert [len(rows) for rows in per_file] == [size + (i < len(expected) % 5) for i in range(5)]
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -118,9 +128,39 @@ def test_tfrecord_rows_equal_the_padded_parquet_rows(build_dir, tmp_path, compre
     options = ["--format", "tfrecord", *(["--gzip"] if compress else [])]
     assert export(build_dir, tmp_path / "tf", *options).exit_code == 0
     suffix = ".tfrecord.gz" if compress else ".tfrecord"
-    for shard in json.loads((build_dir / "index.json").read_text())["shards"]:
-        got = read_tfrecords(tmp_path / "tf" / shard["name"].replace(".parquet", suffix))
-        assert got == parquet_rows(build_dir / shard["name"])
+    files = sorted((tmp_path / "tf").glob(f"train-*{suffix}"))
+    assert len(files) >= 2
+    got = [row for path in files for row in read_tfrecords(path)]
+    assert got == all_parquet_rows(build_dir)
+
+
+def test_the_default_export_trains_every_row_within_two_epochs_of_nvidias_loop(tmp_path):
+    """NVIDIA's run_pretraining.py (HDF5 era), world size 1: each epoch it lists the files
+    of --input_dir whose name holds "training", sorts them, shuffles them with
+    random.Random(seed + epoch), trains the first and prefetches the next while training,
+    and leaves the epoch when the prefetch loop ends: the last file is never trained
+    (range(f_start_id + 1, len(files)) trains files 0..N-2). Seed 42 is its default."""
+    build = tmp_path / "out"
+    run_build([SAMPLE_DIR], build)
+    assert export(build, tmp_path / "h5", "--format", "nvidia-hdf5").exit_code == 0
+    trained = []
+    for epoch in range(2):
+        files = sorted(str(p) for p in (tmp_path / "h5").iterdir() if "training" in p.name)
+        random.Random(42 + epoch).shuffle(files)
+        for data_file in files[: len(files) - 1]:
+            with h5py.File(data_file) as f:
+                trained += [tuple(ids) for ids in f["input_ids"][:].tolist()]
+    expected = {tuple(row["input_ids"]) for row in all_parquet_rows(build)}
+    assert len(files) >= 2
+    assert set(trained) == expected
+
+
+def test_one_hdf5_file_is_written_when_asked_with_a_warning_why_not(build_dir, tmp_path):
+    result = export(build_dir, tmp_path / "h5", "--format", "nvidia-hdf5", "--num-files", "1")
+    assert result.exit_code == 0
+    assert "warning: one training file" in result.stderr
+    assert "trains on nothing" in result.stderr
+    assert len(list((tmp_path / "h5").glob("*.hdf5"))) == 1
 
 
 def test_statistics_of_the_exported_files_equal_mlmprep_stats(build_dir, tmp_path):
@@ -164,25 +204,28 @@ def test_an_sop_build_writes_its_order_label_and_says_so(tmp_path):
     run_build([SAMPLE_DIR], tmp_path / "sop", objective="sop")
     result = export(tmp_path / "sop", tmp_path / "h5", "--format", "nvidia-hdf5")
     assert result.exit_code == 0
-    assert "next_sentence_labels hold its sentence_order_label" in result.stdout
+    assert "label column holds its sentence_order_label" in result.stdout
     table = pq.read_table(next((tmp_path / "sop").glob("*.parquet")))
-    with h5py.File(next((tmp_path / "h5").glob("*.hdf5"))) as f:
-        assert f["next_sentence_labels"][:].tolist() == table["sentence_order_label"].to_pylist()
+    labels = []
+    for path in sorted((tmp_path / "h5").glob("*.hdf5")):
+        with h5py.File(path) as f:
+            labels += f["next_sentence_labels"][:].tolist()
+    assert labels == table["sentence_order_label"].to_pylist()
 
 
 def test_a_failed_export_resumes_and_skips_finished_files(build_dir, tmp_path, monkeypatch):
-    import mlmprep.outputs.export
+    from mlmprep.outputs.export_reference import Hdf5Writer
 
-    original = mlmprep.outputs.export._Hdf5Writer.write
+    original = Hdf5Writer.write
     calls = []
 
-    def fail_on_second(source, path, *args):
+    def fail_on_second(self, batches, rows, path, file):
         calls.append(path)
         if len(calls) == 2:
             raise OSError(28, "No space left on device", path)
-        return original(source, path, *args)
+        return original(self, batches, rows, path, file)
 
-    monkeypatch.setattr(mlmprep.outputs.export._Hdf5Writer, "write", staticmethod(fail_on_second))
+    monkeypatch.setattr(Hdf5Writer, "write", fail_on_second)
     result = export(build_dir, tmp_path / "h5", "--format", "nvidia-hdf5")
     assert result.exit_code == 1 and "run the same command again to resume" in result.stderr
     first = sorted((tmp_path / "h5").glob("*.hdf5"))
@@ -191,6 +234,6 @@ def test_a_failed_export_resumes_and_skips_finished_files(build_dir, tmp_path, m
     monkeypatch.undo()
     assert export(build_dir, tmp_path / "h5", "--format", "nvidia-hdf5").exit_code == 0
     assert first[0].stat().st_mtime_ns == written_at  # not written again
-    shards = json.loads((build_dir / "index.json").read_text())["shards"]
-    assert len(list((tmp_path / "h5").glob("*.hdf5"))) == len(shards)
+    summary = json.loads((tmp_path / "h5" / "export.json").read_text())
+    assert len(list((tmp_path / "h5").glob("*.hdf5"))) == len(summary["files"]) >= 2
     assert not (tmp_path / "h5" / ".mlmprep-work").exists()

@@ -11,7 +11,7 @@ import click
 from mlmprep.cli.errors import friendly
 from mlmprep.cli.options import SPLIT_OPTION, storage_options
 from mlmprep.core.config import SOP_LABEL
-from mlmprep.outputs.export_formats import FORMATS
+from mlmprep.outputs.export_formats import FORMATS, MDS_COMPRESSIONS
 
 
 @click.command(name="stats")
@@ -112,34 +112,80 @@ def report_command(output_dir: str, output: str, compare: str | None, split: str
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
+    type=click.Choice(list(FORMATS)),
     required=True,
-    help="nvidia-hdf5: NVIDIA DeepLearningExamples' HDF5 (mlmprep[hdf5]); tfrecord: "
-    "Google BERT's tf.train.Example records (mlmprep[tfrecord]).",
+    help="; ".join(f"{name}: {reader}" for name, reader in FORMATS.items()) + ".",
+)
+@click.option(
+    "--num-files",
+    type=click.IntRange(min=1),
+    help="Files per split (per length bin for lddl), rows balanced n/n+1. Default: one per "
+    "build shard, at least 2, up to 8 while each keeps 64 rows. lddl: a multiple of "
+    "world size x loader workers.",
 )
 @click.option("--gzip", "compress", is_flag=True, help="gzip the TFRecord files.")
+@click.option(
+    "--compression",
+    type=click.Choice(MDS_COMPRESSIONS),
+    help="Compress MDS shards (raw by default, which ModernBERT's NoStreamingDataset needs).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @storage_options()
 @friendly
-def export_command(output_dir: str, dest: str, fmt: str, compress: bool, quiet: bool) -> None:
-    """Write a static NSP (or SOP) build as the reference generators' files, one per
-    shard, so trainers that read them need no change. Label 1 = random next, as in both
-    references; an SOP build writes its sentence_order_label there. Resumable.
+def export_command(
+    output_dir: str,
+    dest: str,
+    fmt: str,
+    num_files: int | None,
+    compress: bool,
+    compression: str | None,
+    quiet: bool,
+) -> None:
+    """Write a build in the format a trainer already reads, so it needs no change.
+    NSP label 1 = random next everywhere; an SOP build writes its sentence_order_label
+    there. Resumable: rerun the same command after a failure.
+
+    \b
+    mds: DEST/train/ and DEST/validation/, each with index.json, for
+         StreamingDataset(local=DEST, split="train"); input_ids as uint16 when the
+         vocabulary fits, else uint32. Any build (dynamic and --objective none too).
+    lddl: DEST/train/*.parquet[_<bin>] and DEST/vocab.txt, for
+         lddl.torch.get_bert_pretrain_data_loader("DEST/train", vocab_file="DEST/vocab.txt").
+         BERT WordPiece NSP/SOP builds, static or dynamic masking.
+    nvidia-hdf5, tfrecord: static NSP/SOP builds with BERT's layout.
 
     \b
     Examples:
+      mlmprep export out/ mds/ --format mds
+      mlmprep export out/ lddl/ --format lddl --num-files 16
       mlmprep export out/ hdf5/ --format nvidia-hdf5
       mlmprep export out/ tfrecords/ --format tfrecord --gzip
     """
-    from mlmprep.outputs.export import export_build
+    from mlmprep.outputs.export import ExportOptions, export_build
 
-    summary = export_build(
-        output_dir, dest, fmt, compress, progress=not quiet and sys.stderr.isatty()
-    )
-    if summary["label_from"] == SOP_LABEL:
-        click.echo("note: an SOP build; next_sentence_labels hold its sentence_order_label")
-    click.echo(
-        f"{dest}: {len(summary['files'])} {fmt} files, {summary['rows']} rows "
-        f"(max_seq_length {summary['max_seq_length']}, max_predictions_per_seq "
+    options = ExportOptions(fmt, num_files, compress, compression)
+    summary = export_build(output_dir, dest, options, progress=not quiet and sys.stderr.isatty())
+    if summary.get("label_from") == SOP_LABEL:
+        click.echo("note: an SOP build; the NSP label column holds its sentence_order_label")
+    for warning in summary["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    for split, rows in summary["left_out"].items():
+        click.echo(
+            f"note: {rows} {split} row(s) left out: LDDL needs files of n and n+1 rows "
+            "(see export.json; a --num-files that does not divide the rows avoids it)"
+        )
+    counts = ", ".join(f"{split} {count}" for split, count in summary["files_per_split"].items())
+    click.echo(f"{dest}: {len(summary['files'])} {fmt} files ({counts} per split), "
+               f"{summary['rows']} rows{_format_facts(summary)}")  # fmt: skip
+
+
+def _format_facts(summary: dict) -> str:
+    """What a trainer's configuration needs to know about an export, in brackets."""
+    if "input_ids_dtype" in summary:
+        return f" (input_ids {summary['input_ids_dtype']})"
+    if "vocab_file" in summary:
+        return f" (vocab_file {summary['vocab_file']})"
+    return (
+        f" (max_seq_length {summary['max_seq_length']}, max_predictions_per_seq "
         f"{summary['max_predictions_per_seq']})"
     )

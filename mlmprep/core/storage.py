@@ -57,6 +57,10 @@ def basename(path: str) -> str:
     return posixpath.basename(path.rstrip("/")) if is_url(path) else os.path.basename(path)
 
 
+def dirname(path: str) -> str:
+    return posixpath.dirname(path.rstrip("/")) if is_url(path) else os.path.dirname(path)
+
+
 def open_file(path: str, mode: str = "rb") -> IO:
     """A binary file object (seekable when reading)."""
     return _fs(path).open(path, mode) if is_url(path) else open(path, mode)

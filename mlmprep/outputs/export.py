@@ -1,121 +1,119 @@
-"""`mlmprep export`: a static NSP (or SOP) build as the reference generators' files, so the
-trainers that read them need no change.
+"""`mlmprep export`: a finished build in the format a trainer already reads.
 
-* `nvidia-hdf5`: what NVIDIA DeepLearningExamples' `create_pretraining_data.py` writes:
-  datasets `input_ids` (i4), `input_mask` (i1), `segment_ids` (i1) of shape
-  [N, max_seq_length], `masked_lm_positions` (i4), `masked_lm_ids` (i4) of shape
-  [N, max_predictions_per_seq], `next_sentence_labels` (i1) of shape [N]; zero-padded,
-  gzip-compressed (extra `mlmprep[hdf5]`, h5py).
-* `tfrecord`: `tf.train.Example` records with Google BERT's features (int64 lists
-  `input_ids`, `input_mask`, `segment_ids`, `masked_lm_positions`, `masked_lm_ids`,
-  `next_sentence_labels`; float list `masked_lm_weights`), framed with the masked
-  CRC32C of the TFRecord format; the protobuf messages and the CRC come from the
-  `tfrecord` package (extra `mlmprep[tfrecord]`), no TensorFlow. Optionally gzipped.
-
-Both formats use the reference's NSP convention, the same as mlmprep's: label 1 means
-B is a random next segment. One file per shard, written under a temporary name and
-renamed, with a completion record: a rerun skips finished files.
+Each split is cut into `--num-files` files of balanced row ranges, in the build's order
+(see export_files). Each file is written under a temporary name and renamed, with a
+completion record: a rerun of the same export skips finished files and writes the same
+bytes. `export.json` in DEST describes the export last; the formats are in the writers'
+modules (export_reference, export_mds, export_lddl).
 """
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Iterator
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
-import numpy as np
+import pyarrow as pa
 from tqdm import tqdm
 
 from mlmprep.core import storage
-from mlmprep.core.config import LABEL_COLUMNS
+from mlmprep.core.config import SPLITS
 from mlmprep.core.errors import ConfigError, OutputError
 from mlmprep.core.files import atomic_path, write_json_atomically
+from mlmprep.outputs.export_files import ExportFile, default_file_count, split_files
 from mlmprep.outputs.export_formats import FORMATS
-from mlmprep.outputs.finished_build import BATCH_ROWS, FinishedBuild
+from mlmprep.outputs.export_lddl import LddlWriter
+from mlmprep.outputs.export_mds import MdsWriter
+from mlmprep.outputs.export_reference import Hdf5Writer, TfRecordWriter
+from mlmprep.outputs.export_writer import ExportWriter
+from mlmprep.outputs.finished_build import FinishedBuild
+from mlmprep.outputs.split_rows import SplitRows, bin_counts
 from mlmprep.pipeline.manifest import WorkState
-from mlmprep.pipeline.schema import list_values
 
 EXPORTED = "exported"
+SUMMARY_FILE = "export.json"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What `mlmprep export` was asked for."""
+
+    fmt: str
+    num_files: int | None = None  # per split (and per bin); None: default_file_count
+    gzip: bool = False  # tfrecord
+    compression: str | None = None  # mds: "zstd"
 
 
 @dataclass
-class PaddedRows:
-    """A batch of rows padded to the reference generators' fixed shapes."""
+class ExportPlan:
+    """The files of an export, where their rows come from, and the rows a format cannot
+    hold (by split)."""
 
-    input_ids: np.ndarray
-    input_mask: np.ndarray
-    segment_ids: np.ndarray
-    masked_lm_positions: np.ndarray
-    masked_lm_ids: np.ndarray
-    masked_lm_weights: np.ndarray
-    next_sentence_labels: np.ndarray
+    files: list[ExportFile] = field(default_factory=list)
+    sources: dict[tuple[str, int | None], SplitRows] = field(default_factory=dict)
+    left_out: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # files per split (per bin)
 
-    def __len__(self) -> int:
-        return len(self.next_sentence_labels)
+    def rows(self, file: ExportFile) -> Iterator[pa.RecordBatch]:
+        return self.sources[file.split, file.length_bin].read(file.start, file.stop)
 
 
-def label_column(index: dict, output_dir: str) -> str:
-    """The column exported as next_sentence_labels; refuses builds that do not map."""
-    config = index["config"]
-    if config["masking"] != "static":
-        raise ConfigError(
-            f"{output_dir}: a dynamic-masking build stores no masks; the reference formats "
-            "need static masks: rebuild with --masking static"
-        )
-    if config["objective"] == "none":
-        raise ConfigError(
-            f"{output_dir}: an --objective none build has no sentence label; the reference "
-            "formats need NSP pairs: rebuild with --objective nsp (or sop)"
-        )
-    if "layout" in index["tokenizer"]:
-        raise ConfigError(
-            f"{output_dir}: the reference formats hold BERT's [CLS] A [SEP] B [SEP] rows; this "
-            "build has another tokenizer layout: read its Parquet shards directly instead"
-        )
-    return LABEL_COLUMNS[config["objective"]]
+def make_writer(build: FinishedBuild, options: ExportOptions) -> ExportWriter:
+    """The writer of `options.fmt` for this build; refuses options that do not apply."""
+    if options.fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {options.fmt!r}")
+    if options.gzip and options.fmt != "tfrecord":
+        raise ConfigError("--gzip applies to --format tfrecord only")
+    if options.compression and options.fmt != "mds":
+        raise ConfigError("--compression applies to --format mds only")
+    if options.num_files is not None and options.num_files < 1:
+        raise ConfigError("--num-files must be 1 or more")
+    if options.fmt == "nvidia-hdf5":
+        return Hdf5Writer(build, compress=False)
+    if options.fmt == "tfrecord":
+        return TfRecordWriter(build, compress=options.gzip)
+    if options.fmt == "mds":
+        return MdsWriter(build, options.compression)
+    return LddlWriter(build)
 
 
-def padded_batches(
-    path: str, label: str, max_seq_length: int, max_predictions: int
-) -> Iterator[PaddedRows]:
-    """The rows of one shard, padded, in batches of at most BATCH_ROWS."""
-    parquet = storage.parquet_file(path)
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-        ids, offsets = list_values(batch.column("input_ids"))
-        types, _ = list_values(batch.column("token_type_ids"))
-        positions, mask_offsets = list_values(batch.column("masked_lm_positions"))
-        originals, _ = list_values(batch.column("masked_lm_ids"))
-        tokens = _pad(ids, offsets, max_seq_length, np.int32)
-        masked = _pad(positions, mask_offsets, max_predictions, np.int32)
-        yield PaddedRows(
-            input_ids=tokens,
-            input_mask=_pad(np.ones(len(ids), np.int8), offsets, max_seq_length, np.int8),
-            segment_ids=_pad(types, offsets, max_seq_length, np.int8),
-            masked_lm_positions=masked,
-            masked_lm_ids=_pad(originals, mask_offsets, max_predictions, np.int32),
-            masked_lm_weights=_pad(
-                np.ones(len(positions), np.float32), mask_offsets, max_predictions, np.float32
-            ),
-            next_sentence_labels=batch.column(label).to_numpy().astype(np.int8),
-        )
+def plan_export(build: FinishedBuild, writer: ExportWriter, num_files: int | None) -> ExportPlan:
+    """Which rows of which split (and bin) go into which file."""
+    plan = ExportPlan()
+    for split in SPLITS:
+        shards = build.shards(split)
+        rows = sum(shard["rows"] for shard in shards)
+        if not rows:
+            continue
+        count = num_files or default_file_count(rows, len(shards))
+        plan.counts[split] = count
+        if writer.by_length_bin and build.config.get("bin_size"):
+            for number, (length_bin, counts) in enumerate(bin_counts(build, split).items()):
+                source = SplitRows(build, split, length_bin, counts)
+                plan.sources[split, length_bin] = source
+                fields = {"length_bin": length_bin, "bin_number": number}
+                _plan_files(plan, writer, split, source, count, fields)
+        else:
+            plan.sources[split, None] = SplitRows(build, split)
+            _plan_files(plan, writer, split, plan.sources[split, None], count, {})
+    return plan
 
 
-def _pad(values: np.ndarray, offsets: np.ndarray, width: int, dtype: type) -> np.ndarray:
-    """Rows of a flat list column as a zero-padded [rows, width] array."""
-    lengths = np.diff(offsets)
-    out = np.zeros((len(lengths), width), dtype)
-    row = np.repeat(np.arange(len(lengths)), lengths)
-    column = np.arange(len(values)) - np.repeat(offsets[:-1], lengths)
-    out[row, column] = values
-    return out
+def _plan_files(
+    plan: ExportPlan, writer: ExportWriter, split: str, source: SplitRows, count: int, fields: dict
+) -> None:
+    kept = writer.plan_rows(len(source), count)
+    if kept < len(source):
+        plan.left_out[split] = plan.left_out.get(split, 0) + len(source) - kept
+    plan.files += split_files(split, kept, count, **fields)
 
 
 def export_build(
-    output_dir: str, dest: str, fmt: str, compress: bool = False, progress: bool = False
+    output_dir: str, dest: str, options: ExportOptions, progress: bool = False
 ) -> dict:
-    """Write every shard of a build as a `fmt` file in `dest`; return a summary."""
+    """Write a build as `options.fmt` files in `dest`; return the export's summary."""
     try:
-        return _export(output_dir, dest, fmt, compress, progress)
+        return _export(output_dir, dest, options, progress)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         raise OutputError(
@@ -124,153 +122,91 @@ def export_build(
         ) from None
 
 
-def _export(output_dir: str, dest: str, fmt: str, compress: bool, progress: bool) -> dict:
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+def _export(output_dir: str, dest: str, options: ExportOptions, progress: bool) -> dict:
     if storage.is_url(dest):
         raise ConfigError(f"{dest}: export writes local files; give a local directory")
     build = FinishedBuild(output_dir)
-    index = build.index
-    label = label_column(index, output_dir)
-    config = index["config"]
-    writer = _Hdf5Writer if fmt == "nvidia-hdf5" else _TfRecordWriter
+    writer = make_writer(build, options)
     writer.check_installed()
-    storage.makedirs(dest)
-    work = WorkState(dest)
-    if not work.exists():
-        work.start({"source": output_dir, "format": fmt, "gzip": compress}, (EXPORTED,))
+    plan = plan_export(build, writer, options.num_files)
+    identity = source_identity(build)
+    work = _resume_or_start(dest, identity, options, plan)
     done = work.records(EXPORTED)
-    files = []
-    total = sum(shard["rows"] for shard in build.shards())
-    with tqdm(total=total, unit="row", desc="export", disable=not progress) as bar:
-        for shard in build.shards():
-            name = writer.name(shard["name"], compress)
-            if name not in done:
-                path = storage.join(dest, name)
-                _export_shard(
-                    writer, build.path(shard), path, shard["rows"], label, config, compress
-                )
-                work.record(EXPORTED, name, {"name": name, "rows": shard["rows"]})
-            files.append({"name": name, "split": shard["split"], "rows": shard["rows"]})
-            bar.update(shard["rows"])
+    with tqdm(total=sum(f.rows for f in plan.files), unit="row", desc="export",
+              disable=not progress) as bar:  # fmt: skip
+        for file in plan.files:
+            if file.key not in done:
+                done[file.key] = _write_file(writer, plan.rows(file), dest, file)
+                work.record(EXPORTED, file.key, done[file.key])
+            bar.update(file.rows)
+    written = [(file, done[file.key]) for file in plan.files]
+    writer.finish(dest, written)
     summary = {
-        "format": fmt,
+        "format": options.fmt,
         "source": output_dir,
-        "files": files,
-        "rows": total,
-        "label_from": label,
-        "max_seq_length": config["max_seq_length"],
-        "max_predictions_per_seq": config["max_predictions_per_seq"],
+        "source_build": identity,
+        "files": [_describe(writer, file, record) for file, record in written],
+        "files_per_split": plan.counts,
+        "rows": sum(record["rows"] for _, record in written),
+        "left_out": plan.left_out,
+        "warnings": writer.warnings(plan.counts),
+        **writer.summary(),
     }
-    write_json_atomically(storage.join(dest, "export.json"), summary)
+    write_json_atomically(storage.join(dest, SUMMARY_FILE), summary)
     work.remove()
     return summary
 
 
-def _export_shard(
-    writer: type,
-    source: str,
-    path: str,
-    indexed_rows: int,
-    label: str,
-    config: dict,
-    compress: bool,
-) -> None:
-    """Write one shard to a temporary name, check its row count against index.json, and
+def source_identity(build: FinishedBuild) -> dict:
+    """What names the exported build: its path, and one checksum over its shards'."""
+    digest = hashlib.sha256()
+    for shard in build.shards():
+        digest.update(f"{shard['name']} {shard['sha256']}\n".encode())
+    return {"path": build.output_dir, "shards_sha256": digest.hexdigest()}
+
+
+def _resume_or_start(
+    dest: str, identity: dict, options: ExportOptions, plan: ExportPlan
+) -> WorkState:
+    """The export's work record: resumed when it is the same export, else refused."""
+    storage.makedirs(dest)
+    work = WorkState(dest)
+    wanted = {
+        "source": identity,
+        "format": options.fmt,
+        "gzip": options.gzip,
+        "compression": options.compression,
+        "files": [file.key for file in plan.files],
+    }
+    if not work.exists():
+        work.start(wanted, (EXPORTED,))
+    elif work.plan() != wanted:
+        raise ConfigError(
+            f"{dest}: holds an unfinished export of another build or with other options; "
+            "rerun that export to finish it, or export somewhere else"
+        )
+    return work
+
+
+def _write_file(
+    writer: ExportWriter, batches: Iterable[pa.RecordBatch], dest: str, file: ExportFile
+) -> dict:
+    """Write one file under a temporary name, check its row count against the plan, and
     rename it into place; a failed or short file never appears under its final name."""
+    path = storage.join(dest, writer.file_name(file))
+    storage.makedirs(storage.dirname(path))
     with atomic_path(path) as tmp:
-        rows = writer.write(source, tmp, label, config, compress)
-        if rows != indexed_rows:
+        record = writer.write(batches, file.rows, tmp, file)
+        if record["rows"] != file.rows:
             raise OutputError(
-                f"{storage.basename(path)}: wrote {rows} rows but index.json lists "
-                f"{indexed_rows} for {source}; run 'mlmprep validate' on "
-                "the build"
+                f"{storage.basename(path)}: wrote {record['rows']} rows but the build's "
+                f"index.json lists {file.rows} for them; run 'mlmprep validate' on the build"
             )
+    return record
 
 
-class _Hdf5Writer:
-    @staticmethod
-    def check_installed() -> None:
-        try:
-            import h5py  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                "--format nvidia-hdf5 needs h5py: pip install 'mlmprep[hdf5]'"
-            ) from None
-
-    @staticmethod
-    def name(shard: str, compress: bool) -> str:
-        """NVIDIA's run_pretraining.py reads the files of --input_dir whose name holds
-        'training': train shards are named so, validation shards are not."""
-        stem = shard.removesuffix(".parquet")
-        return (
-            "training-" + stem.removeprefix("train-") if stem.startswith("train-") else stem
-        ) + ".hdf5"
-
-    @staticmethod
-    def write(source: str, path: str, label: str, config: dict, compress: bool) -> int:
-        import h5py
-
-        rows = storage.parquet_file(source).metadata.num_rows
-        seq, predictions = config["max_seq_length"], config["max_predictions_per_seq"]
-        shapes = {
-            "input_ids": ((rows, seq), "i4"),
-            "input_mask": ((rows, seq), "i1"),
-            "segment_ids": ((rows, seq), "i1"),
-            "masked_lm_positions": ((rows, predictions), "i4"),
-            "masked_lm_ids": ((rows, predictions), "i4"),
-            "next_sentence_labels": ((rows,), "i1"),
-        }
-        written = 0
-        with h5py.File(path, "w") as handle:
-            datasets = {
-                name: handle.create_dataset(name, shape, dtype=dtype, compression="gzip")
-                for name, (shape, dtype) in shapes.items()
-            }
-            for batch in padded_batches(source, label, seq, predictions):
-                for name, dataset in datasets.items():
-                    dataset[written : written + len(batch)] = getattr(batch, name)
-                written += len(batch)
-        return written
-
-
-class _TfRecordWriter:
-    @staticmethod
-    def check_installed() -> None:
-        try:
-            import tfrecord  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                "--format tfrecord needs the tfrecord package: pip install 'mlmprep[tfrecord]'"
-            ) from None
-
-    @staticmethod
-    def name(shard: str, compress: bool) -> str:
-        return shard.removesuffix(".parquet") + (".tfrecord.gz" if compress else ".tfrecord")
-
-    @staticmethod
-    def write(source: str, path: str, label: str, config: dict, compress: bool) -> int:
-        from tfrecord.writer import TFRecordWriter
-
-        seq, predictions = config["max_seq_length"], config["max_predictions_per_seq"]
-        written = 0
-        opener = gzip.open if compress else open
-        with opener(path, "wb") as handle:
-            for batch in padded_batches(source, label, seq, predictions):
-                for i in range(len(batch)):
-                    record = TFRecordWriter.serialize_tf_example(
-                        {
-                            "input_ids": (batch.input_ids[i].tolist(), "int"),
-                            "input_mask": (batch.input_mask[i].tolist(), "int"),
-                            "segment_ids": (batch.segment_ids[i].tolist(), "int"),
-                            "masked_lm_positions": (batch.masked_lm_positions[i].tolist(), "int"),
-                            "masked_lm_ids": (batch.masked_lm_ids[i].tolist(), "int"),
-                            "masked_lm_weights": (batch.masked_lm_weights[i].tolist(), "float"),
-                            "next_sentence_labels": ([int(batch.next_sentence_labels[i])], "int"),
-                        }
-                    )
-                    length = len(record).to_bytes(8, "little")
-                    handle.write(length + TFRecordWriter.masked_crc(length))
-                    handle.write(record + TFRecordWriter.masked_crc(record))
-                written += len(batch)
-        return written
+def _describe(writer: ExportWriter, file: ExportFile, record: dict) -> dict:
+    entry = {"name": writer.file_name(file), "split": file.split, "rows": record["rows"]}
+    if file.bin_number is not None:
+        entry["bin"] = file.bin_number
+    return entry

@@ -7,6 +7,7 @@ import functools
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
@@ -56,6 +57,9 @@ class FinishedBuild:
     def path(self, shard: dict) -> str:
         return storage.join(self.output_dir, shard["name"])
 
+    def parquet(self, shard: dict) -> pq.ParquetFile:
+        return storage.parquet_file(self.path(shard))
+
     def batches(self, shard: dict, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """The rows of one shard, in stored order, `batch_rows` at a time."""
-        yield from storage.parquet_file(self.path(shard)).iter_batches(batch_size=batch_rows)
+        yield from self.parquet(shard).iter_batches(batch_size=batch_rows)
