@@ -84,3 +84,13 @@ TINY_MODEL = {  # a transformer small enough to train for a few steps in a test
     "num_attention_heads": 2,
     "intermediate_size": 128,
 }
+
+
+def large_vocabulary(directory: Path, extra: int = 40_000) -> tuple[Path, list[str]]:
+    """The bundled BERT vocabulary plus `extra` whole-word tokens, so ids pass 65,535;
+    returns the vocab.txt and a few of the added words with the highest ids."""
+    base = (SAMPLE_DIR.parent / "bert-base-uncased-vocab.txt").read_text(encoding="utf-8")
+    words = [f"zzq{i}" for i in range(extra)]
+    path = directory / "large-vocab.txt"
+    path.write_text(base.rstrip("\n") + "\n" + "\n".join(words) + "\n", encoding="utf-8")
+    return path, words[-8:]
