@@ -19,8 +19,11 @@ $(VENV)/.installed-fast: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[fast]"
 	touch $(VENV)/.installed $@
 
+# lddl (NVIDIA's loader, which the lddl export is tested with) pins 2021 releases of dask,
+# transformers and mpi4py that lddl.torch does not use: installed without its pins.
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps lddl==0.1.0
 	touch $(VENV)/.installed $(VENV)/.installed-fast $@
 
 demo: $(VENV)/.installed
@@ -43,4 +46,4 @@ bench: $(VENV)/.installed-fast  # kitoken too: the benchmark compares both backe
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-readers $(DEMO_OUT) .pytest_cache .ruff_cache build *.egg-info
