@@ -67,40 +67,125 @@ def masked_batches(collator, rows, epoch):
     return [collator([dict(r) for r in rows[i : i + 32]]) for i in range(0, len(rows), 32)]
 
 
-def test_dynamic_masking_rates_and_epochs(dynamic_build):
-    rows = [MlmprepDataset(str(dynamic_build))[i] for i in range(600)]
-    collator = MlmCollator.from_build(str(dynamic_build))
-    assert collator.dynamic and collator.masked_lm_prob == 0.15
-    batches = masked_batches(collator, rows, epoch=0)
+def masking_rates(batches, rows) -> dict[str, float]:
+    """Selected / candidate tokens, and the [MASK] / random / kept shares of the selected,
+    checking on the way that labels hold the original ids and unselected tokens stay."""
     selected = candidates = masked = kept = randomized = 0
     for batch, start in zip(batches, range(0, len(rows), 32)):
+        width = batch["input_ids"].shape[1]
         originals = static_collator()._pad_ids(
-            [r["input_ids"] for r in rows[start : start + 32]], batch["input_ids"].shape[1]
+            [r["input_ids"] for r in rows[start : start + 32]], width
         )
         special = torch.tensor(
             [
-                r["special_tokens_mask"] + [1] * (batch["input_ids"].shape[1] - len(r["input_ids"]))
+                r["special_tokens_mask"] + [1] * (width - len(r["input_ids"]))
                 for r in rows[start : start + 32]
             ]
         ).bool()
         chosen = batch["labels"] != -100
         assert not (chosen & special).any()
         assert torch.equal(batch["labels"][chosen], originals[chosen])
+        assert torch.equal(batch["input_ids"][~chosen], originals[~chosen])
         selected += chosen.sum().item()
         candidates += (~special).sum().item()
         now = batch["input_ids"][chosen]
         masked += (now == 103).sum().item()
         kept += ((now == originals[chosen]) & (now != 103)).sum().item()
         randomized += ((now != originals[chosen]) & (now != 103)).sum().item()
-        assert torch.equal(batch["input_ids"][~chosen], originals[~chosen])
-    assert abs(selected / candidates - 0.15) < 0.01
-    assert abs(masked / selected - 0.8) < 0.02
-    assert abs(kept / selected - 0.1) < 0.015
-    assert abs(randomized / selected - 0.1) < 0.015
+    return {
+        "selected": selected / candidates,
+        "mask": masked / selected,
+        "kept": kept / selected,
+        "random": randomized / selected,
+    }
+
+
+@pytest.fixture(scope="module")
+def dynamic_rows(dynamic_build):
+    return [MlmprepDataset(str(dynamic_build))[i] for i in range(600)]
+
+
+def test_dynamic_masking_rates_and_epochs(dynamic_build, dynamic_rows):
+    rows = dynamic_rows
+    collator = MlmCollator.from_build(str(dynamic_build))
+    assert collator.dynamic and collator.masked_lm_prob == 0.15
+    batches = masked_batches(collator, rows, epoch=0)
+    rates = masking_rates(batches, rows)
+    assert abs(rates["selected"] - 0.15) < 0.01
+    assert abs(rates["mask"] - 0.8) < 0.02
+    assert abs(rates["kept"] - 0.1) < 0.015
+    assert abs(rates["random"] - 0.1) < 0.015
     again = masked_batches(MlmCollator.from_build(str(dynamic_build)), rows, epoch=0)
     assert all(torch.equal(a["labels"], b["labels"]) for a, b in zip(batches, again))
     other = masked_batches(collator, rows, epoch=1)
     assert not all(torch.equal(a["labels"], b["labels"]) for a, b in zip(batches, other))
+
+
+def test_eurobert_masking_is_30_percent_all_mask(dynamic_build, dynamic_rows):
+    collator = MlmCollator.from_build(
+        str(dynamic_build), masked_lm_prob=0.3, mask_replace_prob=1.0, random_replace_prob=0.0
+    )
+    rates = masking_rates(masked_batches(collator, dynamic_rows, epoch=0), dynamic_rows)
+    assert abs(rates["selected"] - 0.3) < 0.015
+    assert rates["mask"] == 1.0 and rates["random"] == rates["kept"] == 0.0
+
+
+def test_a_mask_rate_schedule_is_followed_and_repeats_exactly(dynamic_build, dynamic_rows):
+    """mmBERT's schedule shape: the rate drops during training; the same calls give the
+    same batches."""
+
+    def run():
+        collator = MlmCollator.from_build(str(dynamic_build))
+        collator.set_epoch(0)
+        phases = []
+        for rate in (0.3, 0.15, 0.05):
+            collator.set_mask_probability(rate)
+            phases.append(
+                [collator([dict(r) for r in dynamic_rows[i : i + 32]]) for i in range(0, 576, 32)]
+            )
+        return phases
+
+    first, second = run(), run()
+    for rate, phase in zip((0.3, 0.15, 0.05), first):
+        measured = masking_rates(phase, dynamic_rows)["selected"]
+        assert abs(measured - rate) < 0.2 * rate + 0.005
+    pairs = [(a, b) for p, q in zip(first, second) for a, b in zip(p, q)]
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in pairs)
+    assert all(torch.equal(a["labels"], b["labels"]) for a, b in pairs)
+
+
+def test_a_static_collator_refuses_a_rate_change():
+    with pytest.raises(ValueError, match="static"):
+        static_collator().set_mask_probability(0.3)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_an_unpadded_batch_equals_the_padded_batch_row_for_row(
+    dynamic_build, dynamic, dynamic_rows
+):
+    if dynamic:
+        rows = dynamic_rows[:32]
+        padded_collator = MlmCollator.from_build(str(dynamic_build), pad_to_multiple_of=8)
+        packed_collator = MlmCollator.from_build(str(dynamic_build), unpadded=True)
+    else:
+        rows = ROWS
+        padded_collator, packed_collator = static_collator(), static_collator(unpadded=True)
+    for collator in (padded_collator, packed_collator):
+        collator.set_epoch(3)
+    padded = padded_collator([dict(r) for r in rows])
+    packed = packed_collator([dict(r) for r in rows])
+    lengths = [len(r["input_ids"]) for r in rows]
+    assert packed["cu_seqlens"].dtype == torch.int32
+    assert packed["cu_seqlens"].tolist() == np.concatenate([[0], np.cumsum(lengths)]).tolist()
+    assert packed["max_seqlen"] == max(lengths)
+    assert packed["input_ids"].shape == (sum(lengths),)
+    bounds = packed["cu_seqlens"].tolist()
+    for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+        n = stop - start
+        for name in ("input_ids", "token_type_ids", "labels"):
+            assert torch.equal(packed[name][start:stop], padded[name][i, :n]), name
+        assert packed["position_ids"][start:stop].tolist() == list(range(n))
+    assert torch.equal(packed["next_sentence_label"], padded["next_sentence_label"])
 
 
 def test_iterable_dataset_splits_row_groups_over_workers(tmp_path):

@@ -3,7 +3,11 @@
 Needs the `torch` extra (`pip install "mlmprep[torch]"`). The collator pads a batch to its
 longest row (or a multiple of 8), builds `attention_mask` and `labels` (-100 except at
 masked positions) and, for `--masking dynamic` builds, masks every batch with Hugging
-Face `DataCollatorForLanguageModeling` semantics from a seeded `torch.Generator`.
+Face `DataCollatorForLanguageModeling` semantics from a seeded `torch.Generator`: the
+rate and the [MASK] / random split are parameters, and the rate can change during
+training (`set_mask_probability`). With `unpadded=True` a batch is one packed sequence
+with `cu_seqlens`, `max_seqlen` and `position_ids`, as FlashAttention's varlen kernels
+and ModernBERT take it.
 """
 
 from __future__ import annotations
@@ -40,10 +44,16 @@ class MlmCollator:
 
     Static builds: labels come from `masked_lm_positions` / `masked_lm_ids`.
     Dynamic builds: each non-special token is selected with probability
-    `masked_lm_prob`, then 80% `[MASK]`, 10% a random non-special id, 10% kept. The
-    generator is seeded from (seed, epoch, DataLoader worker, rank): call `set_epoch`
-    before each epoch (before the DataLoader iterator is created) so epochs differ and
-    runs repeat.
+    `masked_lm_prob`, then `mask_replace_prob` of them become `[MASK]`,
+    `random_replace_prob` a random non-special id, and the rest stay (BERT: 0.15, 0.8,
+    0.1; EuroBERT: 0.3, 1.0, 0.0). The generator is seeded from (seed, epoch,
+    DataLoader worker, rank): call `set_epoch` before each epoch (before the DataLoader
+    iterator is created) so epochs differ and runs repeat.
+
+    `unpadded=True`: the rows of a batch concatenated into one sequence: `input_ids`,
+    `token_type_ids`, `labels` and `position_ids` of shape (total tokens,), `cu_seqlens`
+    (int32, rows + 1 offsets) and `max_seqlen`; the same tokens and labels as the
+    padded batch under the same generator state, without the padding.
     """
 
     def __init__(
@@ -55,9 +65,15 @@ class MlmCollator:
         dynamic: bool = False,
         seed: int = 0,
         pad_to_multiple_of: int | None = None,
+        mask_replace_prob: float = 0.8,
+        random_replace_prob: float = 0.1,
+        unpadded: bool = False,
     ) -> None:
-        if not 0.0 <= masked_lm_prob <= 1.0:
-            raise ValueError(f"masked_lm_prob must be in [0, 1], got {masked_lm_prob}")
+        _check_probability("masked_lm_prob", masked_lm_prob)
+        _check_probability("mask_replace_prob", mask_replace_prob)
+        _check_probability("random_replace_prob", random_replace_prob)
+        if mask_replace_prob + random_replace_prob > 1.0:
+            raise ValueError("mask_replace_prob + random_replace_prob must be at most 1")
         if pad_to_multiple_of is not None and pad_to_multiple_of < 1:
             raise ValueError(f"pad_to_multiple_of must be positive, got {pad_to_multiple_of}")
         if len(random_ids) == 0:
@@ -66,13 +82,23 @@ class MlmCollator:
         self.random_ids = torch.as_tensor(np.asarray(random_ids), dtype=torch.long)
         self.masked_lm_prob, self.dynamic, self.seed = masked_lm_prob, dynamic, seed
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.mask_replace_prob, self.random_replace_prob = mask_replace_prob, random_replace_prob
+        self.unpadded = unpadded
         self.epoch = 0
         self._generator: torch.Generator | None = None
         self._generator_key: tuple[int, int, int] | None = None
 
     @classmethod
-    def from_build(cls, output_dir: str, pad_to_multiple_of: int | None = None) -> MlmCollator:
-        """A collator that matches a build: its special ids, masking mode, probability, seed."""
+    def from_build(
+        cls,
+        output_dir: str,
+        pad_to_multiple_of: int | None = None,
+        masked_lm_prob: float | None = None,
+        **options: float | bool,
+    ) -> MlmCollator:
+        """A collator that matches a build: its special ids, masking mode, seed, and its
+        probability unless `masked_lm_prob` is given; `options` are the other keyword
+        arguments of MlmCollator (mask_replace_prob, random_replace_prob, unpadded)."""
         build = FinishedBuild(output_dir)
         role_ids = build.special_tokens.ids
         config = build.config
@@ -81,17 +107,31 @@ class MlmCollator:
             pad_id=role_ids["pad"],
             mask_id=role_ids["mask"],
             random_ids=random_ids,
-            masked_lm_prob=config["masked_lm_prob"],
+            masked_lm_prob=config["masked_lm_prob"] if masked_lm_prob is None else masked_lm_prob,
             dynamic=config["masking"] == "dynamic",
             seed=config["seed"],
             pad_to_multiple_of=pad_to_multiple_of,
+            **options,
         )
 
     def set_epoch(self, epoch: int) -> None:
         """Masks of epoch `epoch` (dynamic builds); call before iterating the DataLoader."""
         self.epoch = epoch
 
+    def set_mask_probability(self, masked_lm_prob: float) -> None:
+        """Mask at this rate from the next batch on (a schedule such as mmBERT's 30% ->
+        15% -> 5%); the generator goes on where it was, so a run repeats exactly."""
+        if not self.dynamic:
+            raise ValueError("a static build's masks are fixed in its rows; build with "
+                             "--masking dynamic to change the rate while training")  # fmt: skip
+        _check_probability("masked_lm_prob", masked_lm_prob)
+        self.masked_lm_prob = masked_lm_prob
+
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        batch = self._padded(rows)
+        return _unpad(batch) if self.unpadded else batch
+
+    def _padded(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(row["input_ids"]) for row in rows)
         if self.pad_to_multiple_of:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
@@ -131,10 +171,13 @@ class MlmCollator:
         probability.masked_fill_(special_mask, 0.0)
         selected = torch.bernoulli(probability, generator=generator).bool()
         labels[~selected] = IGNORE_INDEX
-        replaced = torch.bernoulli(torch.full(input_ids.shape, 0.8), generator=generator).bool()
-        replaced &= selected
+        replace = torch.full(input_ids.shape, self.mask_replace_prob)
+        replaced = torch.bernoulli(replace, generator=generator).bool() & selected
         input_ids[replaced] = self.mask_id
-        randomized = torch.bernoulli(torch.full(input_ids.shape, 0.5), generator=generator).bool()
+        rest = 1.0 - self.mask_replace_prob  # of the selected tokens not [MASK]ed...
+        among_rest = self.random_replace_prob / rest if rest > 0 else 0.0  # ...the random ones
+        randomize = torch.full(input_ids.shape, min(among_rest, 1.0))
+        randomized = torch.bernoulli(randomize, generator=generator).bool()
         randomized &= selected & ~replaced
         picks = torch.randint(len(self.random_ids), input_ids.shape, generator=generator)
         input_ids[randomized] = self.random_ids[picks[randomized]]
@@ -142,7 +185,8 @@ class MlmCollator:
 
     def _mask_words(self, input_ids: torch.Tensor, word_ids: torch.Tensor) -> torch.Tensor:
         """Whole-word version of `_mask`: each word is selected with probability
-        `masked_lm_prob`, and one 80/10/10 draw decides for all its sub-tokens."""
+        `masked_lm_prob`, and one [MASK] / random / kept draw decides for all its
+        sub-tokens."""
         generator = self._current_generator()
         words = int(word_ids.max().item()) + 1 if word_ids.numel() else 0
         shape = (input_ids.shape[0], max(words, 1))
@@ -154,8 +198,10 @@ class MlmCollator:
         outcome = torch.gather(outcome_word, 1, index)
         labels = input_ids.clone()
         labels[~selected] = IGNORE_INDEX
-        input_ids[selected & (outcome < 0.8)] = self.mask_id
-        randomized = selected & (outcome >= 0.8) & (outcome < 0.9)
+        masked_below = self.mask_replace_prob
+        random_below = masked_below + self.random_replace_prob
+        input_ids[selected & (outcome < masked_below)] = self.mask_id
+        randomized = selected & (outcome >= masked_below) & (outcome < random_below)
         picks = torch.randint(len(self.random_ids), input_ids.shape, generator=generator)
         input_ids[randomized] = self.random_ids[picks[randomized]]
         return labels
@@ -169,6 +215,29 @@ class MlmCollator:
             self._generator = torch.Generator().manual_seed(int(state.generate_state(1)[0]))
             self._generator_key = key
         return self._generator
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def _unpad(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | int]:
+    """A padded batch as one packed sequence: the tokens under its attention mask, in row
+    order, with the rows' offsets (cu_seqlens), longest row and positions within rows."""
+    kept = batch["attention_mask"].bool()
+    lengths = kept.sum(dim=1)
+    cu_seqlens = torch.zeros(len(lengths) + 1, dtype=torch.int32)
+    cu_seqlens[1:] = torch.cumsum(lengths, dim=0)
+    positions = torch.arange(kept.shape[1]).expand_as(kept)
+    packed = {name: batch[name][kept] for name in ("input_ids", "token_type_ids", "labels")}
+    packed["position_ids"] = positions[kept]
+    packed["cu_seqlens"] = cu_seqlens
+    packed["max_seqlen"] = int(lengths.max()) if len(lengths) else 0
+    for column in SENTENCE_LABELS:
+        if column in batch:
+            packed[column] = batch[column]
+    return packed
 
 
 def _pad(sequences: list[list[int]], width: int, value: int) -> torch.Tensor:
