@@ -2,6 +2,7 @@
 after padding, and their statistics equal `mlmprep stats` exactly."""
 
 import gzip
+import hashlib
 import json
 import random
 import struct
@@ -237,3 +238,33 @@ def test_a_failed_export_resumes_and_skips_finished_files(build_dir, tmp_path, m
     summary = json.loads((tmp_path / "h5" / "export.json").read_text())
     assert len(list((tmp_path / "h5").glob("*.hdf5"))) == len(summary["files"]) >= 2
     assert not (tmp_path / "h5" / ".mlmprep-work").exists()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("nvidia-hdf5", []),
+        ("tfrecord", ["--gzip"]),
+        ("mds", ["--compression", "zstd"]),
+        ("lddl", ["--num-files", "3"]),
+    ],
+)
+def test_every_format_writes_the_same_bytes_again_and_after_a_lost_file(
+    build_dir, tmp_path, fmt, options
+):
+    def digests(dest):
+        return {
+            str(p.relative_to(dest)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(dest.rglob("*"))
+            if p.is_file()
+        }
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for dest in (first, second):
+        assert export(build_dir, dest, "--format", fmt, *options).exit_code == 0
+    assert digests(first) == digests(second)
+    data_files = [p for p in first.rglob("*") if p.is_file() and p.suffix != ".json"]
+    victim = sorted(data_files)[1]
+    victim.unlink()
+    assert export(build_dir, first, "--format", fmt, *options).exit_code == 0
+    assert digests(first) == digests(second)

@@ -1,6 +1,7 @@
 """The PyTorch collator and datasets, Hugging Face `datasets`, and a real training step."""
 
 import hashlib
+import itertools
 import json
 import os
 
@@ -180,7 +181,7 @@ def test_an_unpadded_batch_equals_the_padded_batch_row_for_row(
     assert packed["max_seqlen"] == max(lengths)
     assert packed["input_ids"].shape == (sum(lengths),)
     bounds = packed["cu_seqlens"].tolist()
-    for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for i, (start, stop) in enumerate(itertools.pairwise(bounds)):
         n = stop - start
         for name in ("input_ids", "token_type_ids", "labels"):
             assert torch.equal(packed[name][start:stop], padded[name][i, :n]), name

@@ -18,9 +18,11 @@ random next segment.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -174,6 +176,14 @@ class Hdf5Writer(ReferenceWriter):
         return {"rows": written}
 
 
+def _gzip_or_not(raw: BinaryIO, compress: bool) -> contextlib.AbstractContextManager:
+    """`raw`, or a gzip stream into it with no name or time in its header, so the same
+    rows give the same bytes."""
+    if not compress:
+        return contextlib.nullcontext(raw)
+    return gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+
+
 class TfRecordWriter(ReferenceWriter):
     def check_installed(self) -> None:
         try:
@@ -193,8 +203,7 @@ class TfRecordWriter(ReferenceWriter):
         from tfrecord.writer import TFRecordWriter
 
         written = 0
-        opener = gzip.open if self.compress else open
-        with opener(path, "wb") as handle:
+        with open(path, "wb") as raw, _gzip_or_not(raw, self.compress) as handle:
             for batch in self.padded(batches):
                 for i in range(len(batch)):
                     record = TFRecordWriter.serialize_tf_example(
@@ -213,3 +222,11 @@ class TfRecordWriter(ReferenceWriter):
                     handle.write(record + TFRecordWriter.masked_crc(record))
                 written += len(batch)
         return {"rows": written}
+
+
+def _gzip_or_not(raw: BinaryIO, compress: bool) -> contextlib.AbstractContextManager:
+    """`raw`, or a gzip stream into it with no name or time in its header, so the same
+    rows give the same bytes."""
+    if not compress:
+        return contextlib.nullcontext(raw)
+    return gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
