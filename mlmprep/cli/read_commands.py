@@ -171,11 +171,12 @@ def export_command(
         click.echo(f"warning: {warning}", err=True)
     for split, rows in summary["left_out"].items():
         click.echo(
-            f"note: {rows} {split} row(s) left out: LDDL needs files of n and n+1 rows "
-            "(see export.json; a --num-files that does not divide the rows avoids it)"
+            f"note: {rows} {split} row(s) left out: LDDL needs files of n and n+1 rows, so a "
+            "split (or bin) whose row count --num-files divides gives up one row"
         )
     counts = ", ".join(f"{split} {count}" for split, count in summary["files_per_split"].items())
-    click.echo(f"{dest}: {len(summary['files'])} {fmt} files ({counts} per split), "
+    per_bin = " per length bin" if any("bin" in f for f in summary["files"]) else ""
+    click.echo(f"{dest}: {len(summary['files'])} {fmt} files ({counts}{per_bin}), "
                f"{summary['rows']} rows{_format_facts(summary)}")  # fmt: skip
 
 

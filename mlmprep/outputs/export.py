@@ -85,6 +85,11 @@ def plan_export(build: FinishedBuild, writer: ExportWriter, num_files: int | Non
         rows = sum(shard["rows"] for shard in shards)
         if not rows:
             continue
+        if num_files and num_files > rows:
+            raise ConfigError(
+                f"--num-files {num_files} is more than the {rows} rows of the {split} split; "
+                "give at most that many"
+            )
         count = num_files or default_file_count(rows, len(shards))
         plan.counts[split] = count
         if writer.by_length_bin and build.config.get("bin_size"):
