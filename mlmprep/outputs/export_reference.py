@@ -176,14 +176,6 @@ class Hdf5Writer(ReferenceWriter):
         return {"rows": written}
 
 
-def _gzip_or_not(raw: BinaryIO, compress: bool) -> contextlib.AbstractContextManager:
-    """`raw`, or a gzip stream into it with no name or time in its header, so the same
-    rows give the same bytes."""
-    if not compress:
-        return contextlib.nullcontext(raw)
-    return gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
-
-
 class TfRecordWriter(ReferenceWriter):
     def check_installed(self) -> None:
         try:
