@@ -19,11 +19,12 @@ $(VENV)/.installed-fast: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[fast]"
 	touch $(VENV)/.installed $@
 
-# lddl (NVIDIA's loader, which the lddl export is tested with) pins 2021 releases of dask,
-# transformers and mpi4py that lddl.torch does not use: installed without its pins.
+# The trainers' readers the exports are tested with, without their pins: lddl (NVIDIA's
+# loader) pins 2021 releases of dask, transformers and mpi4py that lddl.torch does not use;
+# megatron-core's IndexedDataset needs only numpy and torch, which [dev] has.
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
-	$(BIN)/pip install --quiet --no-deps lddl==0.1.0
+	$(BIN)/pip install --quiet --no-deps lddl==0.1.0 megatron-core==0.16.1
 	touch $(VENV)/.installed $(VENV)/.installed-fast $@
 
 demo: $(VENV)/.installed

@@ -34,9 +34,11 @@ def test_the_fork_server_preloads_the_modules_of_the_build_task_functions():
     """WORKER_MODULES names modules as strings (the CLI must not import them early): a
     module that moves or is renamed must not silently drop out of the preload."""
     from mlmprep.pipeline.shuffle import write_bucket_shards
+    from mlmprep.pipeline.tokenize_units import tokenize_unit
     from mlmprep.pipeline.units import process_unit
     from mlmprep.pipeline.workers import WORKER_MODULES
 
     for name in WORKER_MODULES:
         importlib.import_module(name)
-    assert {process_unit.__module__, write_bucket_shards.__module__} <= set(WORKER_MODULES)
+    task_functions = (process_unit, write_bucket_shards, tokenize_unit)
+    assert {function.__module__ for function in task_functions} <= set(WORKER_MODULES)

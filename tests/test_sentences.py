@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlmprep.input.long_text import cut_long
+from mlmprep.input.long_text import MAX_SENTENCE_CHARS, cut_long
 from mlmprep.text.sentences import document_sentences, split_sentences
 
 
@@ -48,15 +48,23 @@ def test_no_split_before_lowercase_or_inside_numbers():
 
 
 def test_presplit_documents_are_not_resplit():
-    assert document_sentences(["One. Two.", "", "Three."], presplit=True) == [
-        "One. Two.",
-        "Three.",
-    ]
-    assert document_sentences(["One. Two.", "", "Three."], presplit=False) == [
-        "One.",
-        "Two.",
-        "Three.",
-    ]
+    assert document_sentences(["One. Two.", "", "Three."], presplit=True) == (
+        ["One. Two.", "Three."],
+        0,
+    )
+    assert document_sentences(["One. Two.", "", "Three."], presplit=False) == (
+        ["One.", "Two.", "Three."],
+        0,
+    )
+
+
+def test_sentences_over_the_character_limit_are_cut_and_counted():
+    long = " ".join(["word"] * (MAX_SENTENCE_CHARS // 5 + 10))
+    sentences, cut = document_sentences(["Short one.", long, "Another " + long], presplit=True)
+    assert cut == 2
+    assert sentences[0] == "Short one." and len(sentences) >= 5
+    assert all(len(s) <= MAX_SENTENCE_CHARS for s in sentences)
+    assert " ".join(sentences).split() == ("Short one. " + long + " Another " + long).split()
 
 
 def test_cut_long_bounds_pieces():

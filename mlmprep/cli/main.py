@@ -1,13 +1,13 @@
 """The `mlmprep` command group: parse options, call the library, print. The commands live
-in make_commands (build, plan, vocab) and read_commands (stats, show, validate, report,
-export)."""
+in make_commands (build, plan, vocab), tokenize_command and read_commands (stats, show,
+validate, report, export)."""
 
 from __future__ import annotations
 
 import click
 
 from mlmprep import __version__
-from mlmprep.cli import make_commands, read_commands
+from mlmprep.cli import make_commands, read_commands, tokenize_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -23,7 +23,9 @@ def main() -> None:
       mlmprep show out/ -n 3                # decode a few instances, masks visible
       mlmprep validate out/                 # checksums + invariants
       mlmprep plan corpus/ out/             # what a build would make and need
-      mlmprep export out/ h5/ --format nvidia-hdf5   # files for existing trainers
+      mlmprep export out/ mds/ --format mds # files for existing trainers (also lddl,
+                                            # nvidia-hdf5, tfrecord)
+      mlmprep tokenize corpus/ data/wiki    # Megatron .bin/.idx for pretrain_bert.py
       mlmprep report out/ -o report.html    # one HTML page of plots
       mlmprep vocab corpus/ -o vocab.txt    # train a WordPiece vocabulary
       mlmprep vocab corpus/ -o bpe.json --model bpe  # or a RoBERTa-layout tokenizer
@@ -40,5 +42,6 @@ for command in (
     read_commands.report_command,
     read_commands.export_command,
     make_commands.vocab_command,
+    tokenize_command.tokenize_command,
 ):
     main.add_command(command)

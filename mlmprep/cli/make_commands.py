@@ -5,17 +5,20 @@ process loads pyarrow and numpy."""
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
 from mlmprep.cli.errors import friendly
-from mlmprep.cli.options import DEFAULTS, config_options, storage_options
+from mlmprep.cli.options import (
+    DEFAULTS,
+    config_options,
+    make_run_options,
+    run_options,
+    storage_options,
+)
 from mlmprep.core.config import INPUT_FORMATS, BuildConfig
-from mlmprep.pipeline.engines.local import available_cpus
 from mlmprep.pipeline.workers import start_worker_server
-from mlmprep.text.tokenizer_backends import BACKENDS, DEFAULT_BACKEND
 from mlmprep.text.vocab_recipes import MODELS, RECIPES
 
 
@@ -23,35 +26,7 @@ from mlmprep.text.vocab_recipes import MODELS, RECIPES
 @click.argument("inputs", nargs=-1, required=True)
 @click.argument("output_dir")
 @config_options
-@click.option(
-    "--workers",
-    default=None,
-    type=int,
-    help="Worker processes. [default: CPUs this process may use]",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "dask"]),
-    default="local",
-    show_default=True,
-    help="local: a process pool; dask: a Dask cluster (mlmprep[dask]). Same bytes.",
-)
-@click.option(
-    "--scheduler",
-    envvar="DASK_SCHEDULER_ADDRESS",
-    default=None,
-    help="Dask scheduler address (tcp://host:8786); without it --engine dask starts a "
-    "local cluster of --workers processes. [env: DASK_SCHEDULER_ADDRESS]",
-)
-@click.option(
-    "--tokenizer-backend",
-    type=click.Choice(BACKENDS),
-    default=DEFAULT_BACKEND,
-    show_default=True,
-    help="Which library encodes text; the bytes are the same. kitoken (mlmprep[fast]) is "
-    "about 3x faster on English WordPiece; auto uses it where it is installed, supports the "
-    "tokenizer and the text is under 10% CJK, and tokenizers elsewhere.",
-)
+@run_options
 @click.option(
     "--tmp-dir",
     default=None,
@@ -59,17 +34,6 @@ from mlmprep.text.vocab_recipes import MODELS, RECIPES
     "while OUTPUT_DIR is on object storage; every worker must see it. "
     "[default: OUTPUT_DIR/.mlmprep-work]",
 )
-@click.option(
-    "--strict", is_flag=True, help="Fail on the first bad document instead of counting it."
-)
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Replace a different build in OUTPUT_DIR (only files mlmprep wrote).",
-)
-@storage_options(expose_value=True)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no warnings.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @friendly
 def build_command(
     inputs: tuple[str, ...],
@@ -99,16 +63,10 @@ def build_command(
     no-op. Compressed inputs (.gz .bz2 .xz .zst) are read as streams.
     """
     config = BuildConfig(**options)
-    workers = workers if workers is not None else available_cpus()
-    if workers < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--workers")
-    if engine == "local" and workers > 1:
-        start_worker_server()  # it imports the workers' modules while this imports its own
-    from mlmprep.cli.render import build_text
-    from mlmprep.pipeline.build import RunOptions, build
-
-    run = RunOptions(
-        workers=workers,
+    run = make_run_options(
+        workers,
+        as_json,
+        quiet,
         engine=engine,
         scheduler=scheduler,
         tmp_dir=tmp_dir,
@@ -116,8 +74,12 @@ def build_command(
         strict=strict,
         overwrite=overwrite,
         tokenizer_backend=tokenizer_backend,
-        progress=not quiet and not as_json and sys.stderr.isatty(),
     )
+    if engine == "local" and run.workers > 1:
+        start_worker_server()  # it imports the workers' modules while this imports its own
+    from mlmprep.cli.render import build_text
+    from mlmprep.pipeline.build import build
+
     summary = build(list(inputs), output_dir, config, run)
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))

@@ -21,6 +21,37 @@ def build_text(summary: dict, output_dir: str) -> str:
     )
 
 
+def tokenize_text(summary: dict, prefix: str) -> str:
+    """The summary `mlmprep tokenize` prints: what was made, and what Megatron's BERT
+    dataset will skip of it, so the user knows before training."""
+    counts, accounting = summary["counts"], summary["accounting"]
+    skipped = accounting["documents"]["skipped"]
+    skipped_text = ", ".join(f"{n} {reason}" for reason, n in skipped.items()) or "none"
+    files = summary["files"]
+    lines = [
+        f"documents: {counts['documents']} used, skipped: {skipped_text}",
+        f"sequences: {counts['sequences']:,} ({summary['identity']['config']['level']} level), "
+        f"{counts['tokens']:,} tokens as {summary['dtype']}",
+        f"written:   {prefix}.bin ({size_text(files['bin']['bytes'])}), {prefix}.idx "
+        f"({size_text(files['idx']['bytes'])})",
+    ]
+    if accounting["files"]["skipped"]:
+        lines.append(f"files skipped: {accounting['files']['skipped']}")
+    if counts["long_sentences_cut"] or counts["empty_sentences"]:
+        lines.append(
+            f"sentences: {counts['long_sentences_cut']} cut at the character limit, "
+            f"{counts['empty_sentences']} without tokens (not written)"
+        )
+    if summary["identity"]["config"]["level"] == "sentence":
+        long_documents = counts["documents_with_a_sentence_over_512_tokens"]
+        lines.append(
+            f"megatron:  its BERT dataset skips {long_documents} documents with a sentence over "
+            f"512 tokens ({counts['sentences_over_512_tokens']} sentences) and, with NSP, "
+            f"{counts['one_sentence_documents']} one-sentence documents"
+        )
+    return "\n".join(lines)
+
+
 def plan_text(plan: PlanEstimate) -> str:
     """The human-readable plan."""
     sizing = plan.sizing

@@ -48,6 +48,7 @@ class SplitCounts(PairCounts):
     documents: int = 0
     sentences: int = 0
     tokens: int = 0
-    sentences_cut: int = 0
+    sentences_cut: int = 0  # longer than a row's text budget, cut into row-sized pieces
+    long_sentences_cut: int = 0  # over MAX_SENTENCE_CHARS characters, cut before tokenizing
     instances: int = 0
     tokens_dropped: int = 0  # per pass: text tokens no row holds (truncated or left over)

@@ -36,19 +36,18 @@ from mlmprep.pipeline.manifest import (
     WorkState,
     read_index,
     versions,
-    worker_environment,
 )
 from mlmprep.pipeline.output_dir import prepare_output
 from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units
 from mlmprep.pipeline.run_options import RunOptions
-from mlmprep.pipeline.scheduling import run_units, unit_tasks
+from mlmprep.pipeline.scheduling import make_engine, run_units, unit_tasks
 from mlmprep.pipeline.schema import SCHEMA_VERSION, output_schema, with_metadata
 from mlmprep.pipeline.shuffle import ShardTask, shard_tasks, write_bucket_shards
 from mlmprep.pipeline.sizing import Sizing, choose_sizing, estimated_spill_bytes
 from mlmprep.pipeline.spill import SPILL_DIR, SPILL_FORMAT, spill_schema
 from mlmprep.pipeline.unit_result import UnitResult
-from mlmprep.pipeline.units import encoder_for, worker_init
-from mlmprep.pipeline.workers import WORKER_MODULES, start_worker_server
+from mlmprep.pipeline.units import encoder_for
+from mlmprep.pipeline.workers import start_worker_server
 from mlmprep.text.tokenization import TokenEncoder
 
 
@@ -156,7 +155,7 @@ def _build(job: BuildJob) -> dict:
     # never more processes than there is work for: idle workers cost startup time
     work_items = max(expected_tasks(units, sizing.unit_size), sum(sizing.buckets.values()))
     workers = min(job.options.workers, work_items)
-    with _engine(job.options, workers) as engine:
+    with make_engine(job.options, workers) as engine:
         tasks = unit_tasks(units, job.config, sizing, spill_dir, job.options, done_before)
         processed = run_units(engine, work, tasks, units, done_before, job.options.progress)
         units_seconds = time.monotonic() - job.started
@@ -167,7 +166,7 @@ def _build(job: BuildJob) -> dict:
         if not any(r.documents_used for r in results):
             work.remove()
             storage.rmtree(spill_dir)
-            raise _no_documents(job.inputs, results)
+            raise no_documents(job.inputs, results)
         _run_shards(engine, work, _shard_tasks(job, results, sizing), job.options.progress)
     run = {
         "engine": job.options.engine,
@@ -228,7 +227,9 @@ def _write_card(output_dir: str, index: dict, schema: pa.Schema) -> None:
     write_text_atomically(path, dataset_card(index, schema))
 
 
-def _no_documents(inputs: list[str], results: list[UnitResult]) -> InputError:
+def no_documents(inputs: list[str], results: list) -> InputError:
+    """The error for inputs that gave no document; `results` are unit records (with
+    accounting and examples) of build or tokenize."""
     report = InputReport()
     for result in results:
         report.merge_dict(result.accounting, result.examples)
@@ -237,12 +238,6 @@ def _no_documents(inputs: list[str], results: list[UnitResult]) -> InputError:
         f"{', '.join(inputs)}: no documents found ({report.files_read} files read, documents "
         f"skipped: {skipped}); check the files, --input-format and --text-field"
     )
-
-
-def _engine(options: RunOptions, workers: int) -> LocalEngine | DaskEngine:
-    if options.engine == "dask":
-        return DaskEngine(workers, options.scheduler, worker_init, worker_environment)
-    return LocalEngine(workers, worker_init, WORKER_MODULES)
 
 
 def _plan(job: BuildJob) -> dict:

@@ -87,6 +87,13 @@ class WorkState:
     def __init__(self, output_dir: str) -> None:
         self.path = storage.join(output_dir, WORK_DIR)
 
+    @classmethod
+    def at(cls, path: str) -> WorkState:
+        """A work directory at `path` itself (tokenize's, beside its output prefix)."""
+        state = cls.__new__(cls)
+        state.path = path
+        return state
+
     def exists(self) -> bool:
         return storage.exists(storage.join(self.path, PLAN))
 

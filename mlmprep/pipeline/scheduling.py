@@ -4,7 +4,8 @@ runs, and each result recorded as it arrives (for resume)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from tqdm import tqdm
 
@@ -13,12 +14,13 @@ from mlmprep.core.config import BuildConfig
 from mlmprep.input.compressed_parts import cut_parts
 from mlmprep.pipeline.engines.dask import DaskEngine
 from mlmprep.pipeline.engines.local import LocalEngine
-from mlmprep.pipeline.manifest import UNITS_DIR, WorkState
+from mlmprep.pipeline.manifest import UNITS_DIR, WorkState, worker_environment
 from mlmprep.pipeline.planning import Unit
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.sizing import Sizing
 from mlmprep.pipeline.unit_result import UnitResult
-from mlmprep.pipeline.units import UnitTask, process_unit, unit_name
+from mlmprep.pipeline.units import UnitTask, process_unit, unit_name, worker_init
+from mlmprep.pipeline.workers import WORKER_MODULES
 
 PARTS_DIR = "parts"
 
@@ -65,16 +67,25 @@ def unit_tasks(
                 yield dataclasses.replace(task, part=part.index, part_source=part.source)
 
 
+def make_engine(options: RunOptions, workers: int) -> LocalEngine | DaskEngine:
+    """The engine `options` ask for, with `workers` processes."""
+    if options.engine == "dask":
+        return DaskEngine(workers, options.scheduler, worker_init, worker_environment)
+    return LocalEngine(workers, worker_init, WORKER_MODULES)
+
+
 def run_units(
     engine: LocalEngine | DaskEngine,
     work: WorkState,
-    tasks: Iterator[UnitTask],
+    tasks: Iterator[Any],
     units: list[Unit],
-    done_before: list[UnitResult],
+    done_before: list[Any],
     progress: bool,
+    process: Callable[[Any], Any] = process_unit,
 ) -> int:
-    """Run the tasks, record each result as it arrives and delete its part file; return
-    the raw bytes processed in this run (`done_before` were processed by earlier runs)."""
+    """Run `process` on the tasks (UnitTask for a build, TokenizeTask for tokenize),
+    record each result as it arrives and delete its part file; return the raw bytes
+    processed in this run (`done_before` were processed by earlier runs)."""
     processed = 0
     total_bytes = sum(unit.raw_bytes for unit in units)
     done_bytes = sum(result.raw_bytes for result in done_before)
@@ -88,7 +99,7 @@ def run_units(
         dynamic_ncols=True,
     )
     with bar:
-        for result in engine.map_unordered(process_unit, tasks):
+        for result in engine.map_unordered(process, tasks):
             work.record(UNITS_DIR, result.name, result.to_dict())
             if result.part_source:
                 storage.remove(result.part_source)

@@ -125,7 +125,8 @@ class _DocumentCollector:
         """Take one part of document `key`; encode when enough text is pending."""
         state = self._open.setdefault(key, _OpenDocument(split, document.location))
         state.complete = not document.continued
-        sentences = document_sentences(document.lines, document.presplit)
+        sentences, cut = document_sentences(document.lines, document.presplit)
+        self.counts[split].long_sentences_cut += cut
         if sentences:
             self._pending.append((key, sentences))
             self._pending_chars += sum(map(len, sentences))
@@ -199,7 +200,7 @@ def process_unit(task: UnitTask) -> UnitResult:
         if task.buckets[split]
     }
     budget = encoder.layout.budget(config.max_seq_length, config.pairs)  # tokens of text per row
-    for window, documents in enumerate(_read_windows(task, encoder, report, counts)):
+    for window, documents in enumerate(read_windows(task, encoder, report, counts)):
         for split, dealer in dealers.items():
             corpus, cut = make_corpus(documents[split], budget)
             counts[split].sentences_cut += cut
@@ -218,13 +219,14 @@ def process_unit(task: UnitTask) -> UnitResult:
         counts={split: c for split, c in counts.items() if split in dealers},
         rows={split: dealer.rows.tolist() for split, dealer in dealers.items()},
         spill=SpillFile(path, offsets_end(offsets), offsets),
-        raw_bytes=_raw_bytes(task),
+        raw_bytes=unit_raw_bytes(task),
         part_source=task.part_source.path if task.part_source else None,
         tokenizer_backend=backend_usage.to_dict(),
     )
 
 
-def _raw_bytes(task: UnitTask) -> int:
+def unit_raw_bytes(task: UnitTask) -> int:
+    """Raw input bytes of a unit, or of the part file cut from a streamed one."""
     if task.part_source is None:
         return task.unit.raw_bytes
     return storage.size(task.part_source.path)
@@ -235,7 +237,7 @@ def offsets_end(offsets: dict[str, list[int]]) -> int:
     return max((o[-1] for o in offsets.values()), default=0)
 
 
-def _read_windows(
+def read_windows(
     task: UnitTask,
     encoder: TokenEncoder,
     report: InputReport,

@@ -5,7 +5,12 @@ from __future__ import annotations
 from mlmprep.pipeline.engines.local import worker_context
 
 # the task functions' modules; pyarrow.compute costs ~0.08 s on first use
-WORKER_MODULES = ("mlmprep.pipeline.units", "mlmprep.pipeline.shuffle", "pyarrow.compute")
+WORKER_MODULES = (
+    "mlmprep.pipeline.units",
+    "mlmprep.pipeline.shuffle",
+    "mlmprep.pipeline.tokenize_units",
+    "pyarrow.compute",
+)
 
 
 def start_worker_server() -> None:

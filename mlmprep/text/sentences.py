@@ -73,9 +73,11 @@ def _is_cjk(char: str) -> bool:
     return bool(char) and char >= "\u2e80" and char.isalpha()
 
 
-def document_sentences(lines: Iterable[str], presplit: bool) -> list[str]:
-    """The sentences of a document: lines split into sentences unless already split."""
+def document_sentences(lines: Iterable[str], presplit: bool) -> tuple[list[str], int]:
+    """The sentences of a document (lines split into sentences unless already split), and
+    how many were longer than MAX_SENTENCE_CHARS and cut into pieces."""
     sentences: list[str] = []
+    cut = 0
     for line in lines:
         line = line.strip()
         if not line:
@@ -83,6 +85,7 @@ def document_sentences(lines: Iterable[str], presplit: bool) -> list[str]:
         for sentence in [line] if presplit else split_sentences(line):
             if len(sentence) > MAX_SENTENCE_CHARS:
                 sentences.extend(cut_long(sentence))
+                cut += 1
             else:
                 sentences.append(sentence)
-    return sentences
+    return sentences, cut

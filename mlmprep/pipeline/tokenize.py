@@ -1,0 +1,295 @@
+"""tokenize(): inputs -> one Megatron/fairseq indexed dataset, `PREFIX.bin` + `PREFIX.idx`.
+
+Units are read, split into sentences and tokenized on the engine's workers, each into a
+partial .bin/.idx in the work directory (`PREFIX.mlmprep-work/`, recorded per unit for
+resume). The merge then concatenates the partials in input order, streaming: .bin block
+by block, .idx one partial index at a time. The output depends only on the inputs and
+options, never on the worker count or engine. `PREFIX.json` records what was made (the
+identity, counts, accounting, checksums); `stats` and `validate` read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mlmprep.core import storage
+from mlmprep.core.config import TRAIN, VALIDATION, BuildConfig
+from mlmprep.core.errors import ConfigError, OutputError
+from mlmprep.core.files import open_atomically, read_json, write_json_atomically
+from mlmprep.input.accounting import InputReport
+from mlmprep.input.discovery import InputFile, describe_inputs, fingerprint, resolve_inputs
+from mlmprep.pipeline.build import no_documents
+from mlmprep.pipeline.indexed_format import (
+    BIN_SUFFIX,
+    IDX_SUFFIX,
+    IndexHeader,
+    pointers_of,
+    read_index,
+    token_dtype,
+)
+from mlmprep.pipeline.manifest import UNITS_DIR, WorkState, versions
+from mlmprep.pipeline.planning import Unit, plan_units
+from mlmprep.pipeline.run_options import RunOptions
+from mlmprep.pipeline.scheduling import make_engine, run_units, unit_tasks
+from mlmprep.pipeline.sizing import WINDOW_BYTES, Sizing
+from mlmprep.pipeline.tokenize_units import (
+    LEVELS,
+    TokenizeCounts,
+    TokenizeResult,
+    TokenizeTask,
+    tokenize_unit,
+)
+from mlmprep.pipeline.units import encoder_for
+from mlmprep.pipeline.workers import start_worker_server
+
+FORMATS = ("megatron",)
+MANIFEST_SUFFIX = ".json"
+WORK_SUFFIX = ".mlmprep-work"
+MAX_UNITS = 4096  # units grow past 8 MiB so a huge corpus makes at most about this many
+COPY_BLOCK = 8 << 20
+DEFAULTS = BuildConfig()
+
+
+@dataclass(frozen=True)
+class TokenizeConfig:
+    """What decides the bytes of a tokenize output."""
+
+    tokenizer: str = DEFAULTS.tokenizer
+    lowercase: bool | None = None
+    special_tokens: str | None = None
+    input_format: str = DEFAULTS.input_format
+    text_field: str = DEFAULTS.text_field
+    level: str = LEVELS[0]
+    append_eod: bool = False
+    fmt: str = FORMATS[0]
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ConfigError(f"--level must be one of {', '.join(LEVELS)}, not {self.level!r}")
+        if self.append_eod and self.level != "document":
+            raise ConfigError("--append-eod goes with --level document")
+        if self.fmt not in FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
+
+    def build_config(self, unit_size: int = 0) -> BuildConfig:
+        """The reading and tokenizing part, as the build's units take it."""
+        return BuildConfig(
+            tokenizer=self.tokenizer,
+            lowercase=self.lowercase,
+            special_tokens=self.special_tokens,
+            input_format=self.input_format,
+            text_field=self.text_field,
+            unit_size=unit_size,
+        )
+
+
+def output_paths(prefix: str) -> dict[str, str]:
+    """Where a tokenize output's files are."""
+    return {
+        "bin": prefix + BIN_SUFFIX,
+        "idx": prefix + IDX_SUFFIX,
+        "manifest": prefix + MANIFEST_SUFFIX,
+        "work": prefix + WORK_SUFFIX,
+    }
+
+
+def tokenize(
+    inputs: list[str],
+    prefix: str,
+    config: TokenizeConfig,
+    options: RunOptions,
+    unit_size: int = 0,
+) -> dict:
+    """Tokenize `inputs` into `prefix`.bin/.idx (or resume, or confirm); return the
+    manifest, with `already_done` True when the output already held this exact run."""
+    started = time.monotonic()
+    paths = output_paths(prefix)
+    if options.engine == "local" and options.workers > 1:
+        start_worker_server()
+    ours = {os.path.normpath(path) for path in paths.values()}
+    found = resolve_inputs(inputs, paths["work"])  # leaves out the work directory...
+    files = describe_inputs([f for f in found if os.path.normpath(f) not in ours])  # ...and us
+    encoder = encoder_for(config.build_config(), options.tokenizer_backend)
+    identity = {
+        "config": {
+            **asdict(config),
+            "tokenizer": encoder.name,
+            "input_fingerprint": fingerprint(files),
+        },
+        "tokenizer": encoder.manifest_entry(),
+        "versions": versions(),
+    }
+    finished = _finished(paths, identity, options.overwrite)
+    if finished is not None:
+        return {**finished, "already_done": True}
+    storage.makedirs(storage.dirname(prefix) or ".")
+    try:
+        manifest = _run(inputs, paths, config, options, files, identity, unit_size)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise OutputError(
+            f"{prefix}: {exc.strerror or exc}{where}; fix it, then run the same command "
+            "again to resume"
+        ) from None
+    manifest["run"]["total_seconds"] = round(time.monotonic() - started, 3)
+    write_json_atomically(paths["manifest"], manifest)
+    WorkState.at(paths["work"]).remove()
+    return {**manifest, "already_done": False}
+
+
+def _finished(paths: dict[str, str], identity: dict, overwrite: bool) -> dict | None:
+    """The manifest of a finished identical run; None when there is work to do. A
+    different run's files are refused, or removed with --overwrite."""
+    manifest_path = paths["manifest"]
+    work = WorkState.at(paths["work"])
+    if storage.exists(manifest_path):
+        manifest = read_json(manifest_path)
+        files_there = storage.exists(paths["bin"]) and storage.exists(paths["idx"])
+        if manifest.get("identity") == identity and files_there and not overwrite:
+            return manifest
+        if not overwrite:
+            raise ConfigError(
+                f"{manifest_path}: holds another tokenize output (other inputs or options); "
+                "use another prefix, or --overwrite to replace it"
+            )
+    elif work.exists() and work.plan()["identity"] != identity and not overwrite:
+        raise ConfigError(
+            f"{work.path}: an unfinished tokenize run with other inputs or options; rerun "
+            "it to finish, or pass --overwrite to start over"
+        )
+    if overwrite:
+        for key in ("manifest", "bin", "idx"):
+            if storage.exists(paths[key]):
+                storage.remove(paths[key])
+        if storage.exists(work.path):
+            work.remove()
+    return None
+
+
+def _run(
+    inputs: list[str],
+    paths: dict[str, str],
+    config: TokenizeConfig,
+    options: RunOptions,
+    files: list[InputFile],
+    identity: dict,
+    unit_size: int,
+) -> dict:
+    work = WorkState.at(paths["work"])
+    if not work.exists():
+        work.start(_plan(inputs, files, config, identity, unit_size), (UNITS_DIR,))
+    plan = work.plan()
+    units = [Unit.from_dict(u) for u in plan["units"]]
+    sizing = Sizing(
+        plan["unit_size"], min(plan["unit_size"], WINDOW_BYTES), {TRAIN: 0, VALIDATION: 0}
+    )
+    done_before = [TokenizeResult.from_dict(r) for r in work.records(UNITS_DIR).values()]
+    build_config = config.build_config(plan["unit_size"])
+    workers = min(options.workers, max(1, len(units)))
+    with make_engine(options, workers) as engine:
+        tasks = (
+            TokenizeTask(task, config.level, config.append_eod, work.path)
+            for task in unit_tasks(units, build_config, sizing, work.path, options, done_before)
+        )
+        processed = run_units(
+            engine, work, tasks, units, done_before, options.progress, tokenize_unit
+        )
+    results = sorted(
+        (TokenizeResult.from_dict(r) for r in work.records(UNITS_DIR).values()),
+        key=lambda r: r.order,
+    )
+    if not any(r.accounting["documents"]["used"] for r in results):
+        raise no_documents(inputs, results)
+    dtype = token_dtype(identity["tokenizer"]["vocab_size"])
+    partials = [storage.join(work.path, r.name) for r in results]
+    counts, report = TokenizeCounts(), InputReport()
+    for result in results:
+        counts.add(result.counts)
+        report.merge_dict(result.accounting, result.examples)
+    return {
+        "kind": "mlmprep-tokenize",
+        "format": config.fmt,
+        "identity": identity,
+        "dtype": dtype.name,
+        "counts": counts.to_dict(),
+        "accounting": report.to_dict(),
+        "examples": report.examples,
+        "files": {
+            "bin": _merge_bins(partials, paths["bin"]),
+            "idx": _merge_indexes(partials, paths["idx"], dtype),
+        },
+        "run": {
+            "engine": options.engine,
+            "workers": workers,
+            "units": len(units),
+            "units_done_before": len(done_before),
+            "bytes_processed": processed,
+        },
+    }
+
+
+def _plan(
+    inputs: list[str],
+    files: list[InputFile],
+    config: TokenizeConfig,
+    identity: dict,
+    unit_size: int,
+) -> dict:
+    """Units from the inputs only: 8 MiB, or larger so that there are at most MAX_UNITS."""
+    raw = sum(f.raw_size for f in files if not f.binary)
+    size = unit_size or max(WINDOW_BYTES, math.ceil(raw / MAX_UNITS))
+    units = plan_units(files, config.build_config(size), size)
+    if not units:
+        raise ConfigError(f"{', '.join(inputs)}: no readable input (every file is binary)")
+    return {"identity": identity, "unit_size": size, "units": [u.to_dict() for u in units]}
+
+
+def _merge_bins(partials: list[str], path: str) -> dict:
+    """Concatenate the partial .bin files into `path`; its size and sha256."""
+    digest = hashlib.sha256()
+    with open_atomically(path) as out:
+        for partial in partials:
+            with storage.open_file(partial + BIN_SUFFIX, "rb") as handle:
+                for block in iter(lambda h=handle: h.read(COPY_BLOCK), b""):
+                    out.write(block)
+                    digest.update(block)
+        size = out.tell()
+    return {"name": storage.basename(path), "bytes": size, "sha256": digest.hexdigest()}
+
+
+def _merge_indexes(partials: list[str], path: str, dtype: np.dtype) -> dict:
+    """One .idx from the partial ones, each read in turn for each section: lengths, then
+    pointers (shifted by the .bin bytes before it), then document indices (shifted by the
+    sequences before it). Only one partial index is in memory at a time."""
+    headers = [read_index(p + IDX_SUFFIX)[0] for p in partials]
+    sequences = sum(h.sequences for h in headers)
+    entries = 1 + sum(h.documents for h in headers)
+    digest = hashlib.sha256()
+    with open_atomically(path) as out:
+
+        def write(data: bytes) -> None:
+            out.write(data)
+            digest.update(data)
+
+        write(IndexHeader(dtype, sequences, entries).pack())
+        for partial in partials:
+            write(read_index(partial + IDX_SUFFIX)[1].lengths.tobytes())
+        start = 0
+        for partial in partials:
+            lengths = read_index(partial + IDX_SUFFIX)[1].lengths
+            write(pointers_of(lengths, dtype, start).tobytes())
+            start += int(lengths.astype(np.int64).sum()) * dtype.itemsize
+        write(np.zeros(1, np.int64).tobytes())
+        offset = 0
+        for partial in partials:
+            ends = read_index(partial + IDX_SUFFIX)[1].document_indices
+            write((ends[1:] + offset).tobytes())
+            offset += int(ends[-1])
+        size = out.tell()
+    return {"name": storage.basename(path), "bytes": size, "sha256": digest.hexdigest()}
