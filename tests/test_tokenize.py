@@ -249,3 +249,38 @@ def test_another_run_into_the_same_prefix_is_refused_in_one_line(tmp_path):
     assert result.exit_code == 2 and "--overwrite" in result.stderr
     assert result.stderr.count("\n") == 1
     run([SAMPLE_DIR], tmp_path / "out", "--level", "document", "--overwrite")
+
+
+def test_stats_and_validate_read_a_tokenize_output(tmp_path):
+    run([SAMPLE_DIR], tmp_path / "sample")
+    dataset = indexed_dataset.IndexedDataset(str(tmp_path / "sample"))
+    result = CliRunner().invoke(main, ["stats", str(tmp_path / "sample"), "--json"])
+    stats = json.loads(result.output)
+    lengths = dataset.sequence_lengths
+    assert stats["sequences"] == len(dataset) == sum(stats["length_histogram"].values())
+    assert stats["documents"] == len(dataset.document_indices) - 1
+    assert stats["tokens"] == int(lengths.sum()) and stats["max_sequence_tokens"] == lengths.max()
+    assert stats["length_histogram"]["16-31"] == int(((lengths >= 16) & (lengths < 32)).sum())
+    for name in ("sample", "sample.idx", "sample.bin"):
+        result = CliRunner().invoke(main, ["validate", str(tmp_path / name)])
+        assert result.exit_code == 0 and result.output.startswith(f"ok: {len(dataset)} sequences")
+
+
+def test_validate_finds_damage_and_a_rerun_repairs_a_lost_file(tmp_path):
+    run([SAMPLE_DIR], tmp_path / "sample")
+    prefix = tmp_path / "sample"
+    original = Path(f"{prefix}.bin").read_bytes()
+    damaged = bytearray(original)
+    damaged[100] ^= 0xFF
+    Path(f"{prefix}.bin").write_bytes(bytes(damaged))
+    result = CliRunner().invoke(main, ["validate", str(prefix)])
+    assert result.exit_code == 1 and "sha256 differs" in result.stderr
+    Path(f"{prefix}.bin").write_bytes(original[:1000])
+    result = CliRunner().invoke(main, ["validate", str(prefix)])
+    assert result.exit_code == 1 and "1000 bytes, the index holds" in result.stderr
+    Path(f"{prefix}.bin").unlink()
+    result = CliRunner().invoke(main, ["stats", str(prefix)])
+    assert result.exit_code == 1 and "missing; run the same" in result.stderr
+    assert result.stderr.count("\n") == 1
+    run([SAMPLE_DIR], prefix)
+    assert Path(f"{prefix}.bin").read_bytes() == original

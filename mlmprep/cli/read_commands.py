@@ -21,13 +21,23 @@ from mlmprep.outputs.export_formats import FORMATS, MDS_COMPRESSIONS
 @storage_options()
 @friendly
 def stats_command(output_dir: str, split: str, as_json: bool) -> None:
-    """Statistics of a build: lengths, NSP balance, masking, [UNK] rate, accounting.
+    """Statistics of a build: lengths, NSP balance, masking, [UNK] rate, accounting. Of a
+    `mlmprep tokenize` output (give its prefix): counts, sequence lengths, what Megatron
+    will skip.
 
     \b
-    Example:
+    Examples:
       mlmprep stats out/ --json | jq .nsp_random_fraction
+      mlmprep stats data/wiki
     """
-    from mlmprep.cli.render import stats_text
+    from mlmprep.cli.render import stats_text, tokenize_stats_text
+    from mlmprep.outputs.indexed_output import tokenize_prefix, tokenize_stats
+
+    prefix = tokenize_prefix(output_dir)
+    if prefix is not None:
+        stats = tokenize_stats(prefix)
+        click.echo(json.dumps(stats, sort_keys=True) if as_json else tokenize_stats_text(stats))
+        return
     from mlmprep.outputs.stats import compute_stats
 
     stats = compute_stats(output_dir, split)
@@ -61,19 +71,26 @@ def show_command(output_dir: str, count: int, split: str) -> None:
 @storage_options()
 @friendly
 def validate_command(output_dir: str, as_json: bool) -> None:
-    """Re-hash every shard against index.json and check every row's invariants.
+    """Re-hash every shard against index.json and check every row's invariants. For a
+    `mlmprep tokenize` output (give its prefix): the .idx header against the file sizes,
+    pointers and document indices, checksums, ids within the vocabulary.
 
     Exits 1 and prints every problem found (each bad shard, with its first bad row).
 
     \b
-    Example:
+    Examples:
       mlmprep validate out/ && echo healthy
+      mlmprep validate data/wiki
     """
+    from mlmprep.outputs.indexed_output import tokenize_prefix, validate_tokenize
     from mlmprep.outputs.validate import validate
 
-    result = validate(output_dir)
+    prefix = tokenize_prefix(output_dir)
+    result = validate(output_dir) if prefix is None else validate_tokenize(prefix)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
+    elif result["ok"] and prefix is not None:
+        click.echo(f"ok: {result['sequences']} sequences in {result['documents']} documents")
     elif result["ok"]:
         click.echo(f"ok: {result['shards']} shards, {result['rows']} rows")
     else:

@@ -52,6 +52,29 @@ def tokenize_text(summary: dict, prefix: str) -> str:
     return "\n".join(lines)
 
 
+def tokenize_stats_text(stats: dict) -> str:
+    """The human-readable `mlmprep stats` of a tokenize output."""
+    counts = stats["counts"]
+    histogram = ", ".join(f"{span}: {n}" for span, n in stats["length_histogram"].items() if n)
+    skipped = stats["accounting"]["documents"]["skipped"]
+    return "\n".join(
+        [
+            f"documents:        {stats['documents']} (skipped: "
+            f"{', '.join(f'{n} {r}' for r, n in skipped.items()) or 'none'})",
+            f"sequences:        {stats['sequences']} at {stats['level']} level, {stats['tokens']} "
+            f"tokens as {stats['dtype']}",
+            f"sequence tokens:  mean {stats['mean_sequence_tokens']:.1f}, max "
+            f"{stats['max_sequence_tokens']}",
+            f"lengths:          {histogram}",
+            f"megatron skips:   {counts['documents_with_a_sentence_over_512_tokens']} documents "
+            f"with a sentence over 512 tokens, {counts['one_sentence_documents']} one-sentence "
+            "documents (with NSP)",
+            f"sha256:           .bin {stats['files']['bin']['sha256'][:16]}..., .idx "
+            f"{stats['files']['idx']['sha256'][:16]}...",
+        ]
+    )
+
+
 def plan_text(plan: PlanEstimate) -> str:
     """The human-readable plan."""
     sizing = plan.sizing

@@ -145,19 +145,21 @@ def tokenize(
 
 def _finished(paths: dict[str, str], identity: dict, overwrite: bool) -> dict | None:
     """The manifest of a finished identical run; None when there is work to do. A
-    different run's files are refused, or removed with --overwrite."""
+    different run's files are refused, or removed with --overwrite; an identical run
+    whose .bin or .idx is missing or of the wrong size is made again."""
     manifest_path = paths["manifest"]
     work = WorkState.at(paths["work"])
     if storage.exists(manifest_path):
         manifest = read_json(manifest_path)
-        files_there = storage.exists(paths["bin"]) and storage.exists(paths["idx"])
-        if manifest.get("identity") == identity and files_there and not overwrite:
+        same = manifest.get("identity") == identity
+        if same and not overwrite and _files_intact(paths, manifest):
             return manifest
-        if not overwrite:
+        if not same and not overwrite:
             raise ConfigError(
                 f"{manifest_path}: holds another tokenize output (other inputs or options); "
                 "use another prefix, or --overwrite to replace it"
             )
+        overwrite = True  # replaced, or made again after damage
     elif work.exists() and work.plan()["identity"] != identity and not overwrite:
         raise ConfigError(
             f"{work.path}: an unfinished tokenize run with other inputs or options; rerun "
@@ -170,6 +172,14 @@ def _finished(paths: dict[str, str], identity: dict, overwrite: bool) -> dict | 
         if storage.exists(work.path):
             work.remove()
     return None
+
+
+def _files_intact(paths: dict[str, str], manifest: dict) -> bool:
+    """Both files present at the sizes the manifest records (`validate` checks more)."""
+    return all(
+        storage.exists(paths[key]) and storage.size(paths[key]) == manifest["files"][key]["bytes"]
+        for key in ("bin", "idx")
+    )
 
 
 def _run(
