@@ -177,3 +177,30 @@ def test_commands_that_read_a_build_take_storage_options(bucket, endpoint):
     assert json.loads(stats.output)["instances"] == rows > 0
     checked = runner.invoke(main, ["validate", out, *options])
     assert checked.exit_code == 0 and checked.output == f"ok: {shards} shards, {rows} rows\n"
+
+
+def test_tokenize_s3_to_s3_is_byte_identical_to_a_local_run(bucket, endpoint, corpus, tmp_path):
+    fs, name = bucket
+    local = tmp_path / "local"
+    local_run = [sys.executable, "-m", "mlmprep.cli", "tokenize", str(corpus), str(local), "-q",
+                 "--unit-size", "65536", "--workers", "1"]  # fmt: skip
+    assert subprocess.run(local_run, capture_output=True).returncode == 0
+    remote = [
+        sys.executable, "-m", "mlmprep.cli", "tokenize", f"s3://{name}/corpus",
+        f"s3://{name}/data/wiki", "--storage-options", json.dumps({"endpoint_url": endpoint}),
+        "--unit-size", "65536", "--workers", "2", "-q",
+    ]  # fmt: skip
+    done = subprocess.run(remote, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    fs.invalidate_cache()
+    for suffix in (".bin", ".idx"):
+        assert (
+            fs.cat_file(f"{name}/data/wiki{suffix}") == (tmp_path / f"local{suffix}").read_bytes()
+        )
+    assert not fs.exists(f"{name}/data/wiki.mlmprep-work")
+    stats = subprocess.run(
+        [sys.executable, "-m", "mlmprep.cli", "validate", f"s3://{name}/data/wiki",
+         "--storage-options", json.dumps({"endpoint_url": endpoint})],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert stats.returncode == 0 and stats.stdout.startswith("ok:"), stats.stderr
