@@ -284,3 +284,23 @@ def test_validate_finds_damage_and_a_rerun_repairs_a_lost_file(tmp_path):
     assert result.stderr.count("\n") == 1
     run([SAMPLE_DIR], prefix)
     assert Path(f"{prefix}.bin").read_bytes() == original
+
+
+@pytest.mark.parametrize("corpus", ["sample", "en-tech", "zh-mixed"])
+def test_the_plan_is_within_20_percent_of_the_run(tmp_path, corpus):
+    inputs = SAMPLE_DIR if corpus == "sample" else shared_corpus(corpus)
+    planned = CliRunner().invoke(main, ["tokenize", str(inputs), str(tmp_path / "x"), "--plan",
+                                        "--json"])  # fmt: skip
+    plan = json.loads(planned.output)
+    assert not (tmp_path / "x.bin").exists()  # a plan writes nothing
+    manifest = json.loads(run([inputs], tmp_path / "x", "--json", workers=2).output)
+    counts, files = manifest["counts"], manifest["files"]
+    for planned_value, actual in [
+        (plan["documents"], counts["documents"]),
+        (plan["sequences"], counts["sequences"]),
+        (plan["tokens"], counts["tokens"]),
+        (plan["bin_bytes"], files["bin"]["bytes"]),
+        (plan["idx_bytes"], files["idx"]["bytes"]),
+    ]:
+        assert 0.8 <= planned_value / actual <= 1.2, (planned_value, actual)
+    assert plan["units"] == manifest["run"]["units"]

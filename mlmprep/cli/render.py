@@ -4,6 +4,7 @@ prints the same dicts as JSON)."""
 from __future__ import annotations
 
 from mlmprep.pipeline.capacity import PlanEstimate
+from mlmprep.pipeline.tokenize_plan import TokenizeEstimate
 
 
 def build_text(summary: dict, output_dir: str) -> str:
@@ -71,6 +72,23 @@ def tokenize_stats_text(stats: dict) -> str:
             "documents (with NSP)",
             f"sha256:           .bin {stats['files']['bin']['sha256'][:16]}..., .idx "
             f"{stats['files']['idx']['sha256'][:16]}...",
+        ]
+    )
+
+
+def tokenize_plan_text(plan: TokenizeEstimate) -> str:
+    """The human-readable `mlmprep tokenize --plan`."""
+    return "\n".join(
+        [
+            f"input:          {size_text(plan.raw_bytes)} of text ({plan.files} files; "
+            f"{size_text(plan.sampled_bytes)} tokenized as a sample)",
+            f"units:          {plan.units} of about {size_text(plan.unit_size)}",
+            f"documents:      about {plan.documents:,}",
+            f"sequences:      about {plan.sequences:,} ({plan.tokens:,} tokens as {plan.dtype})",
+            f"output:         about {size_text(plan.bin_bytes)} .bin, {size_text(plan.idx_bytes)} "
+            ".idx",
+            f"temporary disk: about {size_text(plan.temporary_bytes)} at peak (partial files "
+            "until the merge ends)",
         ]
     )
 

@@ -57,12 +57,20 @@ from mlmprep.pipeline.workers import start_worker_server
     help="Raw bytes per work unit; never changes the output. [default: 8 MiB, more for "
     "corpora over 32 GB]",
 )
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="Print what this run would make and need (measured on a sample of the inputs with "
+    "the tokenizer), and write nothing.",
+)
 @run_options
 @friendly
 def tokenize_command(
     inputs: tuple[str, ...],
     out_prefix: str,
     unit_size: int,
+    plan_only: bool,
     workers: int | None,
     as_json: bool,
     quiet: bool,
@@ -80,10 +88,14 @@ def tokenize_command(
       mlmprep tokenize 'shards/*.jsonl.zst' data/wiki --workers 16 --json
       mlmprep tokenize corpus/ data/roberta --tokenizer roberta.json --level document \\
           --append-eod
+      mlmprep tokenize corpus/ data/wiki --plan
     """
     config_keys = ("fmt", "level", "append_eod", "tokenizer", "lowercase", "special_tokens",
                    "input_format", "text_field")  # fmt: skip
     config_values = {key: values.pop(key) for key in config_keys}
+    if plan_only:
+        _print_plan(list(inputs), out_prefix, config_values, unit_size, as_json)
+        return
     options = make_run_options(workers, as_json, quiet, **values)
     if options.engine == "local" and options.workers > 1:
         start_worker_server()
@@ -99,3 +111,16 @@ def tokenize_command(
     if summary["already_done"]:
         click.echo(f"{out_prefix}.bin/.idx already hold this output; nothing to do.")
     click.echo(tokenize_text(summary, out_prefix))
+
+
+def _print_plan(
+    inputs: list[str], prefix: str, config_values: dict, unit_size: int, as_json: bool
+) -> None:
+    from mlmprep.cli.render import tokenize_plan_text
+    from mlmprep.pipeline.tokenize import TokenizeConfig
+    from mlmprep.pipeline.tokenize_plan import estimate_tokenize
+
+    estimate = estimate_tokenize(inputs, prefix, TokenizeConfig(**config_values), unit_size)
+    click.echo(
+        json.dumps(estimate.to_dict(), sort_keys=True) if as_json else tokenize_plan_text(estimate)
+    )

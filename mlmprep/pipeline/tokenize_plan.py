@@ -1,0 +1,111 @@
+"""`mlmprep tokenize --plan`: what a tokenize run would make and need, measured on a
+sample of the inputs instead of guessed: documents from every file, up to SAMPLE_BYTES in
+all, are split and tokenized with the chosen tokenizer, and the counts are scaled to the
+whole input."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from mlmprep.input.accounting import InputReport
+from mlmprep.input.discovery import InputFile, describe_inputs, resolve_inputs
+from mlmprep.input.readers import detect_format, iter_documents
+from mlmprep.pipeline.indexed_format import HEADER, token_dtype
+from mlmprep.pipeline.planning import plan_units
+from mlmprep.pipeline.sizing import WINDOW_BYTES
+from mlmprep.pipeline.tokenize import MAX_UNITS, TokenizeConfig, output_paths
+from mlmprep.pipeline.units import encoder_for
+from mlmprep.text.sentences import document_sentences
+
+SAMPLE_BYTES = 4 << 20  # of raw text, spread over the files
+MIN_FILE_SAMPLE = 64 << 10
+
+
+@dataclass(frozen=True)
+class TokenizeEstimate:
+    """A tokenize run's plan and its estimated output, scaled from a measured sample."""
+
+    files: int
+    raw_bytes: int
+    sampled_bytes: int
+    units: int
+    unit_size: int
+    documents: int
+    sequences: int
+    tokens: int
+    dtype: str
+    bin_bytes: int
+    idx_bytes: int
+    temporary_bytes: int  # peak: the partial files, then the output beside them
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Sample:
+    raw_bytes: int = 0
+    documents: int = 0
+    sentences: int = 0
+    tokens: int = 0
+
+
+def estimate_tokenize(
+    inputs: list[str], prefix: str, config: TokenizeConfig, unit_size: int = 0
+) -> TokenizeEstimate:
+    """Measure a sample of `inputs` with the chosen tokenizer, and scale it."""
+    files = describe_inputs(resolve_inputs(inputs, output_paths(prefix)["work"]))
+    readable = [f for f in files if not f.binary]
+    raw = sum(f.raw_size for f in readable)
+    size = unit_size or max(WINDOW_BYTES, math.ceil(raw / MAX_UNITS))
+    units = plan_units(files, config.build_config(size), size)
+    sample = _measure(readable, config)
+    scale = raw / max(sample.raw_bytes, 1)
+    documents = round(sample.documents * scale)
+    sentence_level = config.level == "sentence"
+    sequences = round((sample.sentences if sentence_level else sample.documents) * scale)
+    eods = sample.documents if config.append_eod else 0
+    tokens = round((sample.tokens + eods) * scale)
+    encoder = encoder_for(config.build_config())
+    dtype = token_dtype(encoder.vocab_size)
+    bin_bytes = tokens * dtype.itemsize
+    idx_bytes = HEADER.size + 12 * sequences + 8 * (documents + 1)
+    return TokenizeEstimate(
+        files=len(files),
+        raw_bytes=raw,
+        sampled_bytes=sample.raw_bytes,
+        units=len(units),
+        unit_size=size,
+        documents=documents,
+        sequences=sequences,
+        tokens=tokens,
+        dtype=dtype.name,
+        bin_bytes=bin_bytes,
+        idx_bytes=idx_bytes,
+        temporary_bytes=2 * (bin_bytes + idx_bytes),
+    )
+
+
+def _measure(files: list[InputFile], config: TokenizeConfig) -> _Sample:
+    """Documents from the start of every file, a share of SAMPLE_BYTES each, tokenized."""
+    encoder = encoder_for(config.build_config())
+    budget = max(MIN_FILE_SAMPLE, SAMPLE_BYTES // max(len(files), 1))
+    sample = _Sample()
+    for file in files:
+        fmt = detect_format(file.path, config.input_format)
+        taken, documents, sentences = 0, [], []
+        for part in iter_documents(file.path, fmt, config.text_field, InputReport()):
+            taken += sum(len(line.encode()) + 1 for line in part.lines)
+            sentences += document_sentences(part.lines, part.presplit)[0]
+            if not part.continued:
+                documents.append(sentences)
+                sentences = []
+                if taken >= budget:
+                    break
+        ids, lengths = encoder.encode_documents([d for d in documents if d])
+        sample.raw_bytes += taken
+        sample.documents += sum(len(i) > 0 for i in ids)
+        sample.sentences += sum(int((n > 0).sum()) for n in lengths)
+        sample.tokens += sum(len(i) for i in ids)
+    return sample
