@@ -123,6 +123,7 @@ def plan_command(
     Examples:
       mlmprep plan corpus/ out/ --dupe-factor 5
       mlmprep plan corpus/ out/ --input-bytes 100000000000 --json
+      mlmprep tokenize corpus/ data/wiki --plan      # the plan of a tokenize run
     """
     from mlmprep.cli.render import plan_text
     from mlmprep.pipeline.capacity import estimate_plan

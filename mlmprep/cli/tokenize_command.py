@@ -110,6 +110,9 @@ def tokenize_command(
         return
     if summary["already_done"]:
         click.echo(f"{out_prefix}.bin/.idx already hold this output; nothing to do.")
+    if not quiet:
+        for example in summary["examples"]:
+            click.echo(f"warning: {example}", err=True)
     click.echo(tokenize_text(summary, out_prefix))
 
 

@@ -215,6 +215,7 @@ def _run(
         key=lambda r: r.order,
     )
     if not any(r.accounting["documents"]["used"] for r in results):
+        work.remove()
         raise no_documents(inputs, results)
     dtype = token_dtype(identity["tokenizer"]["vocab_size"])
     partials = [storage.join(work.path, r.name) for r in results]
