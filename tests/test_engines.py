@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
 
 from mlmprep.pipeline.engines.local import LocalEngine
+
+from .helpers import plain_sample
 
 VARIABLE = "MLMPREP_TEST_ENGINE_VARIABLE"
 
@@ -42,3 +50,50 @@ def test_the_fork_server_preloads_the_modules_of_the_build_task_functions():
         importlib.import_module(name)
     task_functions = (process_unit, write_bucket_shards, tokenize_unit)
     assert {function.__module__ for function in task_functions} <= set(WORKER_MODULES)
+
+
+def descendants(root: int) -> set[int]:
+    """Every living process below `root`, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, stack = set(), [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def test_no_process_outlives_a_build_killed_with_sigkill(tmp_path):
+    """As the OOM killer would: SIGKILL of the main process alone. Its fork server and
+    workers end within 5 seconds."""
+    corpus = plain_sample(tmp_path / "plain")
+    command = [sys.executable, "-m", "mlmprep.cli", "build", str(corpus), str(tmp_path / "out"),
+               "-q", "--workers", "2", "--unit-size", "20000", "--dupe-factor", "20"]  # fmt: skip
+    main = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and main.poll() is None:
+        below = descendants(main.pid)
+        if len(below) >= 3:  # the fork server and both workers
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail("the build ended (or never started its workers) before it could be killed")
+    time.sleep(0.3)  # the workers are busy with units
+    below = descendants(main.pid)
+    os.kill(main.pid, signal.SIGKILL)
+    main.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in below):
+        time.sleep(0.05)
+    left = [p for p in below if os.path.exists(f"/proc/{p}")]
+    for pid in left:  # leave nothing behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} of {len(below)} processes outlived the build"

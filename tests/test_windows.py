@@ -6,7 +6,7 @@ from mlmprep.core.counts import SplitCounts
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import Source
 from mlmprep.pipeline.planning import Unit
-from mlmprep.pipeline.units import UnitTask, _read_windows, encoder_for
+from mlmprep.pipeline.units import UnitTask, encoder_for, read_windows
 
 CJK_SENTENCE = "汉" * 100 + "。"  # 101 characters, 303 bytes in UTF-8
 ASCII_SENTENCE = "a" * 100 + "."  # 101 characters, 101 bytes
@@ -24,7 +24,7 @@ def _documents_per_window(tmp_path, sentence: str, documents: int, window_size: 
         window_size,
     )
     counts = {split: SplitCounts() for split in SPLITS}
-    windows = _read_windows(task, encoder_for(config), InputReport(), counts)
+    windows = read_windows(task, encoder_for(config), InputReport(), counts)
     return [len(window[TRAIN]) for window in windows]
 
 

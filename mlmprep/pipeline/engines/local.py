@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import forkserver
@@ -35,13 +38,51 @@ def worker_context(preload: Sequence[str] = ()) -> BaseContext:
     return context
 
 
-def _start_worker(environment: dict[str, str], initializer: Callable[[], None] | None) -> None:
+def _start_worker(
+    environment: dict[str, str], initializer: Callable[[], None] | None, owner: int
+) -> None:
     """Give a worker the environment of the process that made the pool (a fork server
-    hands down its own, from when it started), then run the initializer."""
+    hands down its own, from when it started), make it end with that process, then run
+    the initializer."""
     os.environ.clear()
     os.environ.update(environment)
+    _end_with(owner)
     if initializer is not None:
         initializer()
+
+
+def _end_with(owner: int) -> None:
+    """End this process as soon as process `owner` ends, however it ends (SIGKILL and the
+    OOM killer included). A pool worker waits on a queue whose write end it holds itself,
+    and a fork server lives while any worker does: without this, both outlive a killed
+    owner. On Linux a pidfd of the owner becomes readable when it exits; elsewhere the
+    owner is polled every second."""
+    try:
+        handle = os.pidfd_open(owner)
+    except (AttributeError, OSError):
+        handle = None
+    if handle is None and not _alive(owner):
+        os._exit(1)
+
+    def watch() -> None:
+        if handle is not None:
+            select.select([handle], [], [])
+        else:
+            while _alive(owner):
+                time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-owner", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LocalEngine:
@@ -69,7 +110,7 @@ class LocalEngine:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 initializer=_start_worker,
-                initargs=(dict(os.environ), self._initializer),
+                initargs=(dict(os.environ), self._initializer, os.getpid()),
                 mp_context=worker_context(self._preload),
             )
         return self
