@@ -268,3 +268,41 @@ def test_every_format_writes_the_same_bytes_again_and_after_a_lost_file(
     victim.unlink()
     assert export(build_dir, first, "--format", fmt, *options).exit_code == 0
     assert digests(first) == digests(second)
+
+
+def test_exports_never_mix_in_one_destination(build_dir, tmp_path):
+    other = tmp_path / "other"
+    run_build([SAMPLE_DIR], other, dupe_factor=2)
+    dest = tmp_path / "h5"
+    assert export(build_dir, dest, "--format", "nvidia-hdf5", "--num-files", "3").exit_code == 0
+    for fmt in ("nvidia-hdf5", "tfrecord"):
+        refused = export(other, dest, "--format", fmt)
+        assert refused.exit_code == 2 and "holds another export" in refused.stderr
+        assert "--overwrite" in refused.stderr and refused.stderr.count("\n") == 1
+    assert len(list(dest.glob("*.hdf5"))) == 3  # untouched
+    assert export(other, dest, "--format", "nvidia-hdf5", "--overwrite").exit_code == 0
+    summary = json.loads((dest / "export.json").read_text())
+    assert sorted(p.name for p in dest.glob("*.hdf5")) == sorted(
+        f["name"] for f in summary["files"]
+    )
+    assert sum(f["rows"] for f in summary["files"]) == sum(
+        s["rows"] for s in json.loads((other / "index.json").read_text())["shards"]
+    )
+
+
+def test_files_no_export_wrote_are_never_removed(build_dir, tmp_path):
+    dest = tmp_path / "h5"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("mine")
+    result = export(build_dir, dest, "--format", "nvidia-hdf5", "--overwrite")
+    assert result.exit_code == 2 and "notes.txt" in result.stderr
+    assert [p.name for p in dest.iterdir()] == ["notes.txt"]
+
+
+def test_the_same_export_again_does_nothing(build_dir, tmp_path):
+    dest = tmp_path / "h5"
+    assert export(build_dir, dest, "--format", "nvidia-hdf5").exit_code == 0
+    times = {p.name: p.stat().st_mtime_ns for p in dest.iterdir()}
+    again = export(build_dir, dest, "--format", "nvidia-hdf5")
+    assert again.exit_code == 0 and "already holds this export; nothing to do" in again.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in dest.iterdir()} == times

@@ -146,6 +146,11 @@ def report_command(output_dir: str, output: str, compare: str | None, split: str
     type=click.Choice(MDS_COMPRESSIONS),
     help="Compress MDS shards (raw by default, which ModernBERT's NoStreamingDataset needs).",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Remove an earlier export's files from DEST first (only files exports write).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @storage_options()
 @friendly
@@ -156,11 +161,13 @@ def export_command(
     num_files: int | None,
     compress: bool,
     compression: str | None,
+    overwrite: bool,
     quiet: bool,
 ) -> None:
     """Write a build in the format a trainer already reads, so it needs no change.
     NSP label 1 = random next everywhere; an SOP build writes its sentence_order_label
-    there. Resumable: rerun the same command after a failure.
+    there. Resumable: rerun the same command after a failure. DEST must be empty, or
+    hold the same export (resumed) or an earlier one (--overwrite removes its files).
 
     \b
     mds: DEST/train/ and DEST/validation/, each with index.json, for
@@ -180,8 +187,10 @@ def export_command(
     """
     from mlmprep.outputs.export import ExportOptions, export_build
 
-    options = ExportOptions(fmt, num_files, compress, compression)
+    options = ExportOptions(fmt, num_files, compress, compression, overwrite)
     summary = export_build(output_dir, dest, options, progress=not quiet and sys.stderr.isatty())
+    if summary["already_exported"]:
+        click.echo(f"{dest} already holds this export; nothing to do.")
     if summary.get("label_from") == SOP_LABEL:
         click.echo("note: an SOP build; the NSP label column holds its sentence_order_label")
     for warning in summary["warnings"]:

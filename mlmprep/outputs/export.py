@@ -19,7 +19,8 @@ from tqdm import tqdm
 from mlmprep.core import storage
 from mlmprep.core.config import SPLITS
 from mlmprep.core.errors import ConfigError, OutputError
-from mlmprep.core.files import atomic_path, write_json_atomically
+from mlmprep.core.files import atomic_path, read_json, write_json_atomically
+from mlmprep.outputs.export_destination import SUMMARY_FILE, clear_destination
 from mlmprep.outputs.export_files import ExportFile, default_file_count, split_files
 from mlmprep.outputs.export_formats import FORMATS
 from mlmprep.outputs.export_lddl import LddlWriter
@@ -31,7 +32,6 @@ from mlmprep.outputs.split_rows import SplitRows, bin_counts
 from mlmprep.pipeline.manifest import WorkState
 
 EXPORTED = "exported"
-SUMMARY_FILE = "export.json"
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class ExportOptions:
     num_files: int | None = None  # per split (and per bin); None: default_file_count
     gzip: bool = False  # tfrecord
     compression: str | None = None  # mds: "zstd"
+    overwrite: bool = False  # remove an earlier export's files from the destination
 
 
 @dataclass
@@ -135,7 +136,18 @@ def _export(output_dir: str, dest: str, options: ExportOptions, progress: bool) 
     writer.check_installed()
     plan = plan_export(build, writer, options.num_files)
     identity = source_identity(build)
-    work = _resume_or_start(dest, identity, options, plan)
+    request = {
+        "source": identity,
+        "format": options.fmt,
+        "gzip": options.gzip,
+        "compression": options.compression,
+        "files": [file.key for file in plan.files],
+    }
+    earlier = _earlier_export(dest, request)
+    if earlier is not None and not options.overwrite and _files_present(dest, earlier):
+        return {**earlier, "already_exported": True}
+    # the same export with a file lost is written again over its own files
+    work = _resume_or_start(dest, request, options.overwrite or earlier is not None)
     done = work.records(EXPORTED)
     with tqdm(total=sum(f.rows for f in plan.files), unit="row", desc="export",
               disable=not progress) as bar:  # fmt: skip
@@ -155,11 +167,12 @@ def _export(output_dir: str, dest: str, options: ExportOptions, progress: bool) 
         "rows": sum(record["rows"] for _, record in written),
         "left_out": plan.left_out,
         "warnings": writer.warnings(plan.counts),
+        "request": request,
         **writer.summary(),
     }
     write_json_atomically(storage.join(dest, SUMMARY_FILE), summary)
     work.remove()
-    return summary
+    return {**summary, "already_exported": False}
 
 
 def source_identity(build: FinishedBuild) -> dict:
@@ -170,26 +183,34 @@ def source_identity(build: FinishedBuild) -> dict:
     return {"path": build.output_dir, "shards_sha256": digest.hexdigest()}
 
 
-def _resume_or_start(
-    dest: str, identity: dict, options: ExportOptions, plan: ExportPlan
-) -> WorkState:
-    """The export's work record: resumed when it is the same export, else refused."""
-    storage.makedirs(dest)
+def _earlier_export(dest: str, request: dict) -> dict | None:
+    """The summary of the same export, finished earlier in `dest`."""
+    path = storage.join(dest, SUMMARY_FILE)
+    if not storage.exists(path):
+        return None
+    summary = read_json(path)
+    return summary if summary.get("request") == request else None
+
+
+def _files_present(dest: str, summary: dict) -> bool:
+    return all(storage.exists(storage.join(dest, f["name"])) for f in summary["files"])
+
+
+def _resume_or_start(dest: str, request: dict, overwrite: bool) -> WorkState:
+    """The export's work record: resumed when it is the same export; otherwise the
+    destination must be empty, or hold an earlier export and `overwrite` be given."""
     work = WorkState(dest)
-    wanted = {
-        "source": identity,
-        "format": options.fmt,
-        "gzip": options.gzip,
-        "compression": options.compression,
-        "files": [file.key for file in plan.files],
-    }
-    if not work.exists():
-        work.start(wanted, (EXPORTED,))
-    elif work.plan() != wanted:
+    if work.exists() and work.plan() == request:
+        return work
+    if work.exists() and not overwrite:
         raise ConfigError(
             f"{dest}: holds an unfinished export of another build or with other options; "
-            "rerun that export to finish it, or export somewhere else"
+            "rerun that export to finish it, pass --overwrite to replace it, or export "
+            "somewhere else"
         )
+    clear_destination(dest, overwrite)
+    storage.makedirs(dest)
+    work.start(request, (EXPORTED,))
     return work
 
 

@@ -1,0 +1,76 @@
+"""What an export's destination may hold: nothing, the same export unfinished (resumed),
+or, with --overwrite, an earlier export's files (removed first). Anything else is
+refused, so two exports never mix: a trainer reads every file of a folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+from mlmprep.core.errors import ConfigError
+from mlmprep.core.files import TEMPORARY_MARK
+from mlmprep.pipeline.manifest import WORK_DIR
+
+SUMMARY_FILE = "export.json"
+SPLIT_DIRS = ("train", "validation")
+EXPORT_NAME = re.compile(
+    r"(training|train|validation)-\d{5}-of-\d{5}\.(hdf5|tfrecord|tfrecord\.gz)"  # hdf5, tf
+    r"|shard\.\d{5}\.mds(\.zstd)?|index\.json"  # mds
+    r"|part-\d{5}-of-\d{5}\.parquet(_\d+)?|\.num_samples\.json|vocab\.txt"  # lddl
+    rf"|{re.escape(SUMMARY_FILE)}"
+)
+
+
+def clear_destination(dest: str, overwrite: bool) -> None:
+    """Make sure `dest` holds nothing but what this export will write: refuse other files,
+    or with `overwrite` remove those an earlier export wrote (and only those)."""
+    if not os.path.isdir(dest):
+        return
+    found = _export_files(dest)
+    foreign = [path for path, ours in found if not ours]
+    if foreign:
+        raise ConfigError(
+            f"{dest}: holds files no export wrote ({_names(foreign, dest)}); export into an "
+            "empty directory"
+        )
+    if found and not overwrite:
+        raise ConfigError(
+            f"{dest}: holds another export ({_names([p for p, _ in found], dest)}); export "
+            "into an empty directory, or pass --overwrite to remove those files first"
+        )
+    for path, _ in found:
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    for split in SPLIT_DIRS:
+        if os.path.isdir(os.path.join(dest, split)):
+            os.rmdir(os.path.join(dest, split))  # empty now: every file in it was ours
+
+
+def _export_files(dest: str) -> list[tuple[str, bool]]:
+    """Every entry of `dest` (and of its split directories) with whether an export
+    writes such a file."""
+    found = []
+    for name in sorted(os.listdir(dest)):
+        path = os.path.join(dest, name)
+        if name in SPLIT_DIRS and os.path.isdir(path):
+            found += [
+                (os.path.join(path, inner), _ours(inner)) for inner in sorted(os.listdir(path))
+            ]
+        else:
+            found.append((path, name == WORK_DIR or _ours(name)))
+    return found
+
+
+def _ours(name: str) -> bool:
+    """An export's file, or one being written when an export died (NAME.tmp-PID)."""
+    final = name.split(TEMPORARY_MARK, 1)[0]
+    return bool(EXPORT_NAME.fullmatch(final))
+
+
+def _names(paths: list[str], dest: str) -> str:
+    shown = [os.path.relpath(p, dest) for p in paths[:3]]
+    more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+    return ", ".join(shown) + more
