@@ -20,7 +20,8 @@ from mlmprep.core import storage
 from mlmprep.core.config import SPLITS
 from mlmprep.core.errors import ConfigError, OutputError
 from mlmprep.core.files import atomic_path, read_json, write_json_atomically
-from mlmprep.outputs.export_destination import SUMMARY_FILE, clear_destination
+from mlmprep.core.writer_lock import writer_lock
+from mlmprep.outputs.export_destination import LOCK_FILE, SUMMARY_FILE, clear_destination
 from mlmprep.outputs.export_files import ExportFile, default_file_count, split_files
 from mlmprep.outputs.export_formats import FORMATS
 from mlmprep.outputs.export_lddl import LddlWriter
@@ -143,11 +144,26 @@ def _export(output_dir: str, dest: str, options: ExportOptions, progress: bool) 
         "compression": options.compression,
         "files": [file.key for file in plan.files],
     }
-    earlier = _earlier_export(dest, request)
-    if earlier is not None and not options.overwrite and _files_present(dest, earlier):
-        return {**earlier, "already_exported": True}
-    # the same export with a file lost is written again over its own files
-    work = _resume_or_start(dest, request, options.overwrite or earlier is not None)
+    with writer_lock(storage.join(dest, LOCK_FILE), dest):
+        earlier = _earlier_export(dest, request)
+        if earlier is not None and not options.overwrite and _files_present(dest, earlier):
+            return {**earlier, "already_exported": True}
+        # the same export with a file lost is written again over its own files
+        work = _resume_or_start(dest, request, options.overwrite or earlier is not None)
+        return _write_export(build, writer, plan, work, dest, options, request, progress)
+
+
+def _write_export(
+    build: FinishedBuild,
+    writer: ExportWriter,
+    plan: ExportPlan,
+    work: WorkState,
+    dest: str,
+    options: ExportOptions,
+    request: dict,
+    progress: bool,
+) -> dict:
+    """Write every file not done yet, then the format's index files and export.json."""
     done = work.records(EXPORTED)
     with tqdm(total=sum(f.rows for f in plan.files), unit="row", desc="export",
               disable=not progress) as bar:  # fmt: skip
@@ -160,8 +176,8 @@ def _export(output_dir: str, dest: str, options: ExportOptions, progress: bool) 
     writer.finish(dest, written)
     summary = {
         "format": options.fmt,
-        "source": output_dir,
-        "source_build": identity,
+        "source": build.output_dir,
+        "source_build": request["source"],
         "files": [_describe(writer, file, record) for file, record in written],
         "files_per_split": plan.counts,
         "rows": sum(record["rows"] for _, record in written),

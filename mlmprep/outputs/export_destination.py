@@ -10,9 +10,11 @@ import shutil
 
 from mlmprep.core.errors import ConfigError
 from mlmprep.core.files import TEMPORARY_MARK
+from mlmprep.core.writer_lock import LOCK_SUFFIX
 from mlmprep.pipeline.manifest import WORK_DIR
 
 SUMMARY_FILE = "export.json"
+LOCK_FILE = LOCK_SUFFIX  # DEST/.mlmprep-lock, held while an export writes
 SPLIT_DIRS = ("train", "validation")
 EXPORT_NAME = re.compile(
     r"(training|train|validation)-\d{5}-of-\d{5}\.(hdf5|tfrecord|tfrecord\.gz)"  # hdf5, tf
@@ -27,7 +29,7 @@ def clear_destination(dest: str, overwrite: bool) -> None:
     or with `overwrite` remove those an earlier export wrote (and only those)."""
     if not os.path.isdir(dest):
         return
-    found = _export_files(dest)
+    found = [(p, ours) for p, ours in _export_files(dest) if os.path.basename(p) != LOCK_FILE]
     foreign = [path for path, ours in found if not ours]
     if foreign:
         raise ConfigError(

@@ -16,6 +16,7 @@ from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
 from mlmprep.core.errors import ConfigError, InputError, OutputError
 from mlmprep.core.files import is_temporary_of, write_json_atomically, write_text_atomically
+from mlmprep.core.writer_lock import LOCK_SUFFIX, writer_lock
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import (
     BINARY_REASON,
@@ -50,6 +51,8 @@ from mlmprep.pipeline.units import encoder_for
 from mlmprep.pipeline.workers import start_worker_server
 from mlmprep.text.tokenization import TokenEncoder
 
+LOCK_FILE = LOCK_SUFFIX  # in the output directory: out/.mlmprep-lock
+
 
 def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunOptions) -> dict:
     """Build (or resume, or confirm) the output of `config` on `inputs` in `output_dir`.
@@ -72,13 +75,17 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
                 InputReport(strict=True).skip_file(file.path, BINARY_REASON)
     encoder = encoder_for(config, options.tokenizer_backend)  # an unusable backend fails here
     job = BuildJob(inputs, output_dir, config, options, files, encoder, started)
-    if prepare_output(output_dir, job.identity, options.overwrite):
-        return summary(read_index(output_dir), already_built=True)
-    try:
-        return _build(job)
-    except OSError as exc:  # from our own writes: input problems arrive as InputError
-        raw = sum(f.raw_size for f in files if not f.binary)
-        raise _write_error(output_dir, exc, estimated_spill_bytes(raw, config)) from None
+    with writer_lock(storage.join(output_dir, LOCK_FILE), output_dir):
+        if prepare_output(output_dir, job.identity, options.overwrite):
+            leftover = WorkState(output_dir)  # of a run killed after it finished
+            if storage.exists(leftover.path):
+                leftover.remove()
+            return summary(read_index(output_dir), already_built=True)
+        try:
+            return _build(job)
+        except OSError as exc:  # from our own writes: input problems arrive as InputError
+            raw = sum(f.raw_size for f in files if not f.binary)
+            raise _write_error(output_dir, exc, estimated_spill_bytes(raw, config)) from None
 
 
 @dataclass

@@ -22,6 +22,7 @@ from mlmprep.core import storage
 from mlmprep.core.config import TRAIN, VALIDATION, BuildConfig
 from mlmprep.core.errors import ConfigError, OutputError
 from mlmprep.core.files import open_atomically, read_json, write_json_atomically
+from mlmprep.core.writer_lock import LOCK_SUFFIX, writer_lock
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import InputFile, describe_inputs, fingerprint, resolve_inputs
 from mlmprep.pipeline.build import no_documents
@@ -96,6 +97,7 @@ def output_paths(prefix: str) -> dict[str, str]:
         "idx": prefix + IDX_SUFFIX,
         "manifest": prefix + MANIFEST_SUFFIX,
         "work": prefix + WORK_SUFFIX,
+        "lock": prefix + LOCK_SUFFIX,
     }
 
 
@@ -125,21 +127,22 @@ def tokenize(
         "tokenizer": encoder.manifest_entry(),
         "versions": versions(),
     }
-    finished = _finished(paths, identity, options.overwrite)
-    if finished is not None:
-        return {**finished, "already_done": True}
-    storage.makedirs(storage.dirname(prefix) or ".")
-    try:
-        manifest = _run(inputs, paths, config, options, files, identity, unit_size)
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        raise OutputError(
-            f"{prefix}: {exc.strerror or exc}{where}; fix it, then run the same command "
-            "again to resume"
-        ) from None
-    manifest["run"]["total_seconds"] = round(time.monotonic() - started, 3)
-    write_json_atomically(paths["manifest"], manifest)
-    WorkState.at(paths["work"]).remove()
+    with writer_lock(paths["lock"], prefix):
+        finished = _finished(paths, identity, options.overwrite)
+        if finished is not None:
+            return {**finished, "already_done": True}
+        storage.makedirs(storage.dirname(prefix) or ".")
+        try:
+            manifest = _run(inputs, paths, config, options, files, identity, unit_size)
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise OutputError(
+                f"{prefix}: {exc.strerror or exc}{where}; fix it, then run the same command "
+                "again to resume"
+            ) from None
+        manifest["run"]["total_seconds"] = round(time.monotonic() - started, 3)
+        write_json_atomically(paths["manifest"], manifest)
+        WorkState.at(paths["work"]).remove()
     return {**manifest, "already_done": False}
 
 
