@@ -34,6 +34,12 @@ from mlmprep.text.vocab_recipes import MODELS, RECIPES
     "while OUTPUT_DIR is on object storage; every worker must see it. "
     "[default: OUTPUT_DIR/.mlmprep-work]",
 )
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="On a finished build, check every shard's sha256 too (not only its size) before "
+    "calling it done; damaged shards are written again.",
+)
 @friendly
 def build_command(
     inputs: tuple[str, ...],
@@ -44,6 +50,7 @@ def build_command(
     scheduler: str | None,
     tokenizer_backend: str,
     tmp_dir: str | None,
+    verify: bool,
     strict: bool,
     overwrite: bool,
     quiet: bool,
@@ -59,8 +66,9 @@ def build_command(
       mlmprep build corpus/ out/ --tokenizer roberta.json --objective none --max-seq-length 512
       mlmprep build books.txt.gz out/ --input-format sentences --seed 1 --json
 
-    Running the same command again after a crash resumes; after a finished build it is a
-    no-op. Compressed inputs (.gz .bz2 .xz .zst) are read as streams.
+    Running the same command again after a crash resumes; after a finished build it
+    checks the shards and writes again only those missing or damaged (byte-identical),
+    else does nothing. Compressed inputs (.gz .bz2 .xz .zst) are read as streams.
     """
     config = BuildConfig(**options)
     run = make_run_options(
@@ -74,6 +82,7 @@ def build_command(
         strict=strict,
         overwrite=overwrite,
         tokenizer_backend=tokenizer_backend,
+        verify=verify,
     )
     if engine == "local" and run.workers > 1:
         start_worker_server()  # it imports the workers' modules while this imports its own
@@ -86,6 +95,9 @@ def build_command(
         return
     if summary["already_built"]:
         click.echo(f"{output_dir} already holds this build; nothing to do.")
+    elif summary["repaired_shards"]:
+        names = ", ".join(summary["repaired_shards"])
+        click.echo(f"repaired: {names} (missing or damaged) written again")
     elif summary["resumed_units"]:
         click.echo(f"resumed: {summary['resumed_units']} units were already done")
     if not quiet:

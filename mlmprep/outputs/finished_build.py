@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
 from mlmprep.core.errors import OutputError
-from mlmprep.pipeline.manifest import TOKENIZER_FILE, read_index
+from mlmprep.pipeline.manifest import INDEX, TOKENIZER_FILE, read_index
 from mlmprep.text.special_tokens import SpecialTokens, from_manifest
 from mlmprep.text.tokenization import TokenEncoder
 
@@ -58,7 +58,23 @@ class FinishedBuild:
         return storage.join(self.output_dir, shard["name"])
 
     def parquet(self, shard: dict) -> pq.ParquetFile:
-        return storage.parquet_file(self.path(shard))
+        """One shard, opened; a missing, truncated or unreadable one is a one-line error
+        naming it and saying how to repair it."""
+        path = self.path(shard)
+        repair = (
+            f"`mlmprep validate {self.output_dir}` lists the damage; run the build command "
+            "again to repair it"
+        )
+        if not storage.exists(path):
+            raise OutputError(f"{path}: missing; {repair}")
+        if storage.size(path) != shard["bytes"]:
+            raise OutputError(
+                f"{path}: {storage.size(path)} bytes, {INDEX} says {shard['bytes']}; {repair}"
+            )
+        try:
+            return storage.parquet_file(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise OutputError(f"{path}: unreadable ({exc}); {repair}") from None
 
     def batches(self, shard: dict, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """The rows of one shard, in stored order, `batch_rows` at a time."""

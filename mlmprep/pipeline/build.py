@@ -76,13 +76,16 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
     encoder = encoder_for(config, options.tokenizer_backend)  # an unusable backend fails here
     job = BuildJob(inputs, output_dir, config, options, files, encoder, started)
     with writer_lock(storage.join(output_dir, LOCK_FILE), output_dir):
-        if prepare_output(output_dir, job.identity, options.overwrite):
-            leftover = WorkState(output_dir)  # of a run killed after it finished
-            if storage.exists(leftover.path):
-                leftover.remove()
+        state = prepare_output(output_dir, job.identity, options.overwrite, options.verify)
+        work = WorkState(output_dir)
+        if state.finished and not state.damaged:
+            if storage.exists(work.path):  # left by a run killed after it finished
+                work.remove()
             return summary(read_index(output_dir), already_built=True)
+        if state.damaged:
+            _start_repair(job, work, state.damaged)
         try:
-            return _build(job)
+            return {**_build(job), "repaired_shards": list(state.damaged)}
         except OSError as exc:  # from our own writes: input problems arrive as InputError
             raw = sum(f.raw_size for f in files if not f.binary)
             raise _write_error(output_dir, exc, estimated_spill_bytes(raw, config)) from None
@@ -197,6 +200,18 @@ def _build(job: BuildJob) -> dict:
     storage.rmtree(spill_dir)
     work.remove()
     return summary(index, already_built=False)
+
+
+def _start_repair(job: BuildJob, work: WorkState, damaged: tuple[str, ...]) -> None:
+    """Make a finished build's damaged shards again: the same plan (it depends only on
+    the inputs and config), every unit run again (a bucket gathers rows from all of
+    them), and the intact shards recorded as done, so only the damaged are written."""
+    if not work.exists():
+        work.start(_plan(job))
+    for shard in read_index(job.output_dir)["shards"]:
+        if shard["name"] not in damaged:
+            record = {k: v for k, v in shard.items() if k != "split"}
+            work.record(SHARDS_DIR, shard["name"], record)
 
 
 def _shard_tasks(job: BuildJob, results: list[UnitResult], sizing: Sizing) -> list[ShardTask]:

@@ -100,4 +100,5 @@ def summary(index: dict, already_built: bool) -> dict:
         "peak_spill_bytes": run["peak_spill_bytes"],
         "accounting": index["accounting"],
         "warnings": index["warnings"],
+        "repaired_shards": [],
     }

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
-from mlmprep.core.files import read_json
+from mlmprep.core.files import read_json, sha256_file
 from mlmprep.pipeline.card import CARD, written_by_mlmprep
 from mlmprep.pipeline.manifest import (
     INDEX,
@@ -22,8 +23,19 @@ from mlmprep.pipeline.shard_names import ShardName
 from mlmprep.pipeline.spill import SPILL_FORMAT
 
 
-def prepare_output(output_dir: str, identity: dict, overwrite: bool) -> bool:
-    """Check the output directory; True when it already holds this exact, finished build.
+@dataclass(frozen=True)
+class OutputState:
+    """What the output directory holds for this build."""
+
+    finished: bool = False  # this exact build, finished
+    damaged: tuple[str, ...] = ()  # its shards that are missing or differ from index.json
+
+
+def prepare_output(
+    output_dir: str, identity: dict, overwrite: bool, verify: bool = False
+) -> OutputState:
+    """Check the output directory: does it hold this exact build, finished (and which of
+    its shards are damaged: sizes, and with `verify` checksums)?
 
     An unfinished build with the same identity is left to resume; anything else of
     mlmprep's there is removed with --overwrite and refused without it.
@@ -33,10 +45,11 @@ def prepare_output(output_dir: str, identity: dict, overwrite: bool) -> bool:
     if storage.exists(storage.join(output_dir, INDEX)):
         if overwrite:  # whatever it holds, even an unreadable index.json
             remove_build(output_dir)
-            return False
-        diffs = differences(read_index(output_dir), identity)
+            return OutputState()
+        index = read_index(output_dir)
+        diffs = differences(index, identity)
         if not diffs:
-            return True
+            return OutputState(finished=True, damaged=damaged_shards(output_dir, index, verify))
         raise OutputError(
             f"{output_dir}: holds a different build ({'; '.join(diffs)} differ); "
             "pass --overwrite to replace it, or choose another directory"
@@ -53,7 +66,22 @@ def prepare_output(output_dir: str, identity: dict, overwrite: bool) -> bool:
         stale = plan.get("spill_format") != SPILL_FORMAT
         if diffs or overwrite or stale:
             remove_build(output_dir)
-    return False
+    return OutputState()
+
+
+def damaged_shards(output_dir: str, index: dict, verify: bool) -> tuple[str, ...]:
+    """Shards of a finished build that are missing, of another size than index.json says,
+    or (with `verify`) of another sha256."""
+    damaged = []
+    for shard in index["shards"]:
+        path = storage.join(output_dir, shard["name"])
+        if (
+            not storage.exists(path)
+            or storage.size(path) != shard["bytes"]
+            or (verify and sha256_file(path) != shard["sha256"])
+        ):
+            damaged.append(shard["name"])
+    return tuple(damaged)
 
 
 def _check_writable(output_dir: str) -> None:

@@ -20,3 +20,4 @@ class RunOptions:
     tmp_dir: str | None = None
     storage_options: dict = field(default_factory=dict)
     tokenizer_backend: str = DEFAULT_BACKEND
+    verify: bool = False  # a finished build's rerun checks shard checksums, not only sizes

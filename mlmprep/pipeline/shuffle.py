@@ -108,6 +108,8 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
     rng = rng_for(*task.rng_seed)
     order = rng.permutation(table.num_rows)
     bounds = np.linspace(0, table.num_rows, len(task.names) + 1).round().astype(int)
+    work = WorkState(task.output_dir)
+    done = work.records(SHARDS_DIR)  # a repair writes only the damaged shards
     shards = [
         write_parquet_atomically(
             table,
@@ -117,8 +119,8 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
             task.group_rows,
         )
         for name, start, end in zip(task.names, bounds, bounds[1:])
+        if name not in done
     ]
-    work = WorkState(task.output_dir)
     for shard in shards:
         work.record(SHARDS_DIR, shard["name"], shard)
     del table
