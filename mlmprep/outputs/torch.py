@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
@@ -248,9 +249,10 @@ def _pad(sequences: list[list[int]], width: int, value: int) -> torch.Tensor:
     return out
 
 
-def _shard_paths(output_dir: str, split: str) -> list[str]:
+def _shard_files(output_dir: str, split: str) -> list[tuple[str, pq.ParquetFile]]:
+    """Each shard of the split, checked and opened (a damaged one is a one-line error)."""
     build = FinishedBuild(output_dir)
-    return [build.path(shard) for shard in build.shards(split)]
+    return [(build.path(shard), build.parquet(shard)) for shard in build.shards(split)]
 
 
 class MlmprepDataset(Dataset):
@@ -261,7 +263,7 @@ class MlmprepDataset(Dataset):
     """
 
     def __init__(self, output_dir: str, split: str = TRAIN) -> None:
-        tables = [storage.parquet_file(path).read() for path in _shard_paths(output_dir, split)]
+        tables = [parquet.read() for _, parquet in _shard_files(output_dir, split)]
         self.table = pa.concat_tables(tables).combine_chunks() if tables else None
 
     def __len__(self) -> int:
@@ -300,8 +302,8 @@ class MlmprepIterableDataset(IterableDataset):
         self.batch_size = batch_size
         self.row_groups = [
             (path, group)
-            for path in _shard_paths(output_dir, split)
-            for group in range(storage.parquet_file(path).num_row_groups)
+            for path, parquet in _shard_files(output_dir, split)
+            for group in range(parquet.num_row_groups)
         ]
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
 
