@@ -9,17 +9,39 @@ from mlmprep.pipeline.tokenize_plan import TokenizeEstimate
 
 def build_text(summary: dict, output_dir: str) -> str:
     """The summary `mlmprep build` prints."""
-    skipped = sum(summary["accounting"]["documents"]["skipped"].values())
+    accounting = summary["accounting"]
+    skipped = accounting["documents"]["skipped"]
     rows = ", ".join(f"{n} {split}" for split, n in summary["rows"].items())
-    return (
-        f"documents: {summary['documents']} used, {skipped} skipped\n"
-        f"sentences: {summary['sentences']}\n"
-        f"instances: {summary['instances']} ({rows})\n"
-        f"shards:    {summary['shards']} in {output_dir}\n"
+    lines = [
+        f"documents: {summary['documents']} used, {sum(skipped.values())} skipped"
+        + _reasons(skipped),
+        f"sentences: {summary['sentences']}" + _cut_text(summary),
+        f"instances: {summary['instances']} ({rows})",
+        f"shards:    {summary['shards']} in {output_dir}",
         f"speed:     {summary['mb_per_s']:.2f} MB/s, {summary['instances_per_s']:.0f} "
-        f"instances/s ({summary['seconds']:.1f} s)\n"
-        f"temp disk: {summary['peak_spill_bytes'] / 1e6:.1f} MB at peak (spill files, deleted)"
-    )
+        f"instances/s ({summary['seconds']:.1f} s)",
+        f"temp disk: {summary['peak_spill_bytes'] / 1e6:.1f} MB at peak (spill files, deleted)",
+    ]
+    files_skipped = accounting["files"]["skipped"]
+    if files_skipped:
+        skipped_files = f"{sum(files_skipped.values())} skipped" + _reasons(files_skipped)
+        lines.insert(0, f"files:     {accounting['files']['read']} read, {skipped_files}")
+    if accounting["repaired"]:
+        repaired = accounting["repaired"]
+        lines.insert(1, f"repaired:  {sum(repaired.values())} lines" + _reasons(repaired))
+    return "\n".join(lines)
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    """(2 empty, 1 binary)"""
+    return f" ({', '.join(f'{n} {reason}' for reason, n in counts.items())})" if counts else ""
+
+
+def _cut_text(summary: dict) -> str:
+    cut, long_cut = summary["sentences_cut"], summary["long_sentences_cut"]
+    parts = [f"{cut} longer than a row, cut"] if cut else []
+    parts += [f"{long_cut} over the character limit, cut"] if long_cut else []
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def tokenize_text(summary: dict, prefix: str) -> str:
@@ -159,11 +181,17 @@ def stats_text(stats: dict) -> str:
         f"masked words whole:   {stats['whole_word_fraction']:.4f} (words by the tokenizer's "
         "rule: ## pieces, or Ġ/▁ word starts)",
         f"[UNK] rate:           {stats['unk_rate']:.5f}",
-        f"sentences cut:        {stats['sentences_cut']} (longer than the segment limit)",
+        f"sentences cut:        {stats['sentences_cut']} (longer than the segment limit), "
+        f"{stats['long_sentences_cut']} (over the character limit, before tokenizing)",
         f"tokens dropped:       {stats['tokens_dropped']} ({stats['tokens_dropped_fraction']:.2%}"
         " of the text over all passes: truncated or left after the last chunk)",
         f"documents:            {stats['split_documents']} in {stats['split']}; whole build: "
-        f"{documents['read']} read, {documents['used']} used, skipped {documents['skipped'] or 0}",
+        f"{documents['read']} read, {documents['used']} used, skipped "
+        f"{sum(documents['skipped'].values())}{_reasons(documents['skipped'])}",
+        f"files:                {stats['files']['read']} read, skipped "
+        f"{sum(stats['files']['skipped'].values())}{_reasons(stats['files']['skipped'])}",
+        f"lines repaired:       {sum(stats['repaired'].values())}{_reasons(stats['repaired'])}",
+        *(f"warning:              {warning}" for warning in stats["warnings"]),
         "length histogram:",
     ]
     peak = max(stats["length_histogram"].values(), default=1)

@@ -134,6 +134,7 @@ def split_stats(build: FinishedBuild, split: str = TRAIN) -> dict:
         "skipped_single_sentence_chunks": counts_of_split.skipped_single_sentence_no_partner,
         "unpaired_sentences": counts_of_split.unpaired_sentences,
         "sentences_cut": counts_of_split.sentences_cut,
+        "long_sentences_cut": counts_of_split.long_sentences_cut,
         "tokens_dropped": counts_of_split.tokens_dropped,
         "tokens_dropped_fraction": round(
             counts_of_split.tokens_dropped / (counts_of_split.tokens * config["dupe_factor"]), 5
@@ -153,6 +154,7 @@ def split_stats(build: FinishedBuild, split: str = TRAIN) -> dict:
             "max": max(totals.rows_per_shard, default=0),
         },
         **index["accounting"],
+        "warnings": index["warnings"],
     }
 
 

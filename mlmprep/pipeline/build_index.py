@@ -46,7 +46,11 @@ def build_index(
             for split in SPLITS
             if split in counts
         },
-        "warnings": report.examples + _backend_warnings(backend["fell_back"]),
+        "warnings": [
+            *_problem_warnings(report),
+            *degenerate_warnings(identity["config"], counts),
+            *_backend_warnings(backend["fell_back"]),
+        ],
         "run": {
             "input_bytes": sum(r.raw_bytes for r in results),
             "units": len(results),
@@ -54,6 +58,57 @@ def build_index(
             **run,
         },
     }
+
+
+DROPPED_TOKENS_WARNING = 0.25  # of the text's tokens over all passes; the defaults drop 9-15%
+CUT_SENTENCES_WARNING = 0.10  # of the sentences
+NSP_BALANCE_WARNING = 0.05  # |random share - 0.5|
+SHORT_ROWS = 32  # tokens per row below which a build is hardly BERT pretraining
+
+
+def _problem_warnings(report: InputReport) -> list[str]:
+    """The first few problems of the inputs, then how many more there are."""
+    total = (
+        sum(report.documents_skipped.values())
+        + sum(report.files_skipped.values())
+        + sum(report.repaired.values())
+    )
+    more = total - len(report.examples)
+    tail = [f"... and {more} more like these (see index.json accounting)"] if more > 0 else []
+    return [*report.examples, *tail]
+
+
+def degenerate_warnings(config: dict, counts: dict[str, SplitCounts]) -> list[str]:
+    """Settings that silently waste data: tiny rows, many dropped tokens or cut
+    sentences, an NSP balance far from one half."""
+    warnings = []
+    if config["max_seq_length"] < SHORT_ROWS:
+        warnings.append(
+            f"--max-seq-length {config['max_seq_length']} leaves rows of a few tokens; "
+            "BERT uses 128 to 512"
+        )
+    total = SplitCounts()
+    for split_counts in counts.values():
+        total.add(split_counts)
+    text_tokens = total.tokens * config["dupe_factor"]
+    if text_tokens and total.tokens_dropped / text_tokens > DROPPED_TOKENS_WARNING:
+        warnings.append(
+            f"{total.tokens_dropped / text_tokens:.0%} of the text's tokens are in no row "
+            "(truncated or left over); a larger --max-seq-length keeps more"
+        )
+    if total.sentences and total.sentences_cut / total.sentences > CUT_SENTENCES_WARNING:
+        warnings.append(
+            f"{total.sentences_cut / total.sentences:.0%} of the sentences were longer than "
+            "a row's text and cut; a larger --max-seq-length cuts fewer"
+        )
+    if config["objective"] == "nsp" and total.instances:
+        share = total.random_next / total.instances
+        if abs(share - 0.5) > NSP_BALANCE_WARNING:
+            warnings.append(
+                f"NSP labels are {share:.1%} random (50% expected): documents too short for "
+                "the row length force random pairs"
+            )
+    return warnings
 
 
 def _backend_run(results: list[UnitResult], requested: str) -> dict:
@@ -89,6 +144,8 @@ def summary(index: dict, already_built: bool) -> dict:
         "already_built": already_built,
         "documents": index["accounting"]["documents"]["used"],
         "sentences": sum(counts["sentences"] for counts in index["counts"].values()),
+        "sentences_cut": sum(c["sentences_cut"] for c in index["counts"].values()),
+        "long_sentences_cut": sum(c.get("long_sentences_cut", 0) for c in index["counts"].values()),
         "instances": sum(rows.values()),
         "rows": rows,
         "shards": len(index["shards"]),
