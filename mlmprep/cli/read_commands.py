@@ -50,19 +50,24 @@ def stats_command(output_dir: str, split: str, as_json: bool) -> None:
 @click.command(name="show")
 @click.argument("output_dir")
 @click.option("-n", "count", default=3, show_default=True, type=int, help="Instances to show.")
+@click.option(
+    "--offset", default=0, show_default=True, type=click.IntRange(min=0), help="Rows to skip."
+)
 @SPLIT_OPTION
 @storage_options()
 @friendly
-def show_command(output_dir: str, count: int, split: str) -> None:
-    """Decode instances to text; masked positions appear as [MASK](original).
+def show_command(output_dir: str, count: int, offset: int, split: str) -> None:
+    """Decode instances with the build's tokenizer; masked positions appear as
+    [MASK](original), A and B on lines of their own.
 
     \b
-    Example:
+    Examples:
       mlmprep show out/ -n 3
+      mlmprep show out/ -n 5 --offset 1000 --split validation
     """
     from mlmprep.outputs.show import show
 
-    click.echo("\n\n".join(show(output_dir, count, split)))
+    click.echo("\n\n".join(show(output_dir, count, split, offset)))
 
 
 @click.command(name="validate")

@@ -106,6 +106,10 @@ class TokenEncoder:
     def id_to_token(self, token_id: int) -> str:
         return self._tokenizer.id_to_token(int(token_id)) or self.layout.tokens["unk"]
 
+    def decode(self, ids: list[int]) -> str:
+        """Ids as text through the tokenizer's decoder, special tokens kept."""
+        return self._tokenizer.decode(ids, skip_special_tokens=False)
+
     def encode_documents(
         self, documents: list[list[str]]
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
