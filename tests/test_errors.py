@@ -29,14 +29,23 @@ def invoke(*args: str):
     return result
 
 
-def test_truncated_gzip(tmp_path):
-    path = tmp_path / "a.txt.gz"
-    path.write_bytes(gzip.compress(SENTENCES.encode() * 2000)[:-50])
-    result = invoke(str(path), str(tmp_path / "out"))
-    assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: {path}: corrupt or truncated data (")
-    assert result.stderr.endswith("; re-create the file or leave it out\n")
-    assert result.stderr.count("\n") == 1
+def test_every_corrupt_input_is_reported_in_one_run(tmp_path):
+    """Two damaged .gz files (one truncated, one with a broken header) beside a good one:
+    both are counted and named in the same run; --strict stops at the first."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt.gz").write_bytes(gzip.compress(SENTENCES.encode() * 2000)[:-50])
+    (corpus / "b.txt.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"not gzip data" * 50)
+    (corpus / "c.txt").write_text(SENTENCES * 50)
+    result = CliRunner().invoke(main, ["build", str(corpus), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "files:     1 read, 2 skipped (2 corrupt or truncated data)" in result.stdout
+    for name in ("a.txt.gz", "b.txt.gz"):
+        assert f"warning: {corpus / name}: corrupt or truncated data" in result.stderr
+    strict = invoke(str(corpus), str(tmp_path / "strict"), "--strict")
+    assert strict.exit_code == 1
+    assert strict.stderr.startswith(f"Error: {corpus / 'a.txt.gz'}: corrupt or truncated data")
+    assert "--strict is on" in strict.stderr and strict.stderr.count("\n") == 1
 
 
 def test_unreadable_file(tmp_path, monkeypatch):

@@ -93,11 +93,14 @@ def test_parquet_missing_column_is_a_clear_error(tmp_path):
         read(path)
 
 
-def test_corrupt_gzip_is_a_clear_error(tmp_path):
+def test_a_corrupt_gzip_is_counted_and_fatal_only_when_strict(tmp_path):
     path = tmp_path / "a.txt.gz"
     path.write_bytes(gzip.compress(TEXT.encode() * 100)[:-30])
-    with pytest.raises(InputError, match="corrupt or truncated"):
-        read(path)
+    _, report = read(path)
+    assert report.files_skipped == {"corrupt or truncated data": 1}
+    assert report.examples == [f"{path}: corrupt or truncated data"]
+    with pytest.raises(InputError, match=r"corrupt or truncated data \(--strict is on"):
+        read(path, report=InputReport(strict=True))
 
 
 def test_byte_range_reads_only_its_documents(tmp_path):

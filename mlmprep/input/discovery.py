@@ -11,7 +11,9 @@ from mlmprep.core import storage
 from mlmprep.core.errors import InputError
 from mlmprep.input.readers import (
     BINARY_SNIFF_BYTES,
+    CORRUPT_REASON,
     READ_ERRORS,
+    is_data_error,
     open_binary,
     read_error,
     split_suffixes,
@@ -45,7 +47,11 @@ class InputFile:
     size: int
     mtime_ns: int
     raw_size: int
-    binary: bool
+    skip_reason: str | None = None  # binary, or unreadable: left out and counted
+
+    @property
+    def skipped(self) -> bool:
+        return self.skip_reason is not None
 
 
 def resolve_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> list[str]:
@@ -128,10 +134,18 @@ def describe_inputs(paths: list[str]) -> list[InputFile]:
     for path in paths:
         try:
             size, mtime_ns = _stat(path)
-            binary, raw_size = _sniff(path, size)
         except READ_ERRORS as exc:
             raise read_error(path, exc) from None
-        described.append(InputFile(path, size, mtime_ns, raw_size, binary))
+        try:
+            binary, raw_size = _sniff(path, size)
+        except READ_ERRORS as exc:
+            if not is_data_error(exc):
+                raise read_error(path, exc) from None
+            described.append(InputFile(path, size, mtime_ns, 0, CORRUPT_REASON))
+            continue
+        described.append(
+            InputFile(path, size, mtime_ns, raw_size, BINARY_REASON if binary else None)
+        )
     return described
 
 

@@ -123,10 +123,20 @@ def iter_documents(
             else:
                 yield from _blank_line_documents(lines, report, presplit=fmt == "sentences")
     except READ_ERRORS as exc:
-        raise read_error(name, exc) from None
+        if not is_data_error(exc):
+            raise read_error(name, exc) from None
+        # like other bad input: counted, and fatal only with --strict; the documents
+        # before the damage are used (the same ones on every run)
+        report.skip_file(name, CORRUPT_REASON)
 
 
 READ_ERRORS = (OSError, EOFError, pa.ArrowException, lzma.LZMAError, gzip.BadGzipFile)
+CORRUPT_REASON = "corrupt or truncated data"
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """A file's bytes are bad (not its permissions, nor a vanished file)."""
+    return not isinstance(exc, (PermissionError, FileNotFoundError))
 
 
 def read_error(path: str, exc: BaseException) -> InputError:
@@ -136,7 +146,8 @@ def read_error(path: str, exc: BaseException) -> InputError:
     if isinstance(exc, FileNotFoundError):
         return InputError(f"{path}: file vanished during the build")
     return InputError(
-        f"{path}: corrupt or truncated data ({exc}); re-create the file or leave it out"
+        f"{path}: {CORRUPT_REASON} ({exc}); re-create the file, or leave it out of the "
+        "inputs and run again with --overwrite (the inputs then differ)"
     )
 
 

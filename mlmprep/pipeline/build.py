@@ -19,7 +19,6 @@ from mlmprep.core.files import is_temporary_of, write_json_atomically, write_tex
 from mlmprep.core.writer_lock import LOCK_SUFFIX, writer_lock
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import (
-    BINARY_REASON,
     InputFile,
     describe_inputs,
     fingerprint,
@@ -71,8 +70,8 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
     files = describe_inputs(resolve_inputs(inputs, output_dir))
     if options.strict:
         for file in files:
-            if file.binary:
-                InputReport(strict=True).skip_file(file.path, BINARY_REASON)
+            if file.skipped:
+                InputReport(strict=True).skip_file(file.path, file.skip_reason)
     encoder = encoder_for(config, options.tokenizer_backend)  # an unusable backend fails here
     job = BuildJob(inputs, output_dir, config, options, files, encoder, started)
     with writer_lock(storage.join(output_dir, LOCK_FILE), output_dir):
@@ -87,7 +86,7 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
         try:
             return {**_build(job), "repaired_shards": list(state.damaged)}
         except OSError as exc:  # from our own writes: input problems arrive as InputError
-            raw = sum(f.raw_size for f in files if not f.binary)
+            raw = sum(f.raw_size for f in files if not f.skipped)
             raise _write_error(output_dir, exc, estimated_spill_bytes(raw, config)) from None
 
 
@@ -265,7 +264,7 @@ def no_documents(inputs: list[str], results: list) -> InputError:
 def _plan(job: BuildJob) -> dict:
     """Sizes and units: from the inputs and config only, never the worker count."""
     files = job.files
-    sizing = choose_sizing(sum(f.raw_size for f in files if not f.binary), job.config)
+    sizing = choose_sizing(sum(f.raw_size for f in files if not f.skipped), job.config)
     units = plan_units(files, job.config, sizing.unit_size)
     if not units:
         raise InputError(

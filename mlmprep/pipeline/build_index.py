@@ -7,7 +7,7 @@ from collections import Counter
 from mlmprep.core.config import SPLITS
 from mlmprep.core.counts import SplitCounts
 from mlmprep.input.accounting import InputReport
-from mlmprep.input.discovery import BINARY_REASON, InputFile
+from mlmprep.input.discovery import InputFile
 from mlmprep.pipeline.schema import SCHEMA_VERSION
 from mlmprep.pipeline.shard_names import ShardName
 from mlmprep.pipeline.unit_result import UnitResult
@@ -30,8 +30,8 @@ def build_index(
         for split, unit_counts in result.counts.items():
             counts.setdefault(split, SplitCounts()).add(unit_counts)
     for file in files:
-        if file.binary:
-            report.skip_file(file.path, BINARY_REASON)
+        if file.skipped:
+            report.skip_file(file.path, file.skip_reason)
     backend = _backend_run(results, requested_backend)
     split_rows = Counter()
     for name, shard in shards.items():

@@ -50,7 +50,7 @@ def estimate_plan(
     Rows and tokens are upper estimates (about 3 bytes of text per token)."""
     if input_bytes is None:
         files = describe_inputs(resolve_inputs(inputs, output_dir))
-        raw = sum(f.raw_size for f in files if not f.binary)
+        raw = sum(f.raw_size for f in files if not f.skipped)
         sizing = choose_sizing(raw, config)
         units = plan_units(files, config, sizing.unit_size)
         n_files, n_units = len(files), len(units)

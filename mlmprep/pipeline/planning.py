@@ -59,7 +59,7 @@ def plan_units(files: list[InputFile], config: BuildConfig, unit_size: int) -> l
             group, group_bytes = [], 0
 
     for file in files:
-        if file.binary:
+        if file.skipped:
             continue
         fmt = detect_format(file.path, config.input_format)
         _, compression = split_suffixes(file.path)

@@ -256,7 +256,7 @@ def _plan(
     unit_size: int,
 ) -> dict:
     """Units from the inputs only: 8 MiB, or larger so that there are at most MAX_UNITS."""
-    raw = sum(f.raw_size for f in files if not f.binary)
+    raw = sum(f.raw_size for f in files if not f.skipped)
     size = unit_size or max(WINDOW_BYTES, math.ceil(raw / MAX_UNITS))
     units = plan_units(files, config.build_config(size), size)
     if not units:

@@ -56,7 +56,7 @@ def estimate_tokenize(
 ) -> TokenizeEstimate:
     """Measure a sample of `inputs` with the chosen tokenizer, and scale it."""
     files = describe_inputs(resolve_inputs(inputs, output_paths(prefix)["work"]))
-    readable = [f for f in files if not f.binary]
+    readable = [f for f in files if not f.skipped]
     raw = sum(f.raw_size for f in readable)
     size = unit_size or max(WINDOW_BYTES, math.ceil(raw / MAX_UNITS))
     units = plan_units(files, config.build_config(size), size)

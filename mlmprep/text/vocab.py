@@ -54,7 +54,7 @@ def train_vocab(
         )
     if size <= len(recipe.specials):
         raise ConfigError(f"--size must be larger than {len(recipe.specials)}, got {size}")
-    files = [f.path for f in describe_inputs(resolve_inputs(inputs, output)) if not f.binary]
+    files = [f.path for f in describe_inputs(resolve_inputs(inputs, output)) if not f.skipped]
     if next(_texts(files, input_format, text_field), None) is None:
         raise _no_text(inputs)
     lower = (model == "wordpiece") if lowercase is None else lowercase
