@@ -71,3 +71,13 @@ def test_plan_text_for_an_assumed_size():
     assert result.exit_code == 0, result.output
     assert "input:            1.0 TB of text (assumed)" in result.stdout
     assert "range reads of about 1.1 MB" in result.stdout  # 1 MiB slices
+
+
+def test_plan_takes_every_build_option_and_the_run_options_change_nothing(tmp_path):
+    base = ["plan", str(SAMPLE_DIR), str(tmp_path / "out"), "--dupe-factor", "2", "--json"]
+    run_only = ["--workers", "2", "--engine", "local", "--tmp-dir", str(tmp_path), "--strict",
+                "--overwrite", "-q", "--tokenizer-backend", "hf", "--verify"]  # fmt: skip
+    plain = CliRunner().invoke(main, base)
+    with_run = CliRunner().invoke(main, [*base, *run_only])
+    assert plain.exit_code == with_run.exit_code == 0, with_run.output
+    assert json.loads(with_run.stdout) == json.loads(plain.stdout)

@@ -117,8 +117,9 @@ def build_command(
     help="Plan for a corpus of this many raw bytes (in many files) instead of reading "
     "INPUTS: for capacity planning.",
 )
-@storage_options()
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+@run_options
+@click.option("--tmp-dir", default=None, help="Accepted as build takes it; the plan is the same.")
+@click.option("--verify", is_flag=True, help="Accepted as build takes it; the plan is the same.")
 @friendly
 def plan_command(
     inputs: tuple[str, ...],
@@ -129,7 +130,8 @@ def plan_command(
 ) -> None:
     """Show what `build` would do with the same arguments, without building: units,
     buckets and shards, estimated rows and tokens, temporary disk, work-directory files
-    and object-store requests.
+    and object-store requests. Takes every `build` option: those that only say how a
+    build runs (--workers, --engine, --tmp-dir, ...) do not change the plan.
 
     \b
     Examples:
@@ -140,7 +142,10 @@ def plan_command(
     from mlmprep.cli.render import plan_text
     from mlmprep.pipeline.capacity import estimate_plan
 
-    estimate = estimate_plan(list(inputs), output_dir, BuildConfig(**options), input_bytes)
+    run_only = ("workers", "engine", "scheduler", "tokenizer_backend", "strict", "overwrite",
+                "storage_options", "quiet", "tmp_dir", "verify")  # fmt: skip
+    config = BuildConfig(**{k: v for k, v in options.items() if k not in run_only})
+    estimate = estimate_plan(list(inputs), output_dir, config, input_bytes)
     if as_json:
         click.echo(json.dumps(estimate.to_dict(), sort_keys=True))
         return
