@@ -222,6 +222,29 @@ def _run(
         raise no_documents(inputs, results)
     dtype = token_dtype(identity["tokenizer"]["vocab_size"])
     partials = [storage.join(work.path, r.name) for r in results]
+    files = {
+        "bin": _merge_bins(partials, paths["bin"]),
+        "idx": _merge_indexes(partials, paths["idx"], dtype),
+    }
+    run = {
+        "engine": options.engine,
+        "workers": workers,
+        "units": len(units),
+        "units_done_before": len(done_before),
+        "bytes_processed": processed,
+    }
+    return _manifest(config, identity, dtype, results, files, run)
+
+
+def _manifest(
+    config: TokenizeConfig,
+    identity: dict,
+    dtype: np.dtype,
+    results: list[TokenizeResult],
+    files: dict,
+    run: dict,
+) -> dict:
+    """PREFIX.json: what was made, from what, with which checksums, and how."""
     counts, report = TokenizeCounts(), InputReport()
     for result in results:
         counts.add(result.counts)
@@ -234,17 +257,8 @@ def _run(
         "counts": counts.to_dict(),
         "accounting": report.to_dict(),
         "examples": report.examples,
-        "files": {
-            "bin": _merge_bins(partials, paths["bin"]),
-            "idx": _merge_indexes(partials, paths["idx"], dtype),
-        },
-        "run": {
-            "engine": options.engine,
-            "workers": workers,
-            "units": len(units),
-            "units_done_before": len(done_before),
-            "bytes_processed": processed,
-        },
+        "files": files,
+        "run": run,
     }
 
 

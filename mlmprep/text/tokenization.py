@@ -199,8 +199,7 @@ class TokenEncoder:
 
     @functools.cached_property
     def _marked(self) -> Tokenizer:
-        """The tokenizer with SENTENCE_MARK added: loaded when a batch first needs it (most
-        English never does)."""
+        """The tokenizer with SENTENCE_MARK added, loaded when a batch first needs it."""
         marked = Tokenizer.from_str(self.json)
         marked.add_special_tokens([AddedToken(SENTENCE_MARK, special=True, normalized=False)])
         return marked
@@ -225,8 +224,7 @@ class TokenEncoder:
         return ids
 
     def encode_plain(self, texts: list[str]) -> list[list[int]]:
-        """`tokenizers` ids of plain texts, no special tokens: what a faster backend is
-        checked against and falls back to."""
+        """`tokenizers` ids of plain texts, no special tokens (a faster backend's check)."""
         return _encode_ids(self._tokenizer, texts)
 
     def manifest_entry(self) -> dict:
@@ -242,9 +240,8 @@ class TokenEncoder:
 
 
 def _continuation(definition: dict, vocab: dict[str, int], size: int) -> np.ndarray:
-    """True for tokens that continue the word of the token before them: WordPiece's
-    '##' pieces; for byte-level BPE and SentencePiece, every token without the word-start
-    mark ('Ġ', '▁')."""
+    """True for tokens that continue the word before them: WordPiece's '##' pieces; for
+    byte-level BPE and SentencePiece, tokens without the word-start mark ('Ġ', '▁')."""
     model = definition.get("model") or {}
     continuation = np.zeros(size, dtype=bool)
     if model.get("type") == "WordPiece":
