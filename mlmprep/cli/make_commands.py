@@ -11,13 +11,14 @@ import click
 
 from mlmprep.cli.errors import friendly
 from mlmprep.cli.options import (
-    DEFAULTS,
+    INPUT_FORMAT_OPTION,
+    TEXT_FIELD_OPTION,
     config_options,
     make_run_options,
     run_options,
     storage_options,
 )
-from mlmprep.core.config import INPUT_FORMATS, BuildConfig
+from mlmprep.core.config import BuildConfig
 from mlmprep.pipeline.workers import start_worker_server
 from mlmprep.text.vocab_recipes import MODELS, RECIPES
 
@@ -181,14 +182,8 @@ def plan_command(
     default=None,
     help="Lowercase the text. [default: lowercase for wordpiece, keep case otherwise]",
 )
-@click.option(
-    "--input-format",
-    type=click.Choice(INPUT_FORMATS),
-    default=DEFAULTS.input_format,
-    show_default=True,
-    help="As for build.",
-)
-@click.option("--text-field", default=DEFAULTS.text_field, show_default=True)
+@INPUT_FORMAT_OPTION
+@TEXT_FIELD_OPTION
 @storage_options()
 @friendly
 def vocab_command(

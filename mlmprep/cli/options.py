@@ -22,22 +22,25 @@ from mlmprep.text.tokenizer_backends import BACKENDS, DEFAULT_BACKEND
 
 DEFAULTS = BuildConfig()
 
+INPUT_FORMAT_OPTION = click.option(
+    "--input-format",
+    type=click.Choice(INPUT_FORMATS),
+    default=DEFAULTS.input_format,
+    show_default=True,
+    help="text: blank-line documents, a paragraph per line; jsonl/parquet: a document "
+    "per record; sentences: Google's one sentence per line (not re-split). "
+    "auto: by extension (.jsonl, .parquet, else text).",
+)
+TEXT_FIELD_OPTION = click.option(
+    "--text-field",
+    default=DEFAULTS.text_field,
+    show_default=True,
+    help="Field (jsonl) or column (parquet) holding the text.",
+)
+
 CONFIG_OPTIONS = [
-    click.option(
-        "--input-format",
-        type=click.Choice(INPUT_FORMATS),
-        default=DEFAULTS.input_format,
-        show_default=True,
-        help="text: blank-line documents, a paragraph per line; jsonl/parquet: a document "
-        "per record; sentences: Google's one sentence per line (not re-split). "
-        "auto: by extension (.jsonl, .parquet, else text).",
-    ),
-    click.option(
-        "--text-field",
-        default=DEFAULTS.text_field,
-        show_default=True,
-        help="Field (jsonl) or column (parquet) holding the text.",
-    ),
+    INPUT_FORMAT_OPTION,
+    TEXT_FIELD_OPTION,
     click.option(
         "--tokenizer",
         default=DEFAULTS.tokenizer,

@@ -8,8 +8,13 @@ from typing import Any
 import click
 
 from mlmprep.cli.errors import friendly
-from mlmprep.cli.options import DEFAULTS, make_run_options, run_options
-from mlmprep.core.config import INPUT_FORMATS
+from mlmprep.cli.options import (
+    DEFAULTS,
+    INPUT_FORMAT_OPTION,
+    TEXT_FIELD_OPTION,
+    make_run_options,
+    run_options,
+)
 from mlmprep.pipeline.workers import start_worker_server
 
 
@@ -42,14 +47,8 @@ from mlmprep.pipeline.workers import start_worker_server
 @click.option("--tokenizer", default=DEFAULTS.tokenizer, show_default=True, help="As for build.")
 @click.option("--lowercase/--no-lowercase", default=None, help="As for build.")
 @click.option("--special-tokens", default=None, help="As for build.")
-@click.option(
-    "--input-format",
-    type=click.Choice(INPUT_FORMATS),
-    default=DEFAULTS.input_format,
-    show_default=True,
-    help="As for build.",
-)
-@click.option("--text-field", default=DEFAULTS.text_field, show_default=True)
+@INPUT_FORMAT_OPTION
+@TEXT_FIELD_OPTION
 @click.option(
     "--unit-size",
     default=0,

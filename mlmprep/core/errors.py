@@ -29,5 +29,14 @@ class OutputError(MlmprepError):
     """The output directory cannot be used (not writable, holds another build, disk full)."""
 
 
+def write_failure(where: str, exc: OSError) -> OutputError:
+    """One line for an OSError of our own writes, with the resume hint."""
+    path = f" ({exc.filename})" if exc.filename else ""
+    return OutputError(
+        f"{where}: cannot write ({exc.strerror or exc}){path}; fix it, then run the same "
+        "command again to resume"
+    )
+
+
 class ClusterError(MlmprepError):
     """The connection to a Dask scheduler or its workers was lost mid-build."""

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import SPLITS
-from mlmprep.core.errors import ConfigError, OutputError
+from mlmprep.core.errors import ConfigError, OutputError, write_failure
 from mlmprep.core.files import atomic_path, read_json, write_json_atomically
 from mlmprep.core.writer_lock import writer_lock
 from mlmprep.outputs.export_destination import LOCK_FILE, SUMMARY_FILE, clear_destination
@@ -122,11 +122,7 @@ def export_build(
     try:
         return _export(output_dir, dest, options, progress)
     except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        raise OutputError(
-            f"{dest}: cannot write ({exc.strerror or exc}){where}; fix it, then run the same "
-            "command again to resume"
-        ) from None
+        raise write_failure(dest, exc) from None
 
 
 def _export(output_dir: str, dest: str, options: ExportOptions, progress: bool) -> dict:

@@ -20,7 +20,7 @@ import numpy as np
 
 from mlmprep.core import storage
 from mlmprep.core.config import TRAIN, VALIDATION, BuildConfig
-from mlmprep.core.errors import ConfigError, OutputError
+from mlmprep.core.errors import ConfigError, write_failure
 from mlmprep.core.files import open_atomically, read_json, write_json_atomically
 from mlmprep.core.writer_lock import LOCK_SUFFIX, writer_lock
 from mlmprep.input.accounting import InputReport
@@ -135,11 +135,7 @@ def tokenize(
         try:
             manifest = _run(inputs, paths, config, options, files, identity, unit_size)
         except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise OutputError(
-                f"{prefix}: {exc.strerror or exc}{where}; fix it, then run the same command "
-                "again to resume"
-            ) from None
+            raise write_failure(prefix, exc) from None
         manifest["run"]["total_seconds"] = round(time.monotonic() - started, 3)
         write_json_atomically(paths["manifest"], manifest)
         WorkState.at(paths["work"]).remove()
