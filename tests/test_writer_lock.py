@@ -92,3 +92,19 @@ def test_export_and_tokenize_are_guarded_too(tmp_path):
     held = writer_lock(str(tmp_path / "x.lock"), "x")
     with held, pytest.raises(BusyError), writer_lock(str(tmp_path / "x.lock"), "x"):
         pass  # the lock is per open file: the same process cannot take it twice
+
+
+def test_an_output_that_is_a_file_is_one_line_for_every_command(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a directory")
+    run_build([SAMPLE_DIR], tmp_path / "out")
+    for command in (
+        ["build", str(SAMPLE_DIR), str(taken)],
+        ["tokenize", str(SAMPLE_DIR), str(taken / "wiki")],
+        ["export", str(tmp_path / "out"), str(taken), "--format", "mds"],
+    ):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 1, command
+        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+        assert "Traceback" not in result.output
+    assert taken.read_text() == "a file, not a directory"

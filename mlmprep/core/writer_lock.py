@@ -35,8 +35,16 @@ def writer_lock(path: str, output: str) -> Iterator[None]:
     if storage.is_url(path):
         yield
         return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    handle = _acquire(path, output)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        handle = _acquire(path, output)
+    except BusyError:
+        raise
+    except OSError as exc:
+        raise OutputError(
+            f"{output}: cannot write there ({exc.strerror}: {exc.filename}); choose another "
+            "output or fix its permissions"
+        ) from None
     try:
         yield
     finally:
