@@ -20,6 +20,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from mlmprep.cli.main import main  # noqa: E402
 
+from .fault_proxy import FaultProxy, Faults  # noqa: E402
 from .helpers import plain_sample, run_build, shard_hashes  # noqa: E402
 
 OPTIONS = ["--unit-size", "65536", "--shard-size", "300", "--dupe-factor", "2"]
@@ -78,7 +79,7 @@ def bucket(endpoint, corpus, request):
 
 
 @pytest.fixture(scope="module")
-def local_hashes(corpus, tmp_path_factory):
+def local_build(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("local")
     options = dict(zip(OPTIONS[::2], OPTIONS[1::2]))
     run_build(
@@ -88,10 +89,15 @@ def local_hashes(corpus, tmp_path_factory):
         shard_size=int(options["--shard-size"]),
         dupe_factor=int(options["--dupe-factor"]),
     )
-    return shard_hashes(out)
+    return out
 
 
-def command(name: str, endpoint: str, tmp_dir, workers: int = 2) -> list[str]:
+@pytest.fixture(scope="module")
+def local_hashes(local_build):
+    return shard_hashes(local_build)
+
+
+def command(name: str, endpoint: str, tmp_dir, workers: int = 2, **storage) -> list[str]:
     tmp = ["--tmp-dir", str(tmp_dir)] if tmp_dir else []
     return [
         sys.executable,
@@ -101,7 +107,7 @@ def command(name: str, endpoint: str, tmp_dir, workers: int = 2) -> list[str]:
         f"s3://{name}/corpus",
         f"s3://{name}/out",
         "--storage-options",
-        json.dumps({"endpoint_url": endpoint}),
+        json.dumps({"endpoint_url": endpoint, **storage}),
         *tmp,
         "--workers",
         str(workers),
@@ -204,3 +210,57 @@ def test_tokenize_s3_to_s3_is_byte_identical_to_a_local_run(bucket, endpoint, co
         capture_output=True, text=True,
     )  # fmt: skip
     assert stats.returncode == 0 and stats.stdout.startswith("ok:"), stats.stderr
+
+
+def file_digests(directory) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != "export.json"
+    }
+
+
+def test_faults_are_survived_byte_identical(bucket, endpoint, local_build, local_hashes, tmp_path):
+    """Through a proxy that answers 5% of requests with 503 SlowDown, cuts 3% mid-body and
+    delays 3%: an s3:// -> s3:// build and an export from it end as without faults."""
+    fs, name = bucket
+    faults = Faults(slow_down=0.05, cut=0.03, delayed=0.03, seed=7)
+    with FaultProxy(endpoint, faults) as proxy:
+        done = subprocess.run(command(name, proxy, None), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        exported = subprocess.run(
+            [sys.executable, "-m", "mlmprep.cli", "export", f"s3://{name}/out",
+             str(tmp_path / "mds"), "--format", "mds", "-q",
+             "--storage-options", json.dumps({"endpoint_url": proxy})],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert exported.returncode == 0, exported.stderr
+    assert faults.counts["503"] and faults.counts["cut"] and faults.counts["delayed"]
+    fs.invalidate_cache()
+    assert s3_hashes(fs, name) == local_hashes
+    export_local = CliRunner().invoke(
+        main, ["export", str(local_build), str(tmp_path / "mds-local"), "--format", "mds"]
+    )
+    assert export_local.exit_code == 0
+    assert file_digests(tmp_path / "mds") == file_digests(tmp_path / "mds-local")
+
+
+def test_a_store_that_goes_down_ends_in_one_line_and_the_rerun_resumes(
+    bucket, endpoint, local_hashes
+):
+    fs, name = bucket
+    few_retries = {"config_kwargs": {"retries": {"max_attempts": 2}}}  # a user's own: it wins
+    with FaultProxy(endpoint, Faults(fail_after=150)) as proxy:
+        started = time.monotonic()
+        failing = command(name, proxy, None, **few_retries)
+        failed = subprocess.run(failing, capture_output=True, text=True)
+        seconds = time.monotonic() - started
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("Error: ") and failed.stderr.count("\n") == 1, failed.stderr
+    assert "run the same command again to resume" in failed.stderr
+    assert seconds < 60  # retries with backoff, then it gives up
+    rerun = subprocess.run(command(name, endpoint, None), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resumed:" in rerun.stdout  # the units done before the store went down
+    fs.invalidate_cache()
+    assert s3_hashes(fs, name) == local_hashes

@@ -22,6 +22,14 @@ def friendly(function: Callable[..., Any]) -> Callable[..., Any]:
         except MlmprepError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # storage gave up (an object store down), never a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(
+                f"Error: {where}{exc.strerror or exc} (after retries); check the storage (disk "
+                "or object store), then run the same command again to resume",
+                err=True,
+            )
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted; run the same command again to resume.", err=True)
             sys.exit(130)

@@ -17,6 +17,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 _OPTIONS: dict[str, Any] = {}
+# S3 calls retry with botocore's "standard" mode (exponential backoff with full jitter,
+# on throttling such as 503 SlowDown, on 5xx and on connection errors) and time out;
+# s3fs retries the whole call (a read cut mid-body included) a few times on top. The two
+# multiply, so both are kept small: a store that is down fails a call within seconds.
+# The user's own storage options win, key by key.
+S3_CONFIG = {
+    "retries": {"max_attempts": 4, "mode": "standard"},
+    "connect_timeout": 10,
+    "read_timeout": 60,
+}
+S3_CALL_RETRIES = 2  # s3fs's own retries of a failed call
 
 
 def configure(options: dict[str, Any]) -> None:
@@ -40,7 +51,14 @@ def filesystem(path: str) -> tuple[Any, str]:
         raise ConfigError(
             f"{path}: URLs need fsspec: pip install fsspec (and s3fs, gcsfs...)"
         ) from None
-    return fsspec.core.url_to_fs(path, **_OPTIONS)
+    options = dict(_OPTIONS)
+    s3 = path.startswith(("s3://", "s3a://"))
+    if s3:
+        options["config_kwargs"] = {**S3_CONFIG, **options.get("config_kwargs", {})}
+    fs, inner = fsspec.core.url_to_fs(path, **options)
+    if s3:
+        fs.retries = S3_CALL_RETRIES  # a class attribute of s3fs, not an argument
+    return fs, inner
 
 
 def _fs(path: str) -> Any:
