@@ -15,7 +15,8 @@ from mlmprep.core.writer_lock import BusyError, writer_lock
 
 from .helpers import SAMPLE_DIR, plain_sample, run_build, shard_hashes
 
-BUILD = ["-q", "--workers", "1", "--unit-size", "20000", "--dupe-factor", "10"]
+DUPE = 60  # long enough that the first build still runs while the others try
+BUILD = ["-q", "--workers", "1", "--unit-size", "20000", "--dupe-factor", str(DUPE)]
 
 
 def start(*args: str) -> subprocess.Popen:
@@ -44,6 +45,7 @@ def test_a_second_build_exits_at_once_and_the_first_ends_as_a_lone_build(corpus,
     first = start("build", str(corpus), str(out), *BUILD)
     wait_for(out / ".mlmprep-lock", first)
     for extra in ([], ["--overwrite"]):
+        assert first.poll() is None, "the first build ended before the second could try"
         started = time.monotonic()
         second = subprocess.run(
             [sys.executable, "-m", "mlmprep.cli", "build", str(corpus), str(out), *BUILD, *extra],
@@ -56,7 +58,7 @@ def test_a_second_build_exits_at_once_and_the_first_ends_as_a_lone_build(corpus,
         assert second.stderr.count("\n") == 1
     assert first.wait() == 0, first.stderr.read()
     lone = tmp_path / "lone"
-    run_build([corpus], lone, unit_size=20000, dupe_factor=10)
+    run_build([corpus], lone, unit_size=20000, dupe_factor=DUPE)
     assert shard_hashes(out) == shard_hashes(lone)
     assert not (out / ".mlmprep-lock").exists()
 

@@ -143,9 +143,8 @@ def plan_command(
     from mlmprep.cli.render import plan_text
     from mlmprep.pipeline.capacity import estimate_plan
 
-    run_only = ("workers", "engine", "scheduler", "tokenizer_backend", "strict", "overwrite",
-                "storage_options", "quiet", "tmp_dir", "verify")  # fmt: skip
-    config = BuildConfig(**{k: v for k, v in options.items() if k not in run_only})
+    fields = BuildConfig.__dataclass_fields__  # the run options change nothing in a plan
+    config = BuildConfig(**{k: v for k, v in options.items() if k in fields})
     estimate = estimate_plan(list(inputs), output_dir, config, input_bytes)
     if as_json:
         click.echo(json.dumps(estimate.to_dict(), sort_keys=True))

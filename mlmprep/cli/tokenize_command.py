@@ -15,6 +15,7 @@ from mlmprep.cli.options import (
     make_run_options,
     run_options,
 )
+from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.workers import start_worker_server
 
 
@@ -89,13 +90,12 @@ def tokenize_command(
           --append-eod
       mlmprep tokenize corpus/ data/wiki --plan
     """
-    config_keys = ("fmt", "level", "append_eod", "tokenizer", "lowercase", "special_tokens",
-                   "input_format", "text_field")  # fmt: skip
-    config_values = {key: values.pop(key) for key in config_keys}
+    run_values = {k: values.pop(k) for k in list(values) if k in RunOptions.__dataclass_fields__}
+    config_values = values  # what is left are TokenizeConfig's fields
     if plan_only:
         _print_plan(list(inputs), out_prefix, config_values, unit_size, as_json)
         return
-    options = make_run_options(workers, as_json, quiet, **values)
+    options = make_run_options(workers, as_json, quiet, **run_values)
     if options.engine == "local" and options.workers > 1:
         start_worker_server()
     from mlmprep.cli.render import tokenize_text
