@@ -30,12 +30,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
+from process_rss import RssSampler
 
 from mlmprep.core.config import BuildConfig
 from mlmprep.input.discovery import describe_inputs, resolve_inputs
@@ -136,47 +136,6 @@ def ceiling_unit(args: tuple) -> int:
     if batch:
         tokens += sum(len(ids) for ids in (encode or reference.encode_plain)(batch))
     return tokens
-
-
-class RssSampler:
-    """Peak of the summed RSS of a process and all its descendants, sampled every 50 ms."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_rss(self.pid))
-            time.sleep(0.05)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
-
-
-def _tree_rss(root: int) -> int:
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry)
-        children.setdefault(int(fields[1]), []).append(pid)
-        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack += children.get(pid, [])
-    return total
 
 
 def run_ceiling(corpus: Path, workers: int, tokenizer: str, backend: str) -> tuple[float, int]:

@@ -30,7 +30,8 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
-from bench import RssSampler, run_ceiling, source_documents
+from bench import run_ceiling, source_documents
+from process_rss import RssSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = ROOT / "mlmprep" / "data" / "bert-base-uncased-vocab.txt"

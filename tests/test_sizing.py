@@ -1,5 +1,6 @@
 import json
 import math
+import re
 
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -62,22 +63,41 @@ def test_plan_says_what_build_then_does(tmp_path):
     assert plan["units"] == index["plan"]["units"]
     assert plan["sizing"]["buckets"] == index["plan"]["buckets"]
     assert abs(plan["tasks"] - index["plan"]["tasks"]) <= 2  # parts of streamed files
-    assert plan["rows"] >= sum(s["rows"] for s in index["shards"])  # an upper estimate
+    assert plan["sample"]["sampled_bytes"] > 0.9 * plan["raw_bytes"]  # all of a small corpus
+    rows = sum(s["rows"] for s in index["shards"])
+    assert abs(plan["rows"] / rows - 1) < 0.05
+    assert abs(plan["spill_bytes"] / index["run"]["peak_spill_bytes"] - 1) < 0.1  # small units
+    assert sum(plan["shards"].values()) == len(index["shards"])
     assert plan["work_dir_files"] >= 2 * index["plan"]["tasks"] + len(index["shards"])
 
 
-def test_plan_text_for_an_assumed_size():
-    result = CliRunner().invoke(main, ["plan", "x", "out", "--input-bytes", str(10**12)])
+def test_plan_text_for_an_assumed_size(tmp_path):
+    result = CliRunner().invoke(
+        main,
+        ["plan", str(SAMPLE_DIR), str(tmp_path), "--input-bytes", str(10**12), "--workers", "2"],
+    )
     assert result.exit_code == 0, result.output
-    assert "input:            1.0 TB of text (assumed)" in result.stdout
-    assert "range reads of about 1.1 MB" in result.stdout  # 1 MiB slices
+    assert "input:            1.0 TB of text (assumed, like the inputs; 309.3 KB built" in (
+        result.stdout
+    )
+    assert "units:            255 of about 3.9 GB" in result.stdout  # 1 TB / 255
+    assert re.search(r"time: +about [\d.]+ h with 2 workers", result.stdout)
+
+
+def _without_measured_time(plan: dict) -> dict:
+    """A plan without what depends on how fast this machine ran the sample."""
+    measured = {"resources", "cores_for_target"}
+    sample = {k: v for k, v in plan["sample"].items() if k != "seconds"}
+    return {**{k: v for k, v in plan.items() if k not in measured}, "sample": sample}
 
 
 def test_plan_takes_every_build_option_and_the_run_options_change_nothing(tmp_path):
     base = ["plan", str(SAMPLE_DIR), str(tmp_path / "out"), "--dupe-factor", "2", "--json"]
-    run_only = ["--workers", "2", "--engine", "local", "--tmp-dir", str(tmp_path), "--strict",
+    run_only = ["--engine", "local", "--tmp-dir", str(tmp_path), "--strict",
                 "--overwrite", "-q", "--tokenizer-backend", "hf", "--verify"]  # fmt: skip
-    plain = CliRunner().invoke(main, base)
-    with_run = CliRunner().invoke(main, [*base, *run_only])
+    plain = CliRunner().invoke(main, [*base, "--workers", "2"])
+    with_run = CliRunner().invoke(main, [*base, *run_only, "--workers", "2"])
     assert plain.exit_code == with_run.exit_code == 0, with_run.output
-    assert json.loads(with_run.stdout) == json.loads(plain.stdout)
+    plain_plan, run_plan = json.loads(plain.stdout), json.loads(with_run.stdout)
+    assert _without_measured_time(run_plan) == _without_measured_time(plain_plan)
+    assert run_plan["resources"]["total_rss"] == plain_plan["resources"]["total_rss"]

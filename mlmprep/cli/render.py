@@ -115,27 +115,57 @@ def tokenize_plan_text(plan: TokenizeEstimate) -> str:
     )
 
 
-def plan_text(plan: PlanEstimate) -> str:
+def plan_text(plan: PlanEstimate, target_minutes: float | None = None) -> str:
     """The human-readable plan."""
-    sizing = plan.sizing
+    sizing, sample, memory = plan.sizing, plan.sample, plan.resources
     buckets = ", ".join(f"{n} {split}" for split, n in sizing.buckets.items() if n)
-    shards = ", ".join(f"{n} {split}" for split, n in plan.shards.items())
-    source = f"{plan.files} files" if plan.files else "assumed"
-    return "\n".join(
-        [
-            f"input:            {size_text(plan.raw_bytes)} of text ({source})",
-            f"units:            {plan.units} of about {size_text(sizing.unit_size)} ({plan.tasks} "
-            f"task{'s' if plan.tasks != 1 else ''}), read in windows of "
-            f"{size_text(sizing.window_size)}",
-            f"buckets:          {buckets} (each shuffled in memory by one worker)",
-            f"shards:           {shards}",
-            f"rows:             at most {plan.rows:,} ({plan.tokens:,} tokens)",
-            f"temporary disk:   about {size_text(plan.spill_bytes)} at peak (spill files)",
-            f"work-dir files:   at most {plan.work_dir_files:,}",
-            f"object store:     about {plan.object_store_writes:,} writes and "
-            f"{plan.object_store_reads:,} range reads of about {size_text(plan.slice_bytes)}",
-        ]
-    )
+    shards = ", ".join(f"{n:,} {split}" for split, n in plan.shards.items())
+    source = f"{plan.files} files" if plan.files else "assumed, like the inputs"
+    workers = _workers(plan.workers)
+    lines = [
+        f"input:            {size_text(plan.raw_bytes)} of text ({source}; "
+        f"{size_text(sample.sampled_bytes)} built as a sample)",
+        f"units:            {plan.units} of about {size_text(sizing.unit_size)} ({plan.tasks} "
+        f"task{'s' if plan.tasks != 1 else ''}), read in windows of "
+        f"{size_text(sizing.window_size)}",
+        f"buckets:          {buckets} (each shuffled in memory by one worker)",
+        f"shards:           about {shards}",
+        f"rows:             about {plan.rows:,} (from about {plan.tokens:,} tokens of text)",
+        f"temporary disk:   about {size_text(plan.spill_bytes)} at peak (spill files), "
+        f"beside about {size_text(plan.output_bytes)} of shards",
+        f"memory:           about {size_text(memory.total_rss)} at peak in all ({workers}; "
+        f"{size_text(memory.worker_rss)} the largest worker)",
+        f"time:             about {_duration(memory.seconds)} with {workers}",
+    ]
+    if target_minutes is not None:
+        cores = plan.cores_for_target
+        lines.append(
+            f"{f'within {target_minutes:g} min:':<18}"
+            + (
+                f"{_workers(cores)}"
+                if cores
+                else "not with any number of workers (one unit or bucket alone takes "
+                "longer; lower --unit-size or --shard-size)"
+            )
+        )
+    lines += [
+        f"work-dir files:   at most {plan.work_dir_files:,}",
+        f"object store:     about {plan.object_store_writes:,} writes and "
+        f"{plan.object_store_reads:,} range reads of about {size_text(plan.slice_bytes)}",
+    ]
+    return "\n".join(lines)
+
+
+def _workers(n: int) -> str:
+    return f"{n} worker{'s' if n != 1 else ''}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def size_text(n: float) -> str:

@@ -43,7 +43,12 @@ from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.scheduling import make_engine, run_units, unit_tasks
 from mlmprep.pipeline.schema import SCHEMA_VERSION, output_schema, with_metadata
 from mlmprep.pipeline.shuffle import ShardTask, shard_tasks, write_bucket_shards
-from mlmprep.pipeline.sizing import Sizing, choose_sizing, estimated_spill_bytes
+from mlmprep.pipeline.sizing import (
+    OUTPUT_BYTES_PER_SPILL_BYTE,
+    Sizing,
+    choose_sizing,
+    estimated_spill_bytes,
+)
 from mlmprep.pipeline.spill import SPILL_DIR, SPILL_FORMAT, spill_schema
 from mlmprep.pipeline.unit_result import UnitResult
 from mlmprep.pipeline.units import encoder_for
@@ -86,8 +91,7 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
         try:
             return {**_build(job), "repaired_shards": list(state.damaged)}
         except OSError as exc:  # from our own writes: input problems arrive as InputError
-            raw = sum(f.raw_size for f in files if not f.skipped)
-            raise _write_error(output_dir, exc, estimated_spill_bytes(raw, config)) from None
+            raise _write_error(output_dir, exc, _space_needed(job, work)) from None
 
 
 @dataclass
@@ -128,15 +132,39 @@ class BuildJob:
         return with_metadata(output_schema(self.config), facts)
 
 
-def _write_error(output_dir: str, exc: OSError, spill_bytes: float) -> OutputError:
+@dataclass(frozen=True)
+class SpaceNeeded:
+    """The disk a build needs: its spill files at peak and its shards."""
+
+    spill_bytes: float
+    output_bytes: float
+    measured: bool  # on the units done so far; else the sizing's upper estimate
+
+
+def _space_needed(job: BuildJob, work: WorkState) -> SpaceNeeded:
+    """Spill and shard bytes, scaled from the units done so far as `mlmprep plan` scales
+    its sample; before any unit is done, the sizing's upper estimate."""
+    raw = sum(f.raw_size for f in job.files if not f.skipped)
+    done = [UnitResult.from_dict(r) for r in work.records(UNITS_DIR).values()]
+    done_raw = sum(r.raw_bytes for r in done)
+    if not done_raw:
+        spill = estimated_spill_bytes(raw, job.config)
+        return SpaceNeeded(spill, spill * OUTPUT_BYTES_PER_SPILL_BYTE, measured=False)
+    spill = sum(r.spill.bytes for r in done) / done_raw * raw
+    return SpaceNeeded(spill, spill * OUTPUT_BYTES_PER_SPILL_BYTE, measured=True)
+
+
+def _write_error(output_dir: str, exc: OSError, space: SpaceNeeded) -> OutputError:
     """One line for an OSError of the build's own files, saying what happened to which."""
     where = f" ({exc.filename})" if exc.filename else ""
     again = "run the same command again to resume"
     if exc.errno == errno.ENOSPC:
+        basis = "measured on the units done" if space.measured else "at most; see `mlmprep plan`"
         return OutputError(
             f"{output_dir}: no space left on device{where}; this build needs about "
-            f"{spill_bytes / 1e6:,.0f} MB of temporary space for spill files (see `mlmprep "
-            f"plan`; --tmp-dir puts them elsewhere); free some space and {again}"
+            f"{space.spill_bytes / 1e6:,.0f} MB of temporary space for spill files and "
+            f"{space.output_bytes / 1e6:,.0f} MB for its shards ({basis}; --tmp-dir puts "
+            f"the spill files elsewhere); free some space and {again}"
         )
     if exc.errno == errno.ENOENT:
         return OutputError(

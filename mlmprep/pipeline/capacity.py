@@ -1,4 +1,5 @@
-"""`mlmprep plan`: what a build would make and need, computed without building."""
+"""`mlmprep plan`: what a build would make and need, measured on a sample of its inputs
+(`plan_sample`) and scaled to the whole input, then sized like the build sizes it."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from dataclasses import asdict, dataclass
 
 from mlmprep.core.config import BuildConfig
 from mlmprep.input.discovery import describe_inputs, resolve_inputs
-from mlmprep.pipeline.planning import expected_tasks, plan_units
-from mlmprep.pipeline.sizing import (
-    Sizing,
-    choose_sizing,
-    estimated_instances,
-    estimated_spill_bytes,
-    split_shares,
+from mlmprep.pipeline.plan_resources import (
+    BuildLoad,
+    ResourceEstimate,
+    cores_for,
+    estimate_resources,
 )
+from mlmprep.pipeline.plan_sample import SampleRates, measure_sample
+from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units
+from mlmprep.pipeline.run_options import RunOptions
+from mlmprep.pipeline.sizing import OUTPUT_BYTES_PER_SPILL_BYTE, Sizing, choose_sizing
 
 RECORD_FILES = 1  # plan.json
 WORK_DIR_SLACK = 64  # temporary names and parts in flight
@@ -26,13 +29,18 @@ class PlanEstimate:
 
     files: int
     raw_bytes: int
+    sample: SampleRates
     sizing: Sizing
     units: int
     tasks: int
+    workers: int
     shards: dict[str, int]
     rows: int
     tokens: int
     spill_bytes: int
+    output_bytes: int
+    resources: ResourceEstimate
+    cores_for_target: int | None  # with --target-minutes: workers needed (None: none do)
     work_dir_files: int
     object_store_writes: int
     object_store_reads: int
@@ -43,46 +51,73 @@ class PlanEstimate:
 
 
 def estimate_plan(
-    inputs: list[str], output_dir: str, config: BuildConfig, input_bytes: int | None = None
+    inputs: list[str],
+    output_dir: str,
+    config: BuildConfig,
+    options: RunOptions,
+    input_bytes: int | None = None,
+    target_minutes: float | None = None,
 ) -> PlanEstimate:
-    """The plan of `inputs`, or of a corpus of `input_bytes` raw bytes in many files.
-
-    Rows and tokens are upper estimates (about 3 bytes of text per token)."""
+    """The plan of `inputs`, or of a corpus like them of `input_bytes` raw bytes in many
+    files: measured on a sample of `inputs`, scaled, sized as the build sizes it."""
+    files = describe_inputs(resolve_inputs(inputs, output_dir))
+    raw = sum(f.raw_size for f in files if not f.skipped)
+    sizing = choose_sizing(input_bytes or raw, config)
+    sample = measure_sample(files, config, sizing, options.tokenizer_backend)
     if input_bytes is None:
-        files = describe_inputs(resolve_inputs(inputs, output_dir))
-        raw = sum(f.raw_size for f in files if not f.skipped)
-        sizing = choose_sizing(raw, config)
         units = plan_units(files, config, sizing.unit_size)
-        n_files, n_units = len(files), len(units)
-        tasks = expected_tasks(units, sizing.unit_size)
+        n_units, tasks = len(units), expected_tasks(units, sizing.unit_size)
+        largest = max((_task_bytes(u, sizing) for u in units), default=0)
     else:
-        raw = input_bytes
-        sizing = choose_sizing(raw, config)
-        n_files = 0
+        raw, files = input_bytes, []
         n_units = tasks = max(1, math.ceil(raw / sizing.unit_size))
-    shares = split_shares(config)
-    shards = {}
-    for split, buckets in sizing.buckets.items():
-        if buckets:
-            rows_per_bucket = estimated_instances(raw * shares[split], config) / buckets
-            shards[split] = buckets * max(1, math.ceil(rows_per_bucket / config.shard_size))
-    rows = int(estimated_instances(raw, config))
-    spill = int(estimated_spill_bytes(raw, config))
-    buckets = sum(sizing.buckets.values())
-    n_shards = sum(shards.values())
-    return PlanEstimate(
-        files=n_files,
+        largest = sizing.unit_size
+    split_rows = {split: rate * raw for split, rate in sample.rows.items()}
+    bucket_rows = {s: split_rows[s] / n for s, n in sizing.buckets.items() if n and s in split_rows}
+    shards = {
+        split: sizing.buckets[split] * max(1, math.ceil(rows / config.shard_size))
+        for split, rows in bucket_rows.items()
+    }
+    work_items = max(tasks, sum(sizing.buckets.values()))
+    load = BuildLoad(
+        workers=min(options.workers, work_items),
+        pool=options.workers > 1 and options.engine == "local",
+        tasks=tasks,
+        largest_task_bytes=largest,
+        window_bytes=min(sizing.window_size, largest),
         raw_bytes=raw,
+        rows=round(sum(split_rows.values())),
+        buckets=sum(sizing.buckets.values()),
+        largest_bucket_rows=math.ceil(max(bucket_rows.values(), default=0)),
+        tokens_per_byte=sample.tokens,
+        spill_per_byte=sample.spill_bytes,  # rows: what is read back into memory
+        seconds_per_byte=sample.seconds,
+    )
+    n_shards, buckets = sum(shards.values()), load.buckets
+    spill = int(sample.spill_bytes * raw + tasks * sample.spill_file_overhead(buckets))
+    return PlanEstimate(
+        files=len(files),
+        raw_bytes=raw,
+        sample=sample,
         sizing=sizing,
         units=n_units,
         tasks=tasks,
+        workers=load.workers,
         shards=shards,
-        rows=rows,
-        tokens=int(rows * config.max_seq_length * 0.9),
+        rows=load.rows,
+        tokens=round(sample.tokens * raw),
         spill_bytes=spill,
+        output_bytes=int(spill * OUTPUT_BYTES_PER_SPILL_BYTE),
+        resources=estimate_resources(load),
+        cores_for_target=cores_for(load, target_minutes) if target_minutes else None,
         work_dir_files=2 * tasks + n_shards + RECORD_FILES + WORK_DIR_SLACK,
         # spill files and unit records, shards and their records, index and tokenizer
         object_store_writes=2 * tasks + 2 * n_shards + 2,
         object_store_reads=tasks * buckets,
         slice_bytes=spill // max(1, tasks * buckets),
     )
+
+
+def _task_bytes(unit: Unit, sizing: Sizing) -> int:
+    """Raw bytes of a unit's largest task (a streamed file's part is about a unit)."""
+    return min(unit.raw_bytes, sizing.unit_size) if unit.streamed else unit.raw_bytes

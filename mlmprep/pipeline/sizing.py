@@ -25,6 +25,7 @@ from mlmprep.core.config import TRAIN, VALIDATION, BuildConfig
 MiB = 1024 * 1024
 WINDOW_BYTES = 8 * MiB
 SPILL_BYTES_PER_RAW_BYTE = 1.8  # Arrow IPC with lz4, per pass (measured on en-tech)
+OUTPUT_BYTES_PER_SPILL_BYTE = 0.8  # Parquet shards against their spill (en-tech, sample)
 BYTES_PER_TOKEN = 3.0  # conservative (English ~4.3, Chinese ~3): overestimates instances
 FILL = 0.9  # instances are about 90% of max_num_tokens long
 MIN_SLICE_BYTES = 1 * MiB

@@ -135,6 +135,17 @@ def _one_batch(parts: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch
     return pa.Table.from_batches(parts, schema=schema).combine_chunks().to_batches()[0]
 
 
+def spill_overhead(schema: pa.Schema, batches: int) -> int:
+    """Bytes of a spill file of `batches` empty bucket batches: what a unit's spill file
+    holds beyond its rows (a few hundred bytes per bucket)."""
+    sink = pa.BufferOutputStream()
+    options = ipc.IpcWriteOptions(compression=SPILL_COMPRESSION)
+    with ipc.new_stream(sink, schema, options=options) as writer:
+        for _ in range(batches + 1):  # write_spill's leading header batch, then the buckets
+            writer.write_batch(empty_batch(schema))
+    return sink.tell()
+
+
 def spill_path(spill_dir: str, unit_name: str) -> str:
     return storage.join(spill_dir, f"{unit_name}.arrows")
 

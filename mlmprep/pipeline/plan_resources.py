@@ -1,0 +1,104 @@
+"""Peak memory and wall time of a build, from the measured sample rates and the sizing.
+
+The memory model was fitted on Linux (Python 3.11, local engine) to builds of 0.3 to
+90 MB at dupe 1 and 5 with one and two workers (`benchmarks/plan_accuracy.py` measures it
+again). A worker's peak is a base, plus, while it processes units, the tokens of one
+window (the tokenizer's encodings) and the window's spill rows, plus, while it shuffles,
+its bucket read into memory (about 3 bytes per spill byte). One worker runs in the
+building process itself; more run as processes forked from a server, beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+MB = 1 << 20
+MAIN_PROCESS = 100 * MB  # the building process with more than one worker
+SERIAL_BASE = 210 * MB  # the building process when it runs the work itself
+POOL_PROCESSES = 91 * MB  # the fork server and the resource tracker
+UNIT_WORKER_BASE = 175 * MB  # a worker that processes units
+SHUFFLE_WORKER_BASE = 125 * MB  # a worker that only shuffles buckets
+BYTES_PER_WINDOW_TOKEN = 32
+BUCKET_BYTES_PER_SPILL_BYTE = 3.0
+SHUFFLE_ROWS_PER_SECOND = 150_000  # per worker: read the slices, shuffle, write Parquet
+STARTUP_SECONDS = 0.6  # interpreter, imports, reading the inputs' sizes, the pool
+
+
+@dataclass(frozen=True)
+class BuildLoad:
+    """What one build asks of its machine, from the sample rates scaled up."""
+
+    workers: int  # processes that do the work (never more than there is work for)
+    pool: bool  # workers run beside the building process (more than one asked for)
+    tasks: int
+    largest_task_bytes: int
+    window_bytes: int  # of the largest window
+    raw_bytes: int
+    rows: int
+    buckets: int
+    largest_bucket_rows: int
+    tokens_per_byte: float
+    spill_per_byte: float
+    seconds_per_byte: float  # of unit processing, one process
+
+
+@dataclass(frozen=True)
+class ResourceEstimate:
+    """Peak RSS (the building process, each worker, all processes) and wall time."""
+
+    main_rss: int
+    worker_rss: int
+    total_rss: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def estimate_resources(load: BuildLoad) -> ResourceEstimate:
+    """Peak memory and wall time of `load` (see the module docstring)."""
+    window_tokens = load.window_bytes * load.tokens_per_byte
+    window_spill = load.window_bytes * load.spill_per_byte
+    unit_work = BYTES_PER_WINDOW_TOKEN * window_tokens + window_spill
+    bucket_spill = (
+        load.spill_per_byte * load.raw_bytes * load.largest_bucket_rows / max(load.rows, 1)
+    )
+    shuffle_work = BUCKET_BYTES_PER_SPILL_BYTE * bucket_spill
+    pool = POOL_PROCESSES if load.pool else 0
+    if load.workers == 1:
+        main = int(SERIAL_BASE + unit_work + shuffle_work)
+        return ResourceEstimate(main, main, main + pool, round(_seconds(load), 1))
+    # the first workers both process units and shuffle; the rest do one of the two
+    unit_workers, shufflers = min(load.workers, load.tasks), min(load.workers, load.buckets)
+    both = min(unit_workers, shufflers)
+    worker = UNIT_WORKER_BASE + unit_work + shuffle_work
+    total = (
+        MAIN_PROCESS
+        + pool
+        + both * worker
+        + (unit_workers - both) * (UNIT_WORKER_BASE + unit_work)
+        + (shufflers - both) * (SHUFFLE_WORKER_BASE + shuffle_work)
+    )
+    return ResourceEstimate(MAIN_PROCESS, int(worker), int(total), round(_seconds(load), 1))
+
+
+def _seconds(load: BuildLoad) -> float:
+    """Units spread over the workers (no faster than the largest), then buckets."""
+    unit_bytes = max(load.largest_task_bytes, load.raw_bytes / min(load.workers, load.tasks))
+    shuffle_workers = min(load.workers, load.buckets)
+    shuffle_rows = max(load.largest_bucket_rows, load.rows / shuffle_workers)
+    return (
+        STARTUP_SECONDS
+        + unit_bytes * load.seconds_per_byte
+        + shuffle_rows / SHUFFLE_ROWS_PER_SECOND
+    )
+
+
+def cores_for(load: BuildLoad, minutes: float) -> int | None:
+    """The fewest workers that finish `load` within `minutes`, or None if no number does
+    (the largest unit or bucket alone takes longer)."""
+    for workers in range(1, max(load.tasks, load.buckets) + 1):
+        trial = BuildLoad(**{**asdict(load), "workers": workers, "pool": workers > 1})
+        if _seconds(trial) <= minutes * 60:
+            return workers
+    return None

@@ -1,0 +1,124 @@
+"""Measure what a build makes per raw byte of input: the start of every input file (a
+share of SAMPLE_BYTES each, cut at a document boundary; at most SAMPLE_FILES files spread
+over the list) is run through the build's own unit processing, with the chosen config,
+tokenizer and backend, into a temporary directory."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlmprep.core import storage
+from mlmprep.core.config import BuildConfig
+from mlmprep.input.compressed_parts import cut_parts
+from mlmprep.input.discovery import InputFile, Source
+from mlmprep.input.readers import detect_format
+from mlmprep.pipeline.planning import Unit
+from mlmprep.pipeline.schema import output_schema
+from mlmprep.pipeline.sizing import Sizing
+from mlmprep.pipeline.spill import spill_overhead, spill_schema
+from mlmprep.pipeline.units import UnitTask, encoder_for, process_unit
+
+SAMPLE_BYTES = 4 << 20  # of raw text in all
+SAMPLE_FILES = 64  # files sampled at most, spread over the sorted list
+MIN_FILE_SAMPLE = 64 << 10
+
+
+@dataclass(frozen=True)
+class SampleRates:
+    """What the sample made, per raw byte of input (rows by split); `spill_bytes` counts
+    rows only, without the per-bucket overhead of each spill file (`spill_overhead`)."""
+
+    sampled_bytes: int
+    rows: dict[str, float]
+    tokens: float  # of text, before pairing
+    spill_bytes: float
+    seconds: float  # one process, from reading to the spill file written
+    empty_spill_file: int  # bytes of a spill file without rows
+    bucket_batch: int  # bytes each bucket adds to every spill file, rows aside
+
+    def spill_file_overhead(self, buckets: int) -> int:
+        return self.empty_spill_file + buckets * self.bucket_batch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_sample(
+    files: list[InputFile], config: BuildConfig, sizing: Sizing, backend: str
+) -> SampleRates:
+    """Build the sample of `files` as one unit and return its rates per raw byte."""
+    readable = [f for f in files if not f.skipped]
+    step = max(1, len(readable) / SAMPLE_FILES)
+    chosen = [readable[int(i * step)] for i in range(min(len(readable), SAMPLE_FILES))]
+    budget = max(MIN_FILE_SAMPLE, SAMPLE_BYTES // max(len(chosen), 1))
+    with tempfile.TemporaryDirectory(prefix="mlmprep-plan-") as scratch:
+        sources = [_sample_file(f, config, budget, Path(scratch), n) for n, f in enumerate(chosen)]
+        sampled = sum(storage.size(s.path) for s in sources)
+        buckets = {split: min(n, 1) for split, n in sizing.buckets.items()}
+        task = UnitTask(
+            Unit(0, tuple(sources), sampled),
+            config,
+            scratch,
+            buckets,
+            sizing.window_size,
+            tokenizer_backend=backend,
+        )
+        started = time.monotonic()
+        result = process_unit(task)
+        seconds = time.monotonic() - started
+    schema = spill_schema(output_schema(config), encoder_for(config, backend).vocab_size)
+    empty_file = spill_overhead(schema, 0)
+    bucket_batch = spill_overhead(schema, 1) - empty_file
+    rows_spill = result.spill.bytes - spill_overhead(schema, sum(buckets.values()))
+    per_byte = 1 / max(sampled, 1)
+    return SampleRates(
+        sampled_bytes=sampled,
+        rows={split: sum(rows) * per_byte for split, rows in result.rows.items()},
+        tokens=sum(c.tokens for c in result.counts.values()) * per_byte,
+        spill_bytes=max(rows_spill, 0) * per_byte,
+        empty_spill_file=empty_file,
+        bucket_batch=bucket_batch,
+        seconds=seconds * per_byte,
+    )
+
+
+def _sample_file(
+    file: InputFile, config: BuildConfig, budget: int, scratch: Path, n: int
+) -> Source:
+    """The start of `file` as a file of its own in `scratch`: whole documents, about
+    `budget` bytes of text, decompressed."""
+    fmt = detect_format(file.path, config.input_format)
+    if fmt == "parquet":
+        return _parquet_sample(file.path, config.text_field, budget, scratch / f"{n}.parquet")
+    parts = cut_parts(Source(file.path, fmt), budget, lambda i: str(scratch / f"{n}-{i}"), _never)
+    with contextlib.closing(parts):  # the parts after the first are never written
+        first = next(parts).source
+    return Source(first.path, fmt)
+
+
+def _never(_: int) -> bool:
+    return False
+
+
+def _parquet_sample(path: str, text_field: str, budget: int, sample: Path) -> Source:
+    """The first rows of a Parquet file, about `budget` bytes of text."""
+    batches, taken = [], 0
+    for batch in storage.parquet_file(path).iter_batches(batch_size=256, columns=[text_field]):
+        batches.append(batch)
+        taken += batch.column(0).nbytes
+        if taken >= budget:
+            break
+    table = (
+        pa.Table.from_batches(batches)
+        if batches
+        else pa.table({text_field: pa.array([], pa.string())})
+    )
+    pq.write_table(table, sample)
+    return Source(str(sample), "parquet")
