@@ -21,7 +21,7 @@ SHUFFLE_WORKER_BASE = 125 * MB  # a worker that only shuffles buckets
 BYTES_PER_WINDOW_TOKEN = 32
 BUCKET_BYTES_PER_SPILL_BYTE = 3.0
 SHUFFLE_ROWS_PER_SECOND = 150_000  # per worker: read the slices, shuffle, write Parquet
-STARTUP_SECONDS = 0.6  # interpreter, imports, reading the inputs' sizes, the pool
+STARTUP_SECONDS = 0.5  # interpreter, imports, reading the inputs' sizes, the pool
 
 
 @dataclass(frozen=True)
