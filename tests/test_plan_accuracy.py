@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from plan_accuracy import compare, corpus_available  # noqa: E402
+from plan_accuracy import compare, corpus_available
 
-from .helpers import shared_corpus  # noqa: E402
+from .helpers import shared_corpus
 
 TOLERANCE = 0.2
 
