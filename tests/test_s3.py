@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -144,6 +145,19 @@ def test_s3_to_s3_is_byte_identical(bucket, endpoint, tmp_path, local_hashes, lo
     assert counter.counts.get("PUT", 0) > 0
 
 
+LEASE_SECONDS = 4  # short, so that a killed holder's lease runs out within the test
+
+
+def leased() -> dict:
+    return {**os.environ, "MLMPREP_LEASE_SECONDS": str(LEASE_SECONDS)}
+
+
+def lease_record(fs, name: str) -> dict | None:
+    fs.invalidate_cache()
+    path = f"{name}/out/.mlmprep-lock"
+    return json.loads(fs.cat_file(path)) if fs.exists(path) else None
+
+
 def test_s3_build_killed_and_run_again_ends_identical(bucket, endpoint, tmp_path, local_hashes):
     fs, name = bucket
     process = subprocess.Popen(command(name, endpoint, tmp_path), stderr=subprocess.PIPE)
@@ -159,11 +173,58 @@ def test_s3_build_killed_and_run_again_ends_identical(bucket, endpoint, tmp_path
     assert process.returncode == -signal.SIGKILL, "the build ended before it could be killed"
     fs.invalidate_cache()
     assert not fs.exists(f"{name}/out/index.json")
+    assert lease_record(fs, name)["pid"] == process.pid  # the killed build's lease
+    # on the same host a lease whose process is gone is taken over at once
     rerun = subprocess.run(
         [*command(name, endpoint, tmp_path), "--json"], capture_output=True, text=True
     )
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["resumed_units"] >= 3
+    fs.invalidate_cache()
+    assert s3_hashes(fs, name) == local_hashes
+    assert lease_record(fs, name) is None  # released at the end
+
+
+def test_a_lease_from_another_host_is_taken_over_once_it_runs_out(bucket, endpoint, tmp_path):
+    fs, name = bucket
+    heartbeat = time.time()
+    record = {"pid": 1, "host": "elsewhere", "since": heartbeat - 60, "owner": "x",
+              "heartbeat": heartbeat, "lease_seconds": LEASE_SECONDS}  # fmt: skip
+    fs.pipe_file(f"{name}/out/.mlmprep-lock", json.dumps(record).encode())
+    refused = subprocess.run(command(name, endpoint, tmp_path), capture_output=True, text=True)
+    if time.time() < heartbeat + LEASE_SECONDS:  # it asked before the lease ran out
+        assert refused.returncode == 1, refused.stderr
+        assert "pid 1 on elsewhere" in refused.stderr and "lease runs out" in refused.stderr
+        fs.invalidate_cache()
+        assert not fs.exists(f"{name}/out/.mlmprep-work")  # it touched nothing
+    time.sleep(max(0.0, heartbeat + LEASE_SECONDS - time.time()) + 0.1)  # the lease's end
+    taken = subprocess.run(command(name, endpoint, tmp_path), capture_output=True, text=True)
+    assert taken.returncode == 0, taken.stderr
+    assert lease_record(fs, name) is None
+
+
+def test_a_second_writer_on_s3_is_refused_at_once(bucket, endpoint, tmp_path, local_hashes):
+    fs, name = bucket
+    first = subprocess.Popen(  # a short lease, renewed every LEASE_SECONDS / 3
+        command(name, endpoint, tmp_path / "a"), stderr=subprocess.PIPE, env=leased()
+    )
+    deadline = time.monotonic() + WAIT_SECONDS
+    while first.poll() is None and lease_record(fs, name) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    started = time.monotonic()
+    second = subprocess.run(command(name, endpoint, tmp_path / "b"), capture_output=True, text=True)
+    refused_after = time.monotonic() - started
+    still_running = first.poll() is None
+    assert first.wait() == 0, first.stderr.read()
+    if not still_running:
+        pytest.skip("the first build ended before the second one asked for the lease")
+    assert second.returncode == 1, second.stderr
+    assert f"pid {first.pid} on" in second.stderr and "wait for it to end" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    runs_out = int(re.search(r"lease runs out (\d+) s from now", second.stderr).group(1))
+    assert runs_out <= LEASE_SECONDS  # the first build's own lease, as it renews it
+    assert refused_after < 5  # an interpreter start and three requests; no waiting
     fs.invalidate_cache()
     assert s3_hashes(fs, name) == local_hashes
 
@@ -226,7 +287,9 @@ def test_faults_are_survived_byte_identical(bucket, endpoint, local_build, local
     fs, name = bucket
     faults = Faults(slow_down=0.05, cut=0.03, delayed=0.03, seed=7)
     with FaultProxy(endpoint, faults) as proxy:
-        done = subprocess.run(command(name, proxy, None), capture_output=True, text=True)
+        done = subprocess.run(
+            [*command(name, proxy, None), "--json"], capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stderr
         exported = subprocess.run(
             [sys.executable, "-m", "mlmprep.cli", "export", f"s3://{name}/out",
@@ -236,6 +299,9 @@ def test_faults_are_survived_byte_identical(bucket, endpoint, local_build, local
         )  # fmt: skip
         assert exported.returncode == 0, exported.stderr
     assert faults.counts["503"] and faults.counts["cut"] and faults.counts["delayed"]
+    retries = json.loads(done.stdout)["storage_retries"]
+    # each 503 is retried by botocore; a cut body is retried by s3fs (not counted)
+    assert 0 < retries <= faults.counts["503"] + faults.counts["cut"], (retries, faults.counts)
     fs.invalidate_cache()
     assert s3_hashes(fs, name) == local_hashes
     export_local = CliRunner().invoke(

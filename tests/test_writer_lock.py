@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from mlmprep.cli.main import main
-from mlmprep.core.writer_lock import BusyError, writer_lock
+from mlmprep.core.lock_holder import BusyError
+from mlmprep.core.writer_lock import writer_lock
 
 from .helpers import SAMPLE_DIR, plain_sample, run_build, shard_hashes
 

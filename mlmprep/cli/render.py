@@ -26,6 +26,8 @@ def build_text(summary: dict, output_dir: str) -> str:
     if files_skipped:
         skipped_files = f"{sum(files_skipped.values())} skipped" + _reasons(files_skipped)
         lines.insert(0, f"files:     {accounting['files']['read']} read, {skipped_files}")
+    if summary.get("storage_retries"):
+        lines.append(f"retried:   {summary['storage_retries']} object-store requests")
     if accounting["repaired"]:
         repaired = accounting["repaired"]
         lines.insert(1, f"repaired:  {sum(repaired.values())} lines" + _reasons(repaired))

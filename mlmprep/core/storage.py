@@ -27,7 +27,20 @@ S3_CONFIG = {
     "connect_timeout": 10,
     "read_timeout": 60,
 }
-S3_CALL_RETRIES = 2  # s3fs's own retries of a failed call
+S3_CALL_RETRIES = 3  # s3fs's attempts at a call (a read cut mid-body is retried only here)
+_RETRIES = {"count": 0}  # botocore's retries of S3 requests that then succeeded
+
+
+def _count_retries(parsed: dict | None = None, **_: Any) -> None:
+    """botocore's after-call handler: add the retries the request needed."""
+    if parsed:
+        _RETRIES["count"] += parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+
+
+def take_retries() -> int:
+    """S3 requests retried (by botocore) in this process since the last call."""
+    count, _RETRIES["count"] = _RETRIES["count"], 0
+    return count
 
 
 def configure(options: dict[str, Any]) -> None:
@@ -58,6 +71,9 @@ def filesystem(path: str) -> tuple[Any, str]:
     fs, inner = fsspec.core.url_to_fs(path, **options)
     if s3:
         fs.retries = S3_CALL_RETRIES  # a class attribute of s3fs, not an argument
+        if not getattr(fs, "_mlmprep_counts_retries", False):  # instances are cached
+            fs.connect().meta.events.register("after-call.s3", _count_retries)
+            fs._mlmprep_counts_retries = True
     return fs, inner
 
 

@@ -1,6 +1,7 @@
 """One writer per output: an OS lock (flock) on a lock file beside the output, taken
 before anything there is touched. The kernel drops it when its process dies, however it
-dies, so a killed run never blocks the next one.
+dies, so a killed run never blocks the next one. An object-store output gets a lease
+object at the same path instead (`lease.py`).
 
 The lock file sits beside the work directory, not inside it: `--overwrite` removes a
 work directory, and the lock must outlive that. It is removed when the lock is released;
@@ -10,30 +11,27 @@ a process that locked a file removed meanwhile sees that and takes the new one.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
 import json
 import os
-import socket
-import time
 from collections.abc import Iterator
+from dataclasses import asdict
 
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
+from mlmprep.core.lease import object_lease
+from mlmprep.core.lock_holder import BusyError, Holder
 
 LOCK_SUFFIX = ".mlmprep-lock"
-
-
-class BusyError(OutputError):
-    """Another process is writing the same output."""
 
 
 @contextlib.contextmanager
 def writer_lock(path: str, output: str) -> Iterator[None]:
     """Hold the lock at `path` for writing `output`, or raise BusyError at once naming the
-    holder. Object-store outputs are not locked (no lease yet)."""
+    holder. An object-store output is held by a lease object at `path`."""
     if storage.is_url(path):
-        yield
+        with object_lease(path, output):
+            yield
         return
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -69,21 +67,14 @@ def _acquire(path: str, output: str) -> int:
         if same:  # not a file its last holder removed as we opened it
             break
         os.close(handle)
-    holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
     os.ftruncate(handle, 0)
-    os.pwrite(handle, json.dumps(holder).encode(), 0)
+    os.pwrite(handle, json.dumps(asdict(Holder.of_this_process())).encode(), 0)
     return handle
 
 
 def _describe(data: bytes) -> str:
     """Who holds the lock, from what it wrote there."""
     try:
-        holder = json.loads(data)
-        since = datetime.datetime.fromtimestamp(holder["since"]).strftime("%Y-%m-%d %H:%M:%S")
-        ago = round(time.time() - holder["since"])
-        return (
-            f"another mlmprep process is writing it (pid {holder['pid']} on "
-            f"{holder['host']}, since {since}, {ago} s ago)"
-        )
-    except (ValueError, KeyError, TypeError):
+        return Holder(**json.loads(data)).describe()
+    except (ValueError, TypeError):
         return "another mlmprep process is writing it (it has just started)"

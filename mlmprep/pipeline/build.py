@@ -204,7 +204,11 @@ def _build(job: BuildJob) -> dict:
             work.remove()
             storage.rmtree(spill_dir)
             raise no_documents(job.inputs, results)
-        _run_shards(engine, work, _shard_tasks(job, results, sizing), job.options.progress)
+        shard_retries = _run_shards(
+            engine, work, _shard_tasks(job, results, sizing), job.options.progress
+        )
+    done_names = {r.name for r in done_before}
+    unit_retries = sum(r.storage_retries for r in results if r.name not in done_names)
     run = {
         "engine": job.options.engine,
         "units_seconds": round(units_seconds, 3),
@@ -213,6 +217,8 @@ def _build(job: BuildJob) -> dict:
         "bytes_processed": processed,
         "peak_spill_bytes": sum(r.spill.bytes for r in results),
         "workers": workers,
+        # S3 requests botocore retried in this run (those that then succeeded)
+        "storage_retries": unit_retries + shard_retries + storage.take_retries(),
     }
     index = build_index(
         job.identity,
@@ -309,8 +315,9 @@ def _plan(job: BuildJob) -> dict:
 
 def _run_shards(
     engine: LocalEngine | DaskEngine, work: WorkState, tasks: list[ShardTask], progress: bool
-) -> None:
-    """Write the shards of every bucket not recorded as finished yet."""
+) -> int:
+    """Write the shards of every bucket not recorded as finished yet; return the S3
+    requests retried meanwhile."""
     finished = work.records(SHARDS_DIR)
     pending = [t for t in tasks if not all(name in finished for name in t.names)]
     bar = tqdm(
@@ -321,9 +328,12 @@ def _run_shards(
         disable=not progress,
         dynamic_ncols=True,
     )
+    retries = 0
     with bar:
-        for _ in engine.map_unordered(write_bucket_shards, pending):
+        for result in engine.map_unordered(write_bucket_shards, pending):
+            retries += result.storage_retries
             bar.update(1)
+    return retries
 
 
 def _spill_dir(job: BuildJob, work: WorkState) -> str:

@@ -155,6 +155,7 @@ def summary(index: dict, already_built: bool) -> dict:
         "mb_per_s": round(run["bytes_processed"] / 1e6 / seconds, 3),
         "instances_per_s": round(sum(rows.values()) / seconds, 1),
         "peak_spill_bytes": run["peak_spill_bytes"],
+        "storage_retries": run.get("storage_retries", 0),
         "accounting": index["accounting"],
         "warnings": index["warnings"],
         "repaired_shards": [],

@@ -100,7 +100,15 @@ def shard_tasks(
     return tasks
 
 
-def write_bucket_shards(task: ShardTask) -> list[dict]:
+@dataclass(frozen=True)
+class BucketResult:
+    """The shard records a bucket wrote, and the S3 requests it retried."""
+
+    shards: list[dict]
+    storage_retries: int
+
+
+def write_bucket_shards(task: ShardTask) -> BucketResult:
     """Shuffle the bucket and cut it into len(task.names) near-equal shards."""
     storage.configure(task.storage_options)
     # one chunk per column: `take` from many small chunks is ~1.5x slower
@@ -125,7 +133,7 @@ def write_bucket_shards(task: ShardTask) -> list[dict]:
         work.record(SHARDS_DIR, shard["name"], shard)
     del table
     pa.default_memory_pool().release_unused()
-    return shards
+    return BucketResult(shards, storage.take_retries())
 
 
 def row_groups(

@@ -33,6 +33,7 @@ class UnitResult:
     raw_bytes: int
     part_source: str | None  # the part file cut from a streamed file, deleted once recorded
     tokenizer_backend: dict  # BackendUsage.to_dict()
+    storage_retries: int = 0  # S3 requests retried while it ran (storage.take_retries)
 
     @property
     def order(self) -> tuple[int, int]:

@@ -222,6 +222,7 @@ def process_unit(task: UnitTask) -> UnitResult:
         raw_bytes=unit_raw_bytes(task),
         part_source=task.part_source.path if task.part_source else None,
         tokenizer_backend=backend_usage.to_dict(),
+        storage_retries=storage.take_retries(),
     )
 
 
