@@ -5,6 +5,7 @@ by command with their printed output compared line for line."""
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,14 +54,16 @@ def run_console(block: str, cwd: Path) -> None:
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if marked_blocks(p)], ids=lambda p: p.name)
-def test_the_marked_blocks_run_as_shown(page, workspace, monkeypatch):
-    monkeypatch.chdir(workspace)
+def test_the_marked_blocks_run_as_shown(page, workspace, tmp_path, monkeypatch):
+    own = tmp_path / "workspace"  # each page starts from the same files
+    shutil.copytree(workspace, own, symlinks=True)
+    monkeypatch.chdir(own)
     namespace: dict = {}
     for kind, code in marked_blocks(page):
         if kind == "python":
             exec(compile(code, f"{page.name} block", "exec"), namespace)
         else:
-            run_console(code, workspace)
+            run_console(code, own)
 
 
 def test_some_blocks_are_marked():
