@@ -92,6 +92,7 @@ def estimate_plan(
         tokens_per_byte=sample.tokens,
         spill_per_byte=sample.spill_bytes,  # rows: what is read back into memory
         seconds_per_byte=sample.seconds,
+        process_rss=sample.process_rss,
     )
     n_shards, buckets = sum(shards.values()), load.buckets
     spill = int(sample.spill_bytes * raw + tasks * sample.spill_file_overhead(buckets))

@@ -6,6 +6,11 @@ again). A worker's peak is a base, plus, while it processes units, the tokens of
 window (the tokenizer's encodings) and the window's spill rows, plus, while it shuffles,
 its bucket read into memory (about 3 bytes per spill byte). One worker runs in the
 building process itself; more run as processes forked from a server, beside it.
+
+Every process's base moves with what importing mlmprep and loading the tokenizer cost
+on this machine: the planning process measures that (`process_rss`) and the difference
+from the fit's REFERENCE_PROCESS_RSS is added to each process (35 MB more was seen on a
+fresh CI machine than where the model was fitted).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 MB = 1 << 20
+REFERENCE_PROCESS_RSS = 96 * MB  # the planning process, imports and tokenizer loaded
 MAIN_PROCESS = 100 * MB  # the building process with more than one worker
 SERIAL_BASE = 210 * MB  # the building process when it runs the work itself
 POOL_PROCESSES = 91 * MB  # the fork server and the resource tracker
@@ -40,6 +46,7 @@ class BuildLoad:
     tokens_per_byte: float
     spill_per_byte: float
     seconds_per_byte: float  # of unit processing, one process
+    process_rss: int  # of the planning process before its sample: the machine's base
 
 
 @dataclass(frozen=True)
@@ -64,22 +71,24 @@ def estimate_resources(load: BuildLoad) -> ResourceEstimate:
         load.spill_per_byte * load.raw_bytes * load.largest_bucket_rows / max(load.rows, 1)
     )
     shuffle_work = BUCKET_BYTES_PER_SPILL_BYTE * bucket_spill
-    pool = POOL_PROCESSES if load.pool else 0
+    offset = load.process_rss - REFERENCE_PROCESS_RSS  # per process, this machine's base
+    pool = POOL_PROCESSES + offset if load.pool else 0
     if load.workers == 1:
-        main = int(SERIAL_BASE + unit_work + shuffle_work)
+        main = int(SERIAL_BASE + offset + unit_work + shuffle_work)
         return ResourceEstimate(main, main, main + pool, round(_seconds(load), 1))
     # the first workers both process units and shuffle; the rest do one of the two
     unit_workers, shufflers = min(load.workers, load.tasks), min(load.workers, load.buckets)
     both = min(unit_workers, shufflers)
-    worker = UNIT_WORKER_BASE + unit_work + shuffle_work
+    worker = UNIT_WORKER_BASE + offset + unit_work + shuffle_work
+    main = MAIN_PROCESS + offset
     total = (
-        MAIN_PROCESS
+        main
         + pool
         + both * worker
-        + (unit_workers - both) * (UNIT_WORKER_BASE + unit_work)
-        + (shufflers - both) * (SHUFFLE_WORKER_BASE + shuffle_work)
+        + (unit_workers - both) * (UNIT_WORKER_BASE + offset + unit_work)
+        + (shufflers - both) * (SHUFFLE_WORKER_BASE + offset + shuffle_work)
     )
-    return ResourceEstimate(MAIN_PROCESS, int(worker), int(total), round(_seconds(load), 1))
+    return ResourceEstimate(main, int(worker), int(total), round(_seconds(load), 1))
 
 
 def _seconds(load: BuildLoad) -> float:

@@ -6,6 +6,8 @@ tokenizer and backend, into a temporary directory."""
 from __future__ import annotations
 
 import contextlib
+import os
+import resource
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -40,6 +42,7 @@ class SampleRates:
     tokens: float  # of text, before pairing
     spill_bytes: float
     seconds: float  # one process, from reading to the spill file written
+    process_rss: int  # of this process, imports and tokenizer loaded, before the sample
     empty_spill_file: int  # bytes of a spill file without rows
     bucket_batch: int  # bytes each bucket adds to every spill file, rows aside
 
@@ -71,6 +74,7 @@ def measure_sample(
             tokenizer_backend=backend,
         )
         encoder = encoder_for(config, backend)  # loaded before the clock starts, as in a build
+        process_rss = current_rss()
         started = time.monotonic()
         result = process_unit(task)
         seconds = time.monotonic() - started
@@ -84,10 +88,20 @@ def measure_sample(
         rows={split: sum(rows) * per_byte for split, rows in result.rows.items()},
         tokens=sum(c.tokens for c in result.counts.values()) * per_byte,
         spill_bytes=max(rows_spill, 0) * per_byte,
+        process_rss=process_rss,
         empty_spill_file=empty_file,
         bucket_batch=bucket_batch,
         seconds=seconds * per_byte,
     )
+
+
+def current_rss() -> int:
+    """This process's resident memory now (Linux), or its peak so far elsewhere."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _sample_file(
