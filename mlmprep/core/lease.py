@@ -23,11 +23,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
-from mlmprep.core.lock_holder import BusyError, Holder
+from mlmprep.core.lock_holder import UNKNOWN_HOLDER, BusyError, Holder
 
 DEFAULT_LEASE_SECONDS = 60.0
 
@@ -99,7 +99,7 @@ class _Lease:
         self.lost = False
 
     def acquire(self, output: str) -> None:
-        self.record = LeaseRecord(self.record.holder, self.record.owner, time.time(), self.seconds)
+        self.record = replace(self.record, heartbeat=time.time())
         try:
             self.tag = self.store.create(self.record.encode())
             return
@@ -108,17 +108,16 @@ class _Lease:
         tag, data = self.store.read()
         current = LeaseRecord.decode(data) if data is not None else None
         if current is not None and not current.expired(time.time()):
-            raise BusyError(f"{output}: {_busy(current)}; wait for it to end")
+            raise _busy(output, current)
         try:  # expired (its holder died) or gone: take it over
             self.tag = self.store.replace(self.record.encode(), tag)
         except _Conflict:
             _, data = self.store.read()
-            current = LeaseRecord.decode(data or b"")
-            raise BusyError(f"{output}: {_busy(current)}; wait for it to end") from None
+            raise _busy(output, LeaseRecord.decode(data or b"")) from None
 
     def renew_until_stopped(self) -> None:
         while not self.stop.wait(self.seconds / 3):
-            renewed = LeaseRecord(self.record.holder, self.record.owner, time.time(), self.seconds)
+            renewed = replace(self.record, heartbeat=time.time())
             try:
                 self.tag = self.store.replace(renewed.encode(), self.tag)
             except _Conflict:
@@ -133,13 +132,16 @@ class _Lease:
                 self.store.delete(self.tag)
 
 
-def _busy(record: LeaseRecord | None) -> str:
-    if record is None:
-        return "another mlmprep process is writing it (it has just started)"
-    left = max(0, round(record.heartbeat + record.lease_seconds - time.time()))
-    return (
-        f"{record.holder.describe()}; its lease runs out {left} s from now if it stops renewing it"
-    )
+def _busy(output: str, record: LeaseRecord | None) -> BusyError:
+    """The error for a second writer, naming the lease's holder."""
+    holder = UNKNOWN_HOLDER
+    if record is not None:
+        left = max(0, round(record.heartbeat + record.lease_seconds - time.time()))
+        holder = (
+            f"{record.holder.describe()}; its lease runs out {left} s from now if it stops "
+            "renewing it"
+        )
+    return BusyError(f"{output}: {holder}; wait for it to end")
 
 
 class _S3Store:

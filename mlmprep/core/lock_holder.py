@@ -15,6 +15,10 @@ class BusyError(OutputError):
     """Another process is writing the same output."""
 
 
+# what a second writer is told when the holder's record cannot be read (yet)
+UNKNOWN_HOLDER = "another mlmprep process is writing it (it has just started)"
+
+
 @dataclass(frozen=True)
 class Holder:
     """A writer: its process, host and start time (seconds since the epoch)."""

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
 from mlmprep.core.lease import object_lease
-from mlmprep.core.lock_holder import BusyError, Holder
+from mlmprep.core.lock_holder import UNKNOWN_HOLDER, BusyError, Holder
 
 LOCK_SUFFIX = ".mlmprep-lock"
 
@@ -77,4 +77,4 @@ def _describe(data: bytes) -> str:
     try:
         return Holder(**json.loads(data)).describe()
     except (ValueError, TypeError):
-        return "another mlmprep process is writing it (it has just started)"
+        return UNKNOWN_HOLDER

@@ -137,8 +137,11 @@ class SpaceNeeded:
     """The disk a build needs: its spill files at peak and its shards."""
 
     spill_bytes: float
-    output_bytes: float
     measured: bool  # on the units done so far; else the sizing's upper estimate
+
+    @property
+    def output_bytes(self) -> float:
+        return self.spill_bytes * OUTPUT_BYTES_PER_SPILL_BYTE
 
 
 def _space_needed(job: BuildJob, work: WorkState) -> SpaceNeeded:
@@ -148,10 +151,8 @@ def _space_needed(job: BuildJob, work: WorkState) -> SpaceNeeded:
     done = [UnitResult.from_dict(r) for r in work.records(UNITS_DIR).values()]
     done_raw = sum(r.raw_bytes for r in done)
     if not done_raw:
-        spill = estimated_spill_bytes(raw, job.config)
-        return SpaceNeeded(spill, spill * OUTPUT_BYTES_PER_SPILL_BYTE, measured=False)
-    spill = sum(r.spill.bytes for r in done) / done_raw * raw
-    return SpaceNeeded(spill, spill * OUTPUT_BYTES_PER_SPILL_BYTE, measured=True)
+        return SpaceNeeded(estimated_spill_bytes(raw, job.config), measured=False)
+    return SpaceNeeded(sum(r.spill.bytes for r in done) / done_raw * raw, measured=True)
 
 
 def _write_error(output_dir: str, exc: OSError, space: SpaceNeeded) -> OutputError:

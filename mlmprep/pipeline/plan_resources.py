@@ -15,7 +15,7 @@ fresh CI machine than where the model was fitted).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 MB = 1 << 20
 REFERENCE_PROCESS_RSS = 96 * MB  # the planning process, imports and tokenizer loaded
@@ -107,7 +107,7 @@ def cores_for(load: BuildLoad, minutes: float) -> int | None:
     """The fewest workers that finish `load` within `minutes`, or None if no number does
     (the largest unit or bucket alone takes longer)."""
     for workers in range(1, max(load.tasks, load.buckets) + 1):
-        trial = BuildLoad(**{**asdict(load), "workers": workers, "pool": workers > 1})
+        trial = replace(load, workers=workers, pool=workers > 1)
         if _seconds(trial) <= minutes * 60:
             return workers
     return None

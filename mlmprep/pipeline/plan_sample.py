@@ -81,7 +81,7 @@ def measure_sample(
     schema = spill_schema(output_schema(config), encoder.vocab_size)
     empty_file = spill_overhead(schema, 0)
     bucket_batch = spill_overhead(schema, 1) - empty_file
-    rows_spill = result.spill.bytes - spill_overhead(schema, sum(buckets.values()))
+    rows_spill = result.spill.bytes - empty_file - sum(buckets.values()) * bucket_batch
     per_byte = 1 / max(sampled, 1)
     return SampleRates(
         sampled_bytes=sampled,
