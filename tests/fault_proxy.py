@@ -30,6 +30,7 @@ class Faults:
     delayed: float = 0.0
     delay: float = 0.3
     fail_after: int | None = None  # from this many requests on, every one fails (503)
+    blocked_puts: str | None = None  # PUTs to paths holding this fail (503), once set
     seed: int = 0
     counts: Counter = field(default_factory=Counter)
 
@@ -37,7 +38,12 @@ class Faults:
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
 
-    def draw(self) -> str:
+    def draw(self, method: str = "GET", path: str = "") -> str:
+        blocked = self.blocked_puts
+        if method == "PUT" and blocked is not None and blocked in path:
+            with self._lock:
+                self.counts["blocked"] += 1
+            return "503"
         with self._lock:
             roll = self._rng.random()
             seen = sum(self.counts.values())
@@ -84,7 +90,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _forward(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        outcome = self.proxy.faults.draw()
+        outcome = self.proxy.faults.draw(self.command, self.path)
         if outcome == "503":
             self.send_response(503)
             self.send_header("Content-Type", "application/xml")

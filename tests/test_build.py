@@ -394,3 +394,26 @@ def test_a_large_compressed_file_is_cut_into_parts_for_every_worker(tmp_path, mo
     for workers in (2, 3):
         run_build([path], tmp_path / f"out-{workers}", workers=workers, unit_size=32 * 1024)
         assert shard_hashes(tmp_path / f"out-{workers}") == shard_hashes(tmp_path / "out")
+
+
+def test_shard_records_are_read_once_not_once_per_bucket(tmp_path, monkeypatch):
+    """Guards the shard phase's cost on object storage: before the fix every bucket task
+    listed and parsed every shard record (buckets² reads, GETs on S3); now what is done
+    is decided from one listing of names and each record is read once, for the index."""
+    from mlmprep.core import files
+
+    reads = []
+    real_read_json = files.read_json
+
+    def counting(path):
+        reads.append(str(path))
+        return real_read_json(path)
+
+    monkeypatch.setattr("mlmprep.pipeline.manifest.read_json", counting)
+    out = tmp_path / "out"
+    run_build([plain_sample(tmp_path / "corpus")], out, unit_size=16 * 1024, shard_size=150)
+    shards = json.loads((out / "index.json").read_text())["shards"]
+    assert len(shards) > 4  # buckets enough for buckets² reads to show
+    shard_reads = [p for p in reads if "/.mlmprep-work/shards/" in p]
+    assert sorted(shard_reads) == sorted(set(shard_reads))
+    assert len(shard_reads) == len(shards)

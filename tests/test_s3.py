@@ -330,3 +330,38 @@ def test_a_store_that_goes_down_ends_in_one_line_and_the_rerun_resumes(
     assert "resumed:" in rerun.stdout  # the units done before the store went down
     fs.invalidate_cache()
     assert s3_hashes(fs, name) == local_hashes
+
+
+def test_a_lost_lease_stops_writing(bucket, endpoint):
+    """Guards the lease: before the fix a build whose renewals failed only noted it and
+    kept writing until it ended, while after LEASE_SECONDS another host could take the
+    output over. Here every renewal fails once units are recorded; the build must stop
+    with one line, and commit nothing once another writer could hold the lease."""
+    fs, name = bucket
+    faults = Faults()
+    with FaultProxy(endpoint, faults) as proxy:
+        args = [*command(name, proxy, None), "--dupe-factor", "12"]
+        build = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=leased())
+        records = f"{name}/out/.mlmprep-work/units"
+        deadline = time.monotonic() + WAIT_SECONDS
+        while build.poll() is None and time.monotonic() < deadline:
+            fs.invalidate_cache()
+            if fs.exists(records) and fs.ls(records):
+                break
+            time.sleep(0.05)
+        faults.blocked_puts = "/out/.mlmprep-lock"  # renewals fail from here on
+        blocked_at = time.time()
+        _, stderr = build.communicate(timeout=WAIT_SECONDS)
+    assert build.returncode == 1, stderr
+    assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+    assert "lost its lease" in stderr and "stopped writing" in stderr
+    assert faults.counts["blocked"] > 0
+    fs.invalidate_cache()
+    assert not fs.exists(f"{name}/out/index.json")
+    written = [
+        info for info in fs.find(f"{name}/out", detail=True).values()
+        if not info["name"].endswith(".mlmprep-lock")
+    ]  # fmt: skip
+    latest = max(info["LastModified"].timestamp() for info in written)
+    # S3 keeps whole seconds: a commit after the lease could be taken over is a failure
+    assert latest < blocked_at + LEASE_SECONDS + 1, (latest - blocked_at, stderr)

@@ -99,8 +99,15 @@ def build_command(
     elif summary["repaired_shards"]:
         names = ", ".join(summary["repaired_shards"])
         click.echo(f"repaired: {names} (missing or damaged) written again")
-    elif summary["resumed_units"]:
+    elif summary["resumed_units"] or summary["redone_units"]:
         click.echo(f"resumed: {summary['resumed_units']} units were already done")
+    if summary["redone_units"]:
+        redone = summary["redone_units"]
+        click.echo(
+            f"redone: {len(redone)} units recorded as done whose spill files were missing or "
+            f"short ({', '.join(redone[:3])}{', ...' if len(redone) > 3 else ''}); keep "
+            "--tmp-dir on storage that outlives the build to resume without redoing them"
+        )
     if not quiet:
         for warning in summary["warnings"]:
             click.echo(f"warning: {warning}", err=True)

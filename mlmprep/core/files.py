@@ -7,12 +7,24 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from mlmprep.core import storage
 
 TEMPORARY_MARK = ".tmp-"  # a file being written is named <final name>.tmp-<pid>
+_COMMIT_CHECKS: list[Callable[[], None]] = []  # run before every rename into place
+
+
+@contextlib.contextmanager
+def commits_checked_by(check: Callable[[], None]) -> Iterator[None]:
+    """Run `check` before every file is renamed into place while the block runs (it
+    raises to stop the commit: the writer lost its lease)."""
+    _COMMIT_CHECKS.append(check)
+    try:
+        yield
+    finally:
+        _COMMIT_CHECKS.remove(check)
 
 
 def temporary_name(path: str) -> str:
@@ -32,6 +44,8 @@ def atomic_path(path: str) -> Iterator[str]:
     tmp = temporary_name(path)
     try:
         yield tmp
+        for check in _COMMIT_CHECKS:
+            check()
         storage.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):  # the error being raised says more

@@ -10,6 +10,12 @@ if absent (If-None-Match), replaced or deleted only if unchanged since it was re
 (If-Match), so two writers can never both hold it. Stores without conditional writes get
 the same protocol with a read-back check, which narrows the race but cannot close it.
 
+A holder that cannot renew for two thirds of the lease (two beats in a row failed, or
+another writer replaced the lease) has lost it: from then on every commit of a file
+(`core/files.atomic_path`) raises `LeaseLostError`, in the building process through the
+lease itself and in workers through `LeaseCheck`, which reads the lease object before
+each commit. The third left over is the margin before another host may take over.
+
 `MLMPREP_LEASE_SECONDS` sets the lease (default 60 s).
 """
 
@@ -25,11 +31,17 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 
-from mlmprep.core import storage
+from mlmprep.core import files, storage
 from mlmprep.core.errors import OutputError
 from mlmprep.core.lock_holder import UNKNOWN_HOLDER, BusyError, Holder
 
 DEFAULT_LEASE_SECONDS = 60.0
+LOST_AFTER = 2 / 3  # of the lease without a renewal: lost (another may take over at 1)
+_HELD: dict[str, _Lease] = {}  # the leases this process holds, by path
+
+
+class LeaseLostError(OutputError):
+    """This run's lease was lost: it must not write to the output any more."""
 
 
 class _Conflict(Exception):
@@ -70,33 +82,79 @@ def lease_seconds() -> float:
 
 
 @contextlib.contextmanager
-def object_lease(path: str, output: str) -> Iterator[None]:
+def object_lease(path: str, output: str) -> Iterator[LeaseCheck]:
     """Hold the lease at URL `path` for writing `output`, renewed in a thread; raise
-    BusyError at once when another live writer holds it."""
-    lease = _Lease(_store_for(path), lease_seconds())
+    BusyError at once when another live writer holds it. Yields the check that workers
+    run before committing a file; in this process every commit is checked meanwhile."""
+    lease = _Lease(_store_for(path), lease_seconds(), path, output)
     lease.acquire(output)
     renewer = threading.Thread(target=lease.renew_until_stopped, daemon=True)
     renewer.start()
+    _HELD[path] = lease
+    check = LeaseCheck(path, output, lease.record.owner, lease.seconds)
     try:
-        yield
+        with files.commits_checked_by(check.verify):
+            yield check
     finally:
+        del _HELD[path]
         lease.stop.set()
-        renewer.join()
-        lease.release()
-    if lease.lost:
-        raise OutputError(
-            f"{output}: this run lost its lease ({path}) to another writer after its "
-            "heartbeat failed; run the same command again, which checks the output"
-        )
+        if not (lease.lost or lease.stale()):  # a lost lease is not waited for nor deleted
+            renewer.join()
+            lease.release()
+    lease.verify()
+
+
+@dataclass(frozen=True)
+class LeaseCheck:
+    """What a worker needs to tell whether the build still holds its lease (picklable)."""
+
+    path: str
+    output: str
+    owner: str
+    seconds: float
+
+    def verify(self) -> None:
+        """Raise LeaseLostError unless the lease is still this build's and fresh: in the
+        holding process from what its renewals saw, elsewhere by reading the lease."""
+        held = _HELD.get(self.path)
+        if held is not None and held.record.owner == self.owner:
+            held.verify()
+            return
+        _, data = _store_for(self.path).read()
+        record = LeaseRecord.decode(data) if data is not None else None
+        if record is None or record.owner != self.owner:
+            raise _lost(self.output, self.path, "another writer holds it now")
+        if time.time() - record.heartbeat > self.seconds * LOST_AFTER:
+            raise _lost(self.output, self.path, "its heartbeat stopped")
+
+
+@contextlib.contextmanager
+def commits_guarded(check: LeaseCheck | None) -> Iterator[None]:
+    """In a worker: every file committed in the block first checks the build's lease
+    (none to check for a local output, whose flock cannot be lost)."""
+    if check is None:
+        yield
+        return
+    with files.commits_checked_by(check.verify):
+        yield
+
+
+def _lost(output: str, path: str, why: str) -> LeaseLostError:
+    return LeaseLostError(
+        f"{output}: this run lost its lease ({path}; {why}) and stopped writing; run the "
+        "same command again once no other writer is at work there, which checks the output"
+    )
 
 
 class _Lease:
-    def __init__(self, store: _S3Store | _PlainStore, seconds: float) -> None:
-        self.store, self.seconds = store, seconds
+    def __init__(
+        self, store: _S3Store | _PlainStore, seconds: float, path: str, output: str
+    ) -> None:
+        self.store, self.seconds, self.path, self.output = store, seconds, path, output
         self.record = LeaseRecord(Holder.of_this_process(), uuid.uuid4().hex, 0.0, seconds)
         self.tag = ""
         self.stop = threading.Event()
-        self.lost = False
+        self.lost = ""  # why, once lost
 
     def acquire(self, output: str) -> None:
         self.record = replace(self.record, heartbeat=time.time())
@@ -116,20 +174,31 @@ class _Lease:
             raise _busy(output, LeaseRecord.decode(data or b"")) from None
 
     def renew_until_stopped(self) -> None:
+        """Renew every third of the lease; a failed renewal counts toward losing it."""
         while not self.stop.wait(self.seconds / 3):
             renewed = replace(self.record, heartbeat=time.time())
             try:
                 self.tag = self.store.replace(renewed.encode(), self.tag)
+                self.record = renewed
             except _Conflict:
-                self.lost = True
+                self.lost = "another writer holds it now"
                 return
-            except OSError:
-                continue  # the store is unreachable: try again at the next beat
+            except OSError:  # the store is unreachable: lost if it stays so
+                if self.stale():
+                    self.lost = "its heartbeat could not be renewed"
+                    return
+
+    def stale(self) -> bool:
+        return time.time() - self.record.heartbeat > self.seconds * LOST_AFTER
+
+    def verify(self) -> None:
+        """Raise LeaseLostError once the lease is lost (or overdue for renewal)."""
+        if self.lost or self.stale():
+            raise _lost(self.output, self.path, self.lost or "its heartbeat stopped")
 
     def release(self) -> None:
-        if not self.lost:
-            with contextlib.suppress(OSError, _Conflict):
-                self.store.delete(self.tag)
+        with contextlib.suppress(OSError, _Conflict):
+            self.store.delete(self.tag)
 
 
 def _busy(output: str, record: LeaseRecord | None) -> BusyError:

@@ -19,19 +19,20 @@ from dataclasses import asdict
 
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
-from mlmprep.core.lease import object_lease
+from mlmprep.core.lease import LeaseCheck, object_lease
 from mlmprep.core.lock_holder import UNKNOWN_HOLDER, BusyError, Holder
 
 LOCK_SUFFIX = ".mlmprep-lock"
 
 
 @contextlib.contextmanager
-def writer_lock(path: str, output: str) -> Iterator[None]:
+def writer_lock(path: str, output: str) -> Iterator[LeaseCheck | None]:
     """Hold the lock at `path` for writing `output`, or raise BusyError at once naming the
-    holder. An object-store output is held by a lease object at `path`."""
+    holder. An object-store output is held by a lease object at `path`: then the block
+    gets the check its workers run before committing a file (an flock cannot be lost)."""
     if storage.is_url(path):
-        with object_lease(path, output):
-            yield
+        with object_lease(path, output) as check:
+            yield check
         return
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -44,7 +45,7 @@ def writer_lock(path: str, output: str) -> Iterator[None]:
             "output or fix its permissions"
         ) from None
     try:
-        yield
+        yield None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import hashlib
@@ -16,6 +17,7 @@ from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
 from mlmprep.core.errors import ConfigError, InputError, OutputError
 from mlmprep.core.files import is_temporary_of, write_json_atomically, write_text_atomically
+from mlmprep.core.lease import LeaseCheck
 from mlmprep.core.writer_lock import LOCK_SUFFIX, writer_lock
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import (
@@ -38,9 +40,9 @@ from mlmprep.pipeline.manifest import (
     versions,
 )
 from mlmprep.pipeline.output_dir import prepare_output
-from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units
+from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units, worker_count
 from mlmprep.pipeline.run_options import RunOptions
-from mlmprep.pipeline.scheduling import make_engine, run_units, unit_tasks
+from mlmprep.pipeline.scheduling import make_engine, resumable_units, run_units, unit_tasks
 from mlmprep.pipeline.schema import SCHEMA_VERSION, output_schema, with_metadata
 from mlmprep.pipeline.shuffle import ShardTask, shard_tasks, write_bucket_shards
 from mlmprep.pipeline.sizing import (
@@ -79,7 +81,8 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
                 InputReport(strict=True).skip_file(file.path, file.skip_reason)
     encoder = encoder_for(config, options.tokenizer_backend)  # an unusable backend fails here
     job = BuildJob(inputs, output_dir, config, options, files, encoder, started)
-    with writer_lock(storage.join(output_dir, LOCK_FILE), output_dir):
+    with writer_lock(storage.join(output_dir, LOCK_FILE), output_dir) as lease:
+        job.lease = lease
         state = prepare_output(output_dir, job.identity, options.overwrite, options.verify)
         work = WorkState(output_dir)
         if state.finished and not state.damaged:
@@ -105,6 +108,7 @@ class BuildJob:
     files: list[InputFile]
     encoder: TokenEncoder
     started: float
+    lease: LeaseCheck | None = None  # on object storage: workers check it before commits
 
     @functools.cached_property
     def identity(self) -> dict:
@@ -189,18 +193,16 @@ def _build(job: BuildJob) -> dict:
     sizing = Sizing.from_dict(plan["sizing"])
     spill_dir = _spill_dir(job, work)
     storage.makedirs(spill_dir)
-    done_before = [UnitResult.from_dict(r) for r in work.records(UNITS_DIR).values()]
-    # never more processes than there is work for: idle workers cost startup time
-    work_items = max(expected_tasks(units, sizing.unit_size), sum(sizing.buckets.values()))
-    workers = min(job.options.workers, work_items)
+    done_before, redone = resumable_units(work)
+    tasks_of_units = expected_tasks(units, sizing.unit_size)
+    workers = worker_count(job.options.workers, tasks_of_units, sum(sizing.buckets.values()))
     with make_engine(job.options, workers) as engine:
-        tasks = unit_tasks(units, job.config, sizing, spill_dir, job.options, done_before)
-        processed = run_units(engine, work, tasks, units, done_before, job.options.progress)
-        units_seconds = time.monotonic() - job.started
-        results = sorted(
-            (UnitResult.from_dict(r) for r in work.records(UNITS_DIR).values()),
-            key=lambda r: r.order,
+        tasks = unit_tasks(
+            units, job.config, sizing, spill_dir, job.options, done_before, job.lease
         )
+        new = run_units(engine, work, tasks, units, done_before, job.options.progress)
+        units_seconds = time.monotonic() - job.started
+        results = sorted([*done_before, *new], key=lambda r: r.order)
         if not any(r.documents_used for r in results):
             work.remove()
             storage.rmtree(spill_dir)
@@ -208,14 +210,14 @@ def _build(job: BuildJob) -> dict:
         shard_retries = _run_shards(
             engine, work, _shard_tasks(job, results, sizing), job.options.progress
         )
-    done_names = {r.name for r in done_before}
-    unit_retries = sum(r.storage_retries for r in results if r.name not in done_names)
+    unit_retries = sum(r.storage_retries for r in new)
     run = {
         "engine": job.options.engine,
         "units_seconds": round(units_seconds, 3),
         "total_seconds": round(time.monotonic() - job.started, 3),
         "units_done_before": len(done_before),
-        "bytes_processed": processed,
+        "units_redone": redone,  # recorded, but their spill files were missing or short
+        "bytes_processed": sum(r.raw_bytes for r in new),
         "peak_spill_bytes": sum(r.spill.bytes for r in results),
         "workers": workers,
         # S3 requests botocore retried in this run (those that then succeeded)
@@ -259,6 +261,7 @@ def _shard_tasks(job: BuildJob, results: list[UnitResult], sizing: Sizing) -> li
         schema,
         spilled,
         job.options.storage_options,
+        job.lease,
     )
 
 
@@ -317,10 +320,14 @@ def _plan(job: BuildJob) -> dict:
 def _run_shards(
     engine: LocalEngine | DaskEngine, work: WorkState, tasks: list[ShardTask], progress: bool
 ) -> int:
-    """Write the shards of every bucket not recorded as finished yet; return the S3
-    requests retried meanwhile."""
-    finished = work.records(SHARDS_DIR)
-    pending = [t for t in tasks if not all(name in finished for name in t.names)]
+    """Write the shards of every bucket not recorded as finished yet (decided from one
+    listing of the records' names); return the S3 requests retried meanwhile."""
+    finished = work.names(SHARDS_DIR)
+    pending = [
+        dataclasses.replace(t, done=frozenset(finished.intersection(t.names)))
+        for t in tasks
+        if not finished.issuperset(t.names)
+    ]
     bar = tqdm(
         total=len(tasks),
         initial=len(tasks) - len(pending),

@@ -151,6 +151,7 @@ def summary(index: dict, already_built: bool) -> dict:
         "shards": len(index["shards"]),
         "input_bytes": run["input_bytes"],
         "resumed_units": run["units_done_before"],
+        "redone_units": run.get("units_redone", []),
         "seconds": run["total_seconds"],
         "mb_per_s": round(run["bytes_processed"] / 1e6 / seconds, 3),
         "instances_per_s": round(sum(rows.values()) / seconds, 1),

@@ -15,7 +15,7 @@ from mlmprep.pipeline.plan_resources import (
     estimate_resources,
 )
 from mlmprep.pipeline.plan_sample import SampleRates, measure_sample
-from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units
+from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units, worker_count
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.sizing import OUTPUT_BYTES_PER_SPILL_BYTE, Sizing, choose_sizing
 
@@ -78,9 +78,8 @@ def estimate_plan(
         split: sizing.buckets[split] * max(1, math.ceil(rows / config.shard_size))
         for split, rows in bucket_rows.items()
     }
-    work_items = max(tasks, sum(sizing.buckets.values()))
     load = BuildLoad(
-        workers=min(options.workers, work_items),
+        workers=worker_count(options.workers, tasks, sum(sizing.buckets.values())),
         pool=options.workers > 1 and options.engine == "local",
         tasks=tasks,
         largest_task_bytes=largest,

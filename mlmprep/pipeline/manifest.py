@@ -109,6 +109,15 @@ class WorkState:
     def record(self, kind: str, name: str, data: dict) -> None:
         write_json_atomically(storage.join(self.path, kind, f"{name}.json"), data)
 
+    def names(self, kind: str) -> set[str]:
+        """The names recorded under `kind`, from one listing (no record is read)."""
+        directory = storage.join(self.path, kind)
+        return {n[:-5] for n in storage.listdir(directory) if n.endswith(".json")}
+
+    def forget(self, kind: str, name: str) -> None:
+        """Remove one record: that unit or shard is to be made again."""
+        storage.remove(storage.join(self.path, kind, f"{name}.json"))
+
     def records(self, kind: str) -> dict[str, dict]:
         directory = storage.join(self.path, kind)
         return {

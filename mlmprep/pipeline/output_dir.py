@@ -3,17 +3,15 @@ build finished, an unfinished one to resume, another build), and --overwrite."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
-from mlmprep.core.files import read_json, sha256_file
+from mlmprep.core.files import TEMPORARY_MARK, sha256_file
 from mlmprep.pipeline.card import CARD, written_by_mlmprep
 from mlmprep.pipeline.manifest import (
     INDEX,
-    SHARDS_DIR,
     TOKENIZER_FILE,
     WorkState,
     differences,
@@ -101,24 +99,15 @@ def _check_writable(output_dir: str) -> None:
 
 
 def remove_build(output_dir: str) -> None:
-    """--overwrite: delete only what mlmprep wrote: the shards index.json lists (every
-    shard-named file when index.json is unreadable), those recorded by an unfinished
-    build, the manifest, our dataset card and the work directory."""
+    """--overwrite: delete only what mlmprep wrote: every file the build's shard naming
+    rule could have made (a killed build renames a bucket's shards before it records
+    them) and their temporary files, the manifest, the tokenizer, our dataset card and
+    the work directory."""
     names = [INDEX, TOKENIZER_FILE]
-    index_path = storage.join(output_dir, INDEX)
-    listed = None
-    if storage.exists(index_path):
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            listed = [s["name"] for s in read_json(index_path)["shards"]]
-        if listed is None:  # damaged: its shards are known only by their names
-            listed = [n for n in storage.listdir(output_dir) if ShardName.parse(n)]
-        names += listed
-    work = WorkState(output_dir)
-    names += [record["name"] for record in work.records(SHARDS_DIR).values()]
     if written_by_mlmprep(output_dir):
         names.append(CARD)
-    for name in names:
-        path = storage.join(output_dir, storage.basename(name))
-        if storage.isfile(path):
-            storage.remove(path)
-    work.remove()
+    for name in storage.listdir(output_dir):
+        final = name.split(TEMPORARY_MARK)[0]
+        if ShardName.parse(final) or final in names:
+            storage.remove(storage.join(output_dir, name))
+    WorkState(output_dir).remove()

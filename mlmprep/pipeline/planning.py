@@ -87,6 +87,12 @@ def expected_tasks(units: list[Unit], unit_size: int) -> int:
     return sum(math.ceil(u.raw_bytes / unit_size) if u.streamed else 1 for u in units)
 
 
+def worker_count(requested: int, unit_tasks: int, later_tasks: int = 0) -> int:
+    """Never more processes than there are tasks for (idle workers cost start-up time):
+    the units' tasks (`expected_tasks`), or the tasks of a later phase (buckets)."""
+    return max(1, min(requested, max(unit_tasks, later_tasks)))
+
+
 def _range_bounds(path: str, size: int, fmt: str, unit_size: int) -> list[int]:
     """Document starts near every multiple of unit_size, plus 0 and the file size."""
     bounds = [0]

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
+from mlmprep.core.lease import LeaseCheck
 from mlmprep.input.compressed_parts import cut_parts
 from mlmprep.pipeline.engines.dask import DaskEngine
 from mlmprep.pipeline.engines.local import LocalEngine
@@ -32,6 +33,7 @@ def unit_tasks(
     spill_dir: str,
     options: RunOptions,
     done_before: list[UnitResult],
+    lease: LeaseCheck | None = None,
 ) -> Iterator[UnitTask]:
     """Tasks for every unit (or part of a streamed file) without a completion record.
 
@@ -49,6 +51,7 @@ def unit_tasks(
             options.strict,
             storage_options=options.storage_options,
             tokenizer_backend=options.tokenizer_backend,
+            lease=lease,
         )
         if not unit.streamed:
             if task.name not in done:
@@ -74,6 +77,22 @@ def make_engine(options: RunOptions, workers: int) -> LocalEngine | DaskEngine:
     return LocalEngine(workers, worker_init, WORKER_MODULES)
 
 
+def resumable_units(work: WorkState) -> tuple[list[UnitResult], list[str]]:
+    """The unit records of earlier runs whose spill files are still whole, and the names
+    of those whose spill file is missing or short (a node-local or wiped --tmp-dir):
+    their records are removed, so that those units run again."""
+    usable, redone = [], []
+    for name, record in work.records(UNITS_DIR).items():
+        result = UnitResult.from_dict(record)
+        spill = result.spill.path
+        if storage.exists(spill) and storage.size(spill) >= result.spill.bytes:
+            usable.append(result)
+        else:
+            work.forget(UNITS_DIR, name)
+            redone.append(name)
+    return usable, redone
+
+
 def run_units(
     engine: LocalEngine | DaskEngine,
     work: WorkState,
@@ -82,11 +101,11 @@ def run_units(
     done_before: list[Any],
     progress: bool,
     process: Callable[[Any], Any] = process_unit,
-) -> int:
+) -> list[Any]:
     """Run `process` on the tasks (UnitTask for a build, TokenizeTask for tokenize),
-    record each result as it arrives and delete its part file; return the raw bytes
-    processed in this run (`done_before` were processed by earlier runs)."""
-    processed = 0
+    record each result as it arrives and delete its part file; return the results of
+    this run (`done_before` were processed by earlier runs)."""
+    results = []
     total_bytes = sum(unit.raw_bytes for unit in units)
     done_bytes = sum(result.raw_bytes for result in done_before)
     bar = tqdm(
@@ -103,6 +122,6 @@ def run_units(
             work.record(UNITS_DIR, result.name, result.to_dict())
             if result.part_source:
                 storage.remove(result.part_source)
-            processed += result.raw_bytes
+            results.append(result)
             bar.update(result.raw_bytes)
-    return processed
+    return results

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from mlmprep.core import storage
 from mlmprep.core.config import SPLITS, BuildConfig
 from mlmprep.core.files import atomic_path, sha256_file
+from mlmprep.core.lease import LeaseCheck, commits_guarded
 from mlmprep.core.random_streams import SHARD_SHUFFLE, rng_for
 from mlmprep.pipeline.manifest import SHARDS_DIR, WorkState
 from mlmprep.pipeline.schema import COMPRESSION
@@ -43,6 +44,8 @@ class ShardTask:
     rng_seed: list[int]
     storage_options: dict = field(default_factory=dict)  # for URLs, in the worker
     group_rows: int = ROW_GROUP_ROWS
+    lease: LeaseCheck | None = None  # of an object-store output, checked before commits
+    done: frozenset[str] = frozenset()  # of `names`, recorded already (a repair or resume)
 
     def describe(self) -> str:
         """The shards this task writes, for error messages."""
@@ -57,6 +60,7 @@ def shard_tasks(
     schema: pa.Schema,
     spilled: pa.Schema,
     storage_options: dict,
+    lease: LeaseCheck | None = None,
 ) -> list[ShardTask]:
     """Name every shard (a bucket becomes ceil(rows / shard_size) shards) and list where
     each bucket's rows are: one slice per unit with rows in it, in unit order."""
@@ -95,6 +99,7 @@ def shard_tasks(
                     seed,
                     storage_options,
                     row_group_rows(config.max_seq_length),
+                    lease,
                 )
             )
     return tasks
@@ -109,7 +114,13 @@ class BucketResult:
 
 
 def write_bucket_shards(task: ShardTask) -> BucketResult:
-    """Shuffle the bucket and cut it into len(task.names) near-equal shards."""
+    """Shuffle the bucket and cut it into len(task.names) near-equal shards; write those
+    not done yet."""
+    with commits_guarded(task.lease):
+        return _write_bucket_shards(task)
+
+
+def _write_bucket_shards(task: ShardTask) -> BucketResult:
     storage.configure(task.storage_options)
     # one chunk per column: `take` from many small chunks is ~1.5x slower
     table = read_slices(task.slices, task.spill_schema).combine_chunks()
@@ -117,7 +128,6 @@ def write_bucket_shards(task: ShardTask) -> BucketResult:
     order = rng.permutation(table.num_rows)
     bounds = np.linspace(0, table.num_rows, len(task.names) + 1).round().astype(int)
     work = WorkState(task.output_dir)
-    done = work.records(SHARDS_DIR)  # a repair writes only the damaged shards
     shards = [
         write_parquet_atomically(
             table,
@@ -127,7 +137,7 @@ def write_bucket_shards(task: ShardTask) -> BucketResult:
             task.group_rows,
         )
         for name, start, end in zip(task.names, bounds, bounds[1:])
-        if name not in done
+        if name not in task.done
     ]
     for shard in shards:
         work.record(SHARDS_DIR, shard["name"], shard)

@@ -20,8 +20,9 @@ import numpy as np
 
 from mlmprep.core import storage
 from mlmprep.core.config import TRAIN, VALIDATION, BuildConfig
-from mlmprep.core.errors import ConfigError, write_failure
+from mlmprep.core.errors import ConfigError, OutputError, write_failure
 from mlmprep.core.files import open_atomically, read_json, write_json_atomically
+from mlmprep.core.lease import LeaseCheck
 from mlmprep.core.writer_lock import LOCK_SUFFIX, writer_lock
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import InputFile, describe_inputs, fingerprint, resolve_inputs
@@ -35,7 +36,7 @@ from mlmprep.pipeline.indexed_format import (
     token_dtype,
 )
 from mlmprep.pipeline.manifest import UNITS_DIR, WorkState, versions
-from mlmprep.pipeline.planning import Unit, plan_units
+from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units, worker_count
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.scheduling import make_engine, run_units, unit_tasks
 from mlmprep.pipeline.sizing import WINDOW_BYTES, Sizing
@@ -127,13 +128,13 @@ def tokenize(
         "tokenizer": encoder.manifest_entry(),
         "versions": versions(),
     }
-    with writer_lock(paths["lock"], prefix):
+    with writer_lock(paths["lock"], prefix) as lease:
         finished = _finished(paths, identity, options.overwrite)
         if finished is not None:
             return {**finished, "already_done": True}
         storage.makedirs(storage.dirname(prefix) or ".")
         try:
-            manifest = _run(inputs, paths, config, options, files, identity, unit_size)
+            manifest = _run(inputs, paths, config, options, files, identity, unit_size, lease)
         except OSError as exc:
             raise write_failure(prefix, exc) from None
         manifest["run"]["total_seconds"] = round(time.monotonic() - started, 3)
@@ -149,7 +150,13 @@ def _finished(paths: dict[str, str], identity: dict, overwrite: bool) -> dict | 
     manifest_path = paths["manifest"]
     work = WorkState.at(paths["work"])
     if storage.exists(manifest_path):
-        manifest = read_json(manifest_path)
+        try:
+            manifest = read_json(manifest_path)
+        except (UnicodeDecodeError, ValueError):
+            raise OutputError(
+                f"{manifest_path}: unreadable (not the JSON tokenize writes); pass "
+                "--overwrite to make the output again"
+            ) from None
         same = manifest.get("identity") == identity
         if same and not overwrite and _files_intact(paths, manifest):
             return manifest
@@ -189,6 +196,7 @@ def _run(
     files: list[InputFile],
     identity: dict,
     unit_size: int,
+    lease: LeaseCheck | None,
 ) -> dict:
     work = WorkState.at(paths["work"])
     if not work.exists():
@@ -200,19 +208,16 @@ def _run(
     )
     done_before = [TokenizeResult.from_dict(r) for r in work.records(UNITS_DIR).values()]
     build_config = config.build_config(plan["unit_size"])
-    workers = min(options.workers, max(1, len(units)))
+    workers = worker_count(options.workers, expected_tasks(units, plan["unit_size"]))
     with make_engine(options, workers) as engine:
         tasks = (
             TokenizeTask(task, config.level, config.append_eod, work.path)
-            for task in unit_tasks(units, build_config, sizing, work.path, options, done_before)
+            for task in unit_tasks(
+                units, build_config, sizing, work.path, options, done_before, lease
+            )
         )
-        processed = run_units(
-            engine, work, tasks, units, done_before, options.progress, tokenize_unit
-        )
-    results = sorted(
-        (TokenizeResult.from_dict(r) for r in work.records(UNITS_DIR).values()),
-        key=lambda r: r.order,
-    )
+        new = run_units(engine, work, tasks, units, done_before, options.progress, tokenize_unit)
+    results = sorted([*done_before, *new], key=lambda r: r.order)
     if not any(r.accounting["documents"]["used"] for r in results):
         work.remove()
         raise no_documents(inputs, results)
@@ -227,7 +232,7 @@ def _run(
         "workers": workers,
         "units": len(units),
         "units_done_before": len(done_before),
-        "bytes_processed": processed,
+        "bytes_processed": sum(r.raw_bytes for r in new),
     }
     return _manifest(config, identity, dtype, results, files, run)
 

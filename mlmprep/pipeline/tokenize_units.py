@@ -12,6 +12,7 @@ from mlmprep.core import storage
 from mlmprep.core.config import TRAIN
 from mlmprep.core.counts import SplitCounts, Tally
 from mlmprep.core.files import open_atomically
+from mlmprep.core.lease import commits_guarded
 from mlmprep.input.accounting import InputReport
 from mlmprep.pipeline.indexed_format import BIN_SUFFIX, IDX_SUFFIX, token_dtype, write_index
 from mlmprep.pipeline.units import UnitTask, encoder_for, read_windows, unit_raw_bytes
@@ -80,6 +81,11 @@ class TokenizeResult:
 
 def tokenize_unit(task: TokenizeTask) -> TokenizeResult:
     """Read, split and tokenize one unit; write its sequences as a partial .bin/.idx."""
+    with commits_guarded(task.unit_task.lease):
+        return _tokenize_unit(task)
+
+
+def _tokenize_unit(task: TokenizeTask) -> TokenizeResult:
     unit_task = task.unit_task
     storage.configure(unit_task.storage_options)
     report = InputReport(strict=unit_task.strict)

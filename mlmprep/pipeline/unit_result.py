@@ -14,7 +14,7 @@ class SpillFile:
     batches (buckets + 1 values: bucket b is [offsets[b], offsets[b + 1]))."""
 
     path: str
-    bytes: int
+    bytes: int  # where its last bucket batch ends (the stream's end marker follows)
     offsets: dict[str, list[int]]
 
 

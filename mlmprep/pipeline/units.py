@@ -25,6 +25,7 @@ from mlmprep.algorithm.whole_word import (
 from mlmprep.core import storage
 from mlmprep.core.config import SPLITS, TRAIN, VALIDATION, BuildConfig
 from mlmprep.core.counts import SplitCounts
+from mlmprep.core.lease import LeaseCheck, commits_guarded
 from mlmprep.core.random_streams import MASKING, PAIRS, SCATTER, VALIDATION_HOLD_OUT, rng_for
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import Source
@@ -72,6 +73,7 @@ class UnitTask:
     part_source: Source | None = None
     storage_options: dict = field(default_factory=dict)  # for URLs, in the worker
     tokenizer_backend: str = DEFAULT_BACKEND  # never changes the bytes
+    lease: LeaseCheck | None = None  # of an object-store output, checked before commits
 
     @property
     def name(self) -> str:
@@ -182,6 +184,11 @@ def unit_name(index: int, part: int | None = None) -> str:
 def process_unit(task: UnitTask) -> UnitResult:
     """Read, split, tokenize, pair, mask and scatter one unit into its spill file; return
     its record: counts, accounting, and where each bucket's rows are in the file."""
+    with commits_guarded(task.lease):
+        return _process_unit(task)
+
+
+def _process_unit(task: UnitTask) -> UnitResult:
     config = task.config
     storage.configure(task.storage_options)
     report = InputReport(strict=task.strict)
