@@ -1,4 +1,5 @@
 import bz2
+import errno
 import gzip
 import io
 import json
@@ -143,3 +144,57 @@ def test_long_jsonl_document_is_handed_on_in_parts(tmp_path, monkeypatch):
     parts = list(iter_documents(str(path), "jsonl", "text", InputReport()))
     assert len(parts) >= 8
     assert " ".join(" ".join(p.lines) for p in parts).split() == text.split()
+
+
+class FailingStream(io.RawIOBase):
+    """A file whose reads fail with `error` after `good` bytes, as a disk or a store
+    that stops answering does."""
+
+    def __init__(self, data: bytes, good: int, error: OSError) -> None:
+        self.data, self.good, self.error, self.at = data, good, error, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.at >= self.good:
+            raise self.error
+        chunk = self.data[self.at : min(self.good, self.at + len(buffer))]
+        buffer[: len(chunk)] = chunk
+        self.at += len(chunk)
+        return len(chunk)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OSError(errno.EIO, "Input/output error"), TimeoutError("read timed out")],
+    ids=["EIO", "timeout"],
+)
+def test_an_io_error_fails_the_read_and_is_never_counted_as_bad_data(tmp_path, monkeypatch, error):
+    """Guards the split between bad bytes and failing storage: before the fix any OSError
+    but permission or not-found was 'corrupt or truncated data', so a non-strict build
+    dropped the rest of the file on a transient EIO or timeout, and two runs differed."""
+    path = tmp_path / "docs.txt"
+    data = ("first document.\n\nsecond document.\n\n" * 2000).encode()
+    path.write_bytes(data)
+    stream = io.BufferedReader(FailingStream(data, 1000, error), 256)
+    monkeypatch.setattr("mlmprep.input.readers.open_binary", lambda _: stream)
+    report = InputReport()
+    with pytest.raises(InputError, match=r"docs\.txt: reading failed .*run the same command"):
+        list(iter_documents(str(path), "text", "text", report))
+    assert not report.files_skipped
+
+
+@pytest.mark.parametrize("suffix,compress", [(".gz", gzip.compress), (".bz2", bz2.compress),
+                                             (".xz", lambda d: lzma.compress(d, preset=0))])  # fmt: skip
+def test_damaged_compressed_data_is_still_bad_data(tmp_path, suffix, compress):
+    """The other side of the split: a cut compressed stream stays bad data, counted, with
+    the documents before the damage kept."""
+    path = tmp_path / f"docs.txt{suffix}"
+    text = "".join(f"sentence {i} says {i * 7919 % 10007}.\n\n" for i in range(300000))
+    data = compress(text.encode())
+    path.write_bytes(data[: len(data) // 2])
+    report = InputReport()
+    documents = list(iter_documents(str(path), "text", "text", report))
+    assert documents  # those before the damage are kept
+    assert report.files_skipped

@@ -3,6 +3,7 @@ IndexedDataset reads every sequence equal to the tokenizer's ids of that sentenc
 the input's documents as boundaries; a reader written here from fairseq's published
 layout agrees; the bytes are the same for any worker count, on Dask and after SIGKILL."""
 
+import gzip
 import itertools
 import json
 import os
@@ -304,3 +305,30 @@ def test_the_plan_is_within_20_percent_of_the_run(tmp_path, corpus):
     ]:
         assert 0.8 <= planned_value / actual <= 1.2, (planned_value, actual)
     assert plan["units"] == manifest["run"]["units"]
+
+
+def test_one_large_compressed_file_runs_on_every_worker(many_units, tmp_path):
+    """Guards tokenize's worker count: before the fix it was capped at the unit count, so
+    one large .gz (one unit, cut into parts as it is read) ran on one worker whatever
+    --workers said; the build's rule counts the parts."""
+    text = "\n\n".join(p.read_text().strip() for p in sorted(many_units.glob("*.txt")))
+    big = tmp_path / "one.txt.gz"
+    big.write_bytes(gzip.compress(text.encode()))
+    run([big], tmp_path / "one", "--unit-size", 65536, workers=2)
+    manifest = json.loads((tmp_path / "one.json").read_text())
+    assert manifest["run"]["units"] == 1
+    assert manifest["run"]["workers"] == 2
+    single = tmp_path / "single"
+    run([big], single, "--unit-size", 65536)
+    assert digest(tmp_path / "one") == digest(single)
+
+
+def test_an_unreadable_manifest_is_one_line(tmp_path):
+    """Guards tokenize's check of an earlier output: a damaged PREFIX.json gave a
+    traceback before the fix."""
+    run([SAMPLE_DIR], tmp_path / "out")
+    (tmp_path / "out.json").write_text("{ not json")
+    result = CliRunner().invoke(main, ["tokenize", str(SAMPLE_DIR), str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert "out.json: unreadable" in result.stderr and "--overwrite" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import lzma
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -130,21 +131,35 @@ def iter_documents(
         report.skip_file(name, CORRUPT_REASON)
 
 
-READ_ERRORS = (OSError, EOFError, pa.ArrowException, lzma.LZMAError, gzip.BadGzipFile)
+READ_ERRORS = (OSError, EOFError, pa.ArrowException, lzma.LZMAError, zlib.error)
 CORRUPT_REASON = "corrupt or truncated data"
 
 
 def is_data_error(exc: BaseException) -> bool:
-    """A file's bytes are bad (not its permissions, nor a vanished file)."""
-    return not isinstance(exc, (PermissionError, FileNotFoundError))
+    """A file's bytes are bad: decompression or decoding failed. An error of the system
+    or the network (one with an errno, a timeout, a lost connection) is not: the storage
+    layer has retried it already (s3fs raises EIO after its retries), and it fails the
+    build with its cause rather than cutting the file short."""
+    if isinstance(exc, (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile)):
+        return True
+    if isinstance(exc, OSError):  # pyarrow's and bz2's decompression errors have no errno
+        return exc.errno is None and not isinstance(exc, (TimeoutError, ConnectionError))
+    return isinstance(exc, pa.ArrowException)
 
 
 def read_error(path: str, exc: BaseException) -> InputError:
-    """The one-line message for a file that cannot be read (permissions, corruption)."""
+    """The one-line message for a file that cannot be read (permissions, I/O, corruption)."""
     if isinstance(exc, PermissionError):
         return InputError(f"{path}: cannot read (permission denied); check its permissions")
     if isinstance(exc, FileNotFoundError):
         return InputError(f"{path}: file vanished during the build")
+    if not is_data_error(exc):
+        cause = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+        return InputError(
+            f"{path}: reading failed ({type(exc).__name__}: {cause or 'no detail'}); nothing "
+            "of it was counted as bad data; once the storage answers, run the same command "
+            "again to resume"
+        )
     return InputError(
         f"{path}: {CORRUPT_REASON} ({exc}); re-create the file, or leave it out of the "
         "inputs and run again with --overwrite (the inputs then differ)"
