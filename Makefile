@@ -45,6 +45,7 @@ format: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-fast  # kitoken too: the benchmark compares both backends
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/plan_accuracy.py  # planned against measured: memory, time
 
 clean:
 	rm -rf $(VENV) .venv-readers $(DEMO_OUT) .pytest_cache .ruff_cache build *.egg-info

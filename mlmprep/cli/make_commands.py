@@ -169,7 +169,12 @@ def plan_command(
     fields = BuildConfig.__dataclass_fields__
     config = BuildConfig(**{k: v for k, v in options.items() if k in fields})
     run = make_run_options(
-        workers, as_json, quiet, engine=engine, tokenizer_backend=tokenizer_backend
+        workers,
+        as_json,
+        quiet,
+        engine=engine,
+        tokenizer_backend=tokenizer_backend,
+        storage_options=options["storage_options"],
     )
     if target_minutes is not None and target_minutes <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--target-minutes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import zlib
 from dataclasses import dataclass
 
 from mlmprep.core import storage
@@ -20,6 +21,7 @@ from mlmprep.input.readers import (
 )
 
 COMPRESSION_RATIO = 4  # raw/compressed size guess where the format does not record it
+GZIP_SAMPLE_BYTES = 1 << 20  # of a gzip file, decompressed to measure its ratio
 BINARY_REASON = "binary file (NUL bytes)"
 
 
@@ -171,12 +173,41 @@ def _sniff(path: str, size: int) -> tuple[bool, int]:
     if compression is None:
         raw = size
     elif compression == "gzip" and size >= 4:
-        with storage.open_file(path, "rb") as handle:
-            handle.seek(size - 4)
-            raw = max(int.from_bytes(handle.read(4), "little"), size)
+        raw = _gzip_raw_size(path, size)
     else:
         raw = size * COMPRESSION_RATIO
     return b"\x00" in head, raw
+
+
+def _gzip_raw_size(path: str, size: int) -> int:
+    """The raw size of a gzip file: its trailer where it can be trusted, else the size
+    times the ratio measured on its first MiB. The trailer holds the size of the last
+    member only, modulo 2**32: a concatenated file or one over 4 GiB is sized 3-4x low
+    by it, so it is used only when the measured estimate agrees within a factor of 2."""
+    with storage.open_file(path, "rb") as handle:
+        head = handle.read(GZIP_SAMPLE_BYTES)
+        handle.seek(size - 4)
+        trailer = int.from_bytes(handle.read(4), "little")
+    estimate = round(size * _gzip_ratio(head))
+    if estimate < 2**32 and estimate / 2 <= trailer <= estimate * 2:
+        return max(trailer, size)
+    return max(estimate, size)
+
+
+def _gzip_ratio(head: bytes) -> float:
+    """Raw bytes per compressed byte over the first bytes of a gzip file, member after
+    member; COMPRESSION_RATIO where they cannot be decompressed."""
+    produced, rest = 0, head
+    try:
+        while len(rest) > 18:  # a gzip member's header and trailer take at least 18 bytes
+            member = zlib.decompressobj(wbits=31)
+            produced += len(member.decompress(rest))
+            if not member.eof:
+                return produced / len(head) if produced else COMPRESSION_RATIO
+            rest = member.unused_data
+    except zlib.error:
+        return COMPRESSION_RATIO
+    return produced / max(1, len(head) - len(rest))
 
 
 def fingerprint(files: list[InputFile]) -> list[dict]:

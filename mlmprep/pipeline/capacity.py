@@ -63,7 +63,9 @@ def estimate_plan(
     files = describe_inputs(resolve_inputs(inputs, output_dir))
     raw = sum(f.raw_size for f in files if not f.skipped)
     sizing = choose_sizing(input_bytes or raw, config)
-    sample = measure_sample(files, config, sizing, options.tokenizer_backend)
+    sample = measure_sample(
+        files, config, sizing, options.tokenizer_backend, options.storage_options
+    )
     if input_bytes is None:
         units = plan_units(files, config, sizing.unit_size)
         n_units, tasks = len(units), expected_tasks(units, sizing.unit_size)

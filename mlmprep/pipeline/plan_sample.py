@@ -1,7 +1,8 @@
-"""Measure what a build makes per raw byte of input: the start of every input file (a
-share of SAMPLE_BYTES each, cut at a document boundary; at most SAMPLE_FILES files spread
-over the list) is run through the build's own unit processing, with the chosen config,
-tokenizer and backend, into a temporary directory."""
+"""Measure what a build makes per raw byte of input: a share of SAMPLE_BYTES of every
+input file (at most SAMPLE_FILES files spread over the list; pieces cut at document
+boundaries, spread over a file of up to SPREAD_LIMIT bytes, else its start) is run
+through the build's own unit processing, with the chosen config, tokenizer and backend,
+into a temporary directory."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from mlmprep.pipeline.units import UnitTask, encoder_for, process_unit
 SAMPLE_BYTES = 4 << 20  # of raw text in all
 SAMPLE_FILES = 64  # files sampled at most, spread over the sorted list
 MIN_FILE_SAMPLE = 64 << 10
+SPREAD_PIECES = 4  # pieces of a file's sample, spread over it...
+SPREAD_LIMIT = 64 << 20  # ...when it has at most this many raw bytes (read through)
 
 
 @dataclass(frozen=True)
@@ -54,15 +57,16 @@ class SampleRates:
 
 
 def measure_sample(
-    files: list[InputFile], config: BuildConfig, sizing: Sizing, backend: str
+    files: list[InputFile],
+    config: BuildConfig,
+    sizing: Sizing,
+    backend: str,
+    storage_options: dict,
 ) -> SampleRates:
-    """Build the sample of `files` as one unit and return its rates per raw byte."""
-    readable = [f for f in files if not f.skipped]
-    step = max(1, len(readable) / SAMPLE_FILES)
-    chosen = [readable[int(i * step)] for i in range(min(len(readable), SAMPLE_FILES))]
-    budget = max(MIN_FILE_SAMPLE, SAMPLE_BYTES // max(len(chosen), 1))
+    """Build the sample of `files` as one unit and return its rates per raw byte; URLs
+    are read with `storage_options`."""
     with tempfile.TemporaryDirectory(prefix="mlmprep-plan-") as scratch:
-        sources = [_sample_file(f, config, budget, Path(scratch), n) for n, f in enumerate(chosen)]
+        sources = sample_sources(files, config, scratch)
         sampled = sum(storage.size(s.path) for s in sources)
         buckets = {split: min(n, 1) for split, n in sizing.buckets.items()}
         task = UnitTask(
@@ -72,6 +76,7 @@ def measure_sample(
             buckets,
             sizing.window_size,
             tokenizer_backend=backend,
+            storage_options=storage_options,
         )
         encoder = encoder_for(config, backend)  # loaded before the clock starts, as in a build
         process_rss = current_rss()
@@ -95,6 +100,22 @@ def measure_sample(
     )
 
 
+def sample_sources(files: list[InputFile], config: BuildConfig, scratch: str) -> list[Source]:
+    """The sample of `files`, written into `scratch`: the start of each of at most
+    SAMPLE_FILES files spread over the list, whole documents, decompressed, about
+    SAMPLE_BYTES in all. Its files' sizes are raw bytes of the same kind as the inputs'
+    `raw_size` (a Parquet sample is a Parquet file), so rates scale by their ratio."""
+    readable = [f for f in files if not f.skipped]
+    step = max(1, len(readable) / SAMPLE_FILES)
+    chosen = [readable[int(i * step)] for i in range(min(len(readable), SAMPLE_FILES))]
+    budget = max(MIN_FILE_SAMPLE, SAMPLE_BYTES // max(len(chosen), 1))
+    return [
+        source
+        for n, file in enumerate(chosen)
+        for source in _sample_file(file, config, budget, Path(scratch), n)
+    ]
+
+
 def current_rss() -> int:
     """This process's resident memory now (Linux), or its peak so far elsewhere."""
     try:
@@ -106,20 +127,28 @@ def current_rss() -> int:
 
 def _sample_file(
     file: InputFile, config: BuildConfig, budget: int, scratch: Path, n: int
-) -> Source:
-    """The start of `file` as a file of its own in `scratch`: whole documents, about
-    `budget` bytes of text, decompressed."""
+) -> list[Source]:
+    """About `budget` bytes of `file`'s text as files of their own in `scratch`, whole
+    documents, decompressed: SPREAD_PIECES pieces spread over a file of at most
+    SPREAD_LIMIT raw bytes (its documents may change along it), else its start."""
     fmt = detect_format(file.path, config.input_format)
     if fmt == "parquet":
-        return _parquet_sample(file.path, config.text_field, budget, scratch / f"{n}.parquet")
-    parts = cut_parts(Source(file.path, fmt), budget, lambda i: str(scratch / f"{n}-{i}"), _never)
-    with contextlib.closing(parts):  # the parts after the first are never written
-        first = next(parts).source
-    return Source(first.path, fmt)
-
-
-def _never(_: int) -> bool:
-    return False
+        return [_parquet_sample(file.path, config.text_field, budget, scratch / f"{n}.parquet")]
+    pieces = SPREAD_PIECES if budget < file.raw_size <= SPREAD_LIMIT else 1
+    size = budget // pieces
+    last = max(0, file.raw_size // size - 1)  # the file's last part, about
+    wanted = {round(i * last / max(pieces - 1, 1)) for i in range(pieces)}
+    parts = cut_parts(
+        Source(file.path, fmt), size, lambda i: str(scratch / f"{n}-{i}"), lambda i: i not in wanted
+    )
+    sources = []
+    with contextlib.closing(parts):  # the parts after the last wanted are never read
+        for part in parts:
+            if part.source is not None:
+                sources.append(Source(part.source.path, fmt))
+            if part.index >= max(wanted):
+                break
+    return sources
 
 
 def _parquet_sample(path: str, text_field: str, budget: int, sample: Path) -> Source:

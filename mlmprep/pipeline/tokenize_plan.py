@@ -1,25 +1,25 @@
 """`mlmprep tokenize --plan`: what a tokenize run would make and need, measured on a
-sample of the inputs instead of guessed: documents from every file, up to SAMPLE_BYTES in
-all, are split and tokenized with the chosen tokenizer, and the counts are scaled to the
-whole input."""
+sample of the inputs instead of guessed: the build plan's sample (`plan_sample`: the
+starts of at most 64 files, about 4 MB in all) is split and tokenized with the chosen
+tokenizer, and the counts are scaled to the whole input."""
 
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import asdict, dataclass
 
+from mlmprep.core import storage
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import InputFile, describe_inputs, resolve_inputs
-from mlmprep.input.readers import detect_format, iter_documents
+from mlmprep.input.readers import iter_documents
 from mlmprep.pipeline.indexed_format import HEADER, token_dtype
+from mlmprep.pipeline.plan_sample import sample_sources
 from mlmprep.pipeline.planning import plan_units
 from mlmprep.pipeline.sizing import WINDOW_BYTES
 from mlmprep.pipeline.tokenize import MAX_UNITS, TokenizeConfig, output_paths
 from mlmprep.pipeline.units import encoder_for
 from mlmprep.text.sentences import document_sentences
-
-SAMPLE_BYTES = 4 << 20  # of raw text, spread over the files
-MIN_FILE_SAMPLE = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -88,24 +88,23 @@ def estimate_tokenize(
 
 
 def _measure(files: list[InputFile], config: TokenizeConfig) -> _Sample:
-    """Documents from the start of every file, a share of SAMPLE_BYTES each, tokenized."""
-    encoder = encoder_for(config.build_config())
-    budget = max(MIN_FILE_SAMPLE, SAMPLE_BYTES // max(len(files), 1))
+    """The plan's sample of `files`, split into sentences and tokenized."""
+    build_config = config.build_config()
+    encoder = encoder_for(build_config)
     sample = _Sample()
-    for file in files:
-        fmt = detect_format(file.path, config.input_format)
-        taken, documents, sentences = 0, [], []
-        for part in iter_documents(file.path, fmt, config.text_field, InputReport()):
-            taken += sum(len(line.encode()) + 1 for line in part.lines)
-            sentences += document_sentences(part.lines, part.presplit)[0]
-            if not part.continued:
-                documents.append(sentences)
-                sentences = []
-                if taken >= budget:
-                    break
-        ids, lengths = encoder.encode_documents([d for d in documents if d])
-        sample.raw_bytes += taken
-        sample.documents += sum(len(i) > 0 for i in ids)
-        sample.sentences += sum(int((n > 0).sum()) for n in lengths)
-        sample.tokens += sum(len(i) for i in ids)
+    with tempfile.TemporaryDirectory(prefix="mlmprep-plan-") as scratch:
+        for source in sample_sources(files, build_config, scratch):
+            documents, sentences = [], []
+            for part in iter_documents(
+                source.path, source.format, config.text_field, InputReport()
+            ):
+                sentences += document_sentences(part.lines, part.presplit)[0]
+                if not part.continued:
+                    documents.append(sentences)
+                    sentences = []
+            ids, lengths = encoder.encode_documents([d for d in documents if d])
+            sample.raw_bytes += storage.size(source.path)
+            sample.documents += sum(len(i) > 0 for i in ids)
+            sample.sentences += sum(int((n > 0).sum()) for n in lengths)
+            sample.tokens += sum(len(i) for i in ids)
     return sample
