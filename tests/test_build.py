@@ -417,3 +417,60 @@ def test_shard_records_are_read_once_not_once_per_bucket(tmp_path, monkeypatch):
     shard_reads = [p for p in reads if "/.mlmprep-work/shards/" in p]
     assert sorted(shard_reads) == sorted(set(shard_reads))
     assert len(shard_reads) == len(shards)
+
+
+def test_every_file_a_build_commits_is_fsynced_with_its_directory(tmp_path, monkeypatch):
+    """Guards durability: before the fix shards and spill files were renamed without an
+    fsync (a power cut could leave an empty shard under its final name)."""
+    import os
+
+    synced = []
+    real_fsync = os.fsync
+
+    def recording(descriptor):
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    out = tmp_path / "out"
+    run_build([SAMPLE_DIR], out, **SMALL_UNITS)
+    names = {os.path.basename(p).split(".tmp-")[0] for p in synced}
+    shards = json.loads((out / "index.json").read_text())["shards"]
+    assert {s["name"] for s in shards} | {"index.json", "tokenizer.json", "README.md"} <= names
+    assert any(n.startswith("unit-") and n.endswith(".arrows") for n in names)  # spill
+    assert any(n.startswith("unit-") and n.endswith(".json") for n in names)  # records
+    assert str(out) in synced  # the directory, after its renames
+
+
+def test_an_fsync_error_fails_the_build_in_one_line(tmp_path, monkeypatch):
+    """Guards the one sign of lost data: before the fix an EIO from fsync was swallowed
+    and the build said done."""
+    import errno
+    import os
+
+    def failing(descriptor):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OutputError, match=r"Input/output error.*run the same command again"):
+        run_build([SAMPLE_DIR], tmp_path / "out")
+    assert not (tmp_path / "out" / "index.json").exists()
+
+
+@pytest.mark.parametrize("next_file", [True, False], ids=["file-after", "last-file"])
+def test_a_document_cut_by_damage_is_counted_and_never_joined_to_the_next(tmp_path, next_file):
+    """Guards the end of a damaged file: before the fix a long document (read in parts)
+    cut by a truncated stream was joined to the next file's first document, or, in the
+    last file, never closed and never counted."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    long_document = "".join(f"Line {i} says {i * 7919 % 10007} things.\n" for i in range(300_000))
+    data = gzip.compress(f"A short first document.\n\n{long_document}".encode())
+    (corpus / "a.txt.gz").write_bytes(data[: len(data) // 2])  # damage inside the long one
+    if next_file:
+        (corpus / "b.txt").write_text("The second file has one document of its own.\n")
+    out = tmp_path / "out"
+    run_build([corpus], out)
+    documents = json.loads((out / "index.json").read_text())["accounting"]["documents"]
+    assert documents["used"] == 1 + next_file
+    assert documents["skipped"] == {"cut short by corrupt data": 1}

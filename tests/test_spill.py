@@ -117,3 +117,27 @@ def test_hundreds_of_buckets_under_a_64_file_limit(tmp_path):
         outputs.append(shard_hashes(out))
     assert len(outputs[0]) > 150
     assert outputs[0] == outputs[1]
+
+
+def test_a_failed_unit_leaves_no_staging_file_in_the_system_temp_dir(tmp_path, monkeypatch):
+    """Guards the system's temporary directory: a unit whose spill directory is a URL
+    stages its rows there, and before the fix a failure left those files behind."""
+    import tempfile
+
+    from mlmprep.core.errors import OutputError
+    from mlmprep.pipeline.build import RunOptions, build
+
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    staged = []
+
+    def failing_spill(path, dealers, schema):
+        staged.extend(system_tmp.iterdir())
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("mlmprep.pipeline.units.write_spill", failing_spill)
+    with pytest.raises(OutputError, match="no space left"):
+        build([str(SAMPLE_DIR)], "memory://staging-test/out", BuildConfig(), RunOptions())
+    assert staged  # the unit had staged rows there
+    assert list(system_tmp.iterdir()) == []

@@ -38,15 +38,21 @@ def is_temporary_of(name: str, final_name: str) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
+def atomic_path(path: str, durable: bool = True) -> Iterator[str]:
     """A temporary path to write `path` under: renamed to `path` when the block ends
-    normally, removed when it raises, so `path` never holds a half-written file."""
+    normally, removed when it raises, so `path` never holds a half-written file. When
+    `durable`, the file is fsynced before the rename and its directory after it, so what
+    is under its final name survives a crash of the machine too."""
     tmp = temporary_name(path)
     try:
         yield tmp
         for check in _COMMIT_CHECKS:
             check()
+        if durable:
+            storage.sync(tmp)
         storage.replace(tmp, path)
+        if durable:
+            storage.sync(storage.dirname(path) or ".")
     except BaseException:
         with contextlib.suppress(OSError):  # the error being raised says more
             if storage.exists(tmp):
@@ -60,8 +66,6 @@ def open_atomically(path: str) -> Iterator[IO[bytes]]:
     block ends normally, removed when it raises."""
     with atomic_path(path) as tmp, storage.open_file(tmp, "wb") as handle:
         yield handle
-        handle.flush()
-        storage.sync(handle)
 
 
 def write_text_atomically(path: str, text: str) -> None:

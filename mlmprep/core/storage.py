@@ -167,10 +167,17 @@ def size(path: str) -> int:
     return _fs(path).size(path) if is_url(path) else os.path.getsize(path)
 
 
-def sync(handle: IO) -> None:
-    """fsync a local file before it is renamed into place (no-op elsewhere)."""
-    with contextlib.suppress(AttributeError, OSError, ValueError, NotImplementedError):
-        os.fsync(handle.fileno())
+def sync(path: str) -> None:
+    """fsync a local file or directory (a no-op for URLs: an object store's write is
+    durable once it returns). Its errors are raised: an EIO from fsync is the one sign
+    that written data was lost."""
+    if is_url(path):
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def arrow_sink(path: str) -> pa.NativeFile:

@@ -80,8 +80,8 @@ class _PartWriter:
         self.path = path
         self._open = contextlib.ExitStack()
         self._handle = None
-        if not skip:  # no fsync: a part is re-cut after a crash unless its unit is recorded
-            tmp = self._open.enter_context(atomic_path(path))
+        if not skip:  # not durable: a part is re-cut after a crash unless its unit is done
+            tmp = self._open.enter_context(atomic_path(path, durable=False))
             self._handle = self._open.enter_context(storage.open_file(tmp, "wb"))
 
     def write(self, data: bytes) -> None:

@@ -65,17 +65,32 @@ def detect_format(path: str, requested: str) -> str:
     return FORMAT_BY_SUFFIX.get(suffix, "text")
 
 
+class _ClosingReader(io.BufferedReader):
+    """A decompressing stream over a file object that closes that file too (GzipFile,
+    BZ2File and LZMAFile leave a file object they were given open)."""
+
+    def __init__(self, stream: BinaryIO, underlying: BinaryIO) -> None:
+        super().__init__(stream, 1 << 20)
+        self._underlying = underlying
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._underlying.close()
+
+
 def open_binary(path: str) -> BinaryIO:
     """Open a file (or URL, through fsspec) for streaming bytes, decompressing by extension."""
     _, compression = split_suffixes(path)
     if storage.is_url(path):
         raw = storage.open_file(path, "rb")
         if compression == "gzip":
-            return gzip.GzipFile(fileobj=raw)
+            return _ClosingReader(gzip.GzipFile(fileobj=raw), raw)
         if compression == "bz2":
-            return bz2.BZ2File(raw)
+            return _ClosingReader(bz2.BZ2File(raw), raw)
         if compression == "xz":
-            return lzma.LZMAFile(raw)
+            return _ClosingReader(lzma.LZMAFile(raw), raw)
         if compression == "zstd":
             stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd")
             return io.BufferedReader(stream, 1 << 20)

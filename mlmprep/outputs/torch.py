@@ -284,6 +284,12 @@ class MlmprepIterableDataset(IterableDataset):
     read the same rows. With `shuffle`, that list is permuted per epoch from `seed`
     (`set_epoch`), and rows inside each row group are permuted too.
 
+    Every reader yields the same number of items (rows, or batches with `batch_size`),
+    so that distributed ranks take the same number of steps and none waits for another
+    at the end of an epoch: a reader dealt fewer repeats items from the start of its own
+    row groups, as `DistributedSampler` pads with repeated samples (ranks must run the
+    same number of DataLoader workers).
+
     With `batch_size`, it yields lists of up to that many rows, all from one row group:
     for a build made with `--bin-size`, every batch then holds rows of one length bin
     (use `DataLoader(dataset, batch_size=None, collate_fn=collator)`).
@@ -300,11 +306,13 @@ class MlmprepIterableDataset(IterableDataset):
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.batch_size = batch_size
-        self.row_groups = [
-            (path, group)
+        groups = [
+            (path, group, parquet.metadata.row_group(group).num_rows)
             for path, parquet in _shard_files(output_dir, split)
             for group in range(parquet.num_row_groups)
         ]
+        self.row_groups = [(path, group) for path, group, _ in groups]
+        self.group_rows = [rows for _, _, rows in groups]
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -315,11 +323,29 @@ class MlmprepIterableDataset(IterableDataset):
         worker, workers = _worker()
         reader, readers = rank * workers + worker, world * workers
         rng = random_streams.rng_for(self.seed, random_streams.ROW_GROUP_ORDER, self.epoch)
-        order = (
-            rng.permutation(len(self.row_groups)) if self.shuffle else range(len(self.row_groups))
-        )
-        mine = [self.row_groups[i] for i in order][reader::readers]
-        for path, group in mine:
+        count = len(self.row_groups)
+        order = list(rng.permutation(count) if self.shuffle else range(count))
+        if not order:
+            return
+        dealt = [order[r::readers] for r in range(readers)]
+        target = max(sum(map(self._items, d)) for d in dealt)
+        mine = dealt[reader] or [order[reader % count]]
+        yielded = 0
+        while yielded < target:  # a reader dealt fewer items repeats its own
+            for item in self._read(mine, rng):
+                yield item
+                yielded += 1
+                if yielded == target:
+                    return
+
+    def _items(self, index: int) -> int:
+        """What row group `index` yields: its rows, or its batches."""
+        rows = self.group_rows[index]
+        return rows if self.batch_size is None else -(-rows // self.batch_size)
+
+    def _read(self, groups: list[int], rng) -> Iterator[dict | list[dict]]:
+        for index in groups:
+            path, group = self.row_groups[index]
             table = storage.parquet_file(path).read_row_group(group)
             rows = table.to_pylist()
             if self.shuffle:

@@ -14,6 +14,7 @@ writer casts them back to the output schema.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -99,6 +100,15 @@ class BucketDealer:
         self._writer.write_batch(batch)
         self._counts.append(counts)
         self.rows += counts
+
+    def discard(self) -> None:
+        """Close and remove the staging file (the unit failed)."""
+        if self._writer is not None:
+            with contextlib.suppress(OSError, pa.ArrowException):  # the error raised says more
+                self._writer.close()
+                self._sink.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._staging_path)
 
     def bucket_batches(self) -> Iterator[pa.RecordBatch]:
         """One batch per bucket, in bucket order (empty where the unit has no rows)."""

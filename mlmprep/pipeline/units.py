@@ -46,6 +46,7 @@ from mlmprep.text.special_tokens import parse_special_tokens
 from mlmprep.text.tokenization import BATCH_CHARS, TokenEncoder, tokenizer_key
 from mlmprep.text.tokenizer_backends import DEFAULT_BACKEND
 
+CUT_SHORT_REASON = "cut short by corrupt data"
 _ENCODERS: dict[tuple[str, bool | None, str, str], TokenEncoder] = {}
 
 
@@ -146,6 +147,15 @@ class _DocumentCollector:
         for key in [k for k, state in self._open.items() if state.complete]:
             self._close(self._open.pop(key))
 
+    def abandon(self, key: int) -> None:
+        """Drop document `key`, whose file ended before it did (corrupt or truncated
+        data), and count it as skipped: it is neither used cut short nor joined to the
+        next file's first document."""
+        state = self._open.pop(key)
+        self._pending = [(k, sentences) for k, sentences in self._pending if k != key]
+        self._pending_chars = sum(sum(map(len, sentences)) for _, sentences in self._pending)
+        self.report.skip_document(state.location, CUT_SHORT_REASON)
+
     def take(self) -> dict[str, list[EncodedDocument]]:
         """Every complete document so far, by split; start a new window."""
         self.flush()
@@ -207,15 +217,20 @@ def _process_unit(task: UnitTask) -> UnitResult:
         if task.buckets[split]
     }
     budget = encoder.layout.budget(config.max_seq_length, config.pairs)  # tokens of text per row
-    for window, documents in enumerate(read_windows(task, encoder, report, counts)):
-        for split, dealer in dealers.items():
-            corpus, cut = make_corpus(documents[split], budget)
-            counts[split].sentences_cut += cut
-            for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
-                key = PassKey(split, task.unit.index, pass_index, window, task.part)
-                dealer.write(_pass_batch(corpus, budget, config, encoder, key, counts[split]))
     path = spill_path(task.spill_dir, task.name)
-    offsets = write_spill(path, dealers, spilled)
+    try:
+        for window, documents in enumerate(read_windows(task, encoder, report, counts)):
+            for split, dealer in dealers.items():
+                corpus, cut = make_corpus(documents[split], budget)
+                counts[split].sentences_cut += cut
+                for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
+                    key = PassKey(split, task.unit.index, pass_index, window, task.part)
+                    dealer.write(_pass_batch(corpus, budget, config, encoder, key, counts[split]))
+        offsets = write_spill(path, dealers, spilled)
+    except BaseException:  # staging files may sit in the system's temporary directory
+        for dealer in dealers.values():
+            dealer.discard()
+        raise
     pa.default_memory_pool().release_unused()
     return UnitResult(
         unit=task.unit.index,
@@ -282,6 +297,9 @@ def read_windows(
             collector.add(key, split, document)
             starts_document = not document.continued
             key += starts_document
+        if not starts_document:  # the file ended inside a document: damage cut it short
+            collector.abandon(key)
+            key, starts_document = key + 1, True
     yield collector.take()
 
 
