@@ -19,7 +19,11 @@ _COMMIT_CHECKS: list[Callable[[], None]] = []  # run before every rename into pl
 @contextlib.contextmanager
 def commits_checked_by(check: Callable[[], None]) -> Iterator[None]:
     """Run `check` before every file is renamed into place while the block runs (it
-    raises to stop the commit: the writer lost its lease)."""
+    raises to stop the commit: the writer lost its lease). A check already running (a
+    task run in the building process) is not added twice."""
+    if check in _COMMIT_CHECKS:
+        yield
+        return
     _COMMIT_CHECKS.append(check)
     try:
         yield

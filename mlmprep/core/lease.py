@@ -61,6 +61,10 @@ class LeaseRecord:
         """Not renewed for lease_seconds, or held by a process of this host that is gone."""
         return now - self.heartbeat > self.lease_seconds or not self.holder.alive()
 
+    def overdue(self, now: float) -> bool:
+        """Not renewed for LOST_AFTER of the lease: its holder must stop writing."""
+        return now - self.heartbeat > self.lease_seconds * LOST_AFTER
+
     def encode(self) -> bytes:
         fields = {"owner": self.owner, "heartbeat": self.heartbeat}
         return json.dumps(
@@ -93,7 +97,7 @@ def object_lease(path: str, output: str) -> Iterator[LeaseCheck]:
     _HELD[path] = lease
     check = LeaseCheck(path, output, lease.record.owner, lease.seconds)
     try:
-        with files.commits_checked_by(check.verify):
+        with commits_guarded(check):
             yield check
     finally:
         del _HELD[path]
@@ -124,7 +128,7 @@ class LeaseCheck:
         record = LeaseRecord.decode(data) if data is not None else None
         if record is None or record.owner != self.owner:
             raise _lost(self.output, self.path, "another writer holds it now")
-        if time.time() - record.heartbeat > self.seconds * LOST_AFTER:
+        if record.overdue(time.time()):
             raise _lost(self.output, self.path, "its heartbeat stopped")
 
 
@@ -189,7 +193,7 @@ class _Lease:
                     return
 
     def stale(self) -> bool:
-        return time.time() - self.record.heartbeat > self.seconds * LOST_AFTER
+        return self.record.overdue(time.time())
 
     def verify(self) -> None:
         """Raise LeaseLostError once the lease is lost (or overdue for renewal)."""

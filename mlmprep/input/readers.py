@@ -169,7 +169,7 @@ def read_error(path: str, exc: BaseException) -> InputError:
     if isinstance(exc, FileNotFoundError):
         return InputError(f"{path}: file vanished during the build")
     if not is_data_error(exc):
-        cause = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+        cause = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
         return InputError(
             f"{path}: reading failed ({type(exc).__name__}: {cause or 'no detail'}); nothing "
             "of it was counted as bad data; once the storage answers, run the same command "
