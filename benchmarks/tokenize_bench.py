@@ -87,7 +87,7 @@ def baseline(jsonl: Path, prefix: Path, workers: int) -> None:
                 out.write(np.array(ids, dtype=np.uint16).tobytes())
                 lengths.append(len(ids))
             document_indices.append(len(lengths))
-    from mlmprep.pipeline.indexed_format import write_index
+    from mlmprep.formats.indexed_format import write_index
 
     with open(f"{prefix}.idx", "wb") as out:
         write_index(out, np.dtype(np.uint16), np.array(lengths), np.array(document_indices))

@@ -14,7 +14,7 @@ import argparse
 import torch
 from transformers import BertConfig, BertForPreTraining
 
-from mlmprep.pipeline.manifest import read_index
+from mlmprep.formats.manifest import read_index
 from mlmprep.torch import MlmCollator, MlmprepIterableDataset
 
 

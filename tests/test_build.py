@@ -409,7 +409,7 @@ def test_shard_records_are_read_once_not_once_per_bucket(tmp_path, monkeypatch):
         reads.append(str(path))
         return real_read_json(path)
 
-    monkeypatch.setattr("mlmprep.pipeline.manifest.read_json", counting)
+    monkeypatch.setattr("mlmprep.formats.manifest.read_json", counting)
     out = tmp_path / "out"
     run_build([plain_sample(tmp_path / "corpus")], out, unit_size=16 * 1024, shard_size=150)
     shards = json.loads((out / "index.json").read_text())["shards"]

@@ -145,8 +145,8 @@ def test_unreachable_scheduler_is_a_clear_error(corpus, tmp_path, monkeypatch):
 
 def test_workers_with_other_versions_are_refused():
     from mlmprep.core.errors import ConfigError
+    from mlmprep.formats.manifest import versions, worker_environment
     from mlmprep.pipeline.engines.dask import DaskEngine
-    from mlmprep.pipeline.manifest import versions, worker_environment
 
     class Client:
         def run(self, function):
@@ -162,7 +162,7 @@ def test_workers_with_other_tokenizer_backends_are_refused(monkeypatch):
     """A worker without the client's kitoken would encode at another speed and could not
     fall back the same way: the set of backends must match too."""
     from mlmprep.core.errors import ConfigError
-    from mlmprep.pipeline import manifest
+    from mlmprep.formats import manifest
     from mlmprep.pipeline.engines import dask as engine
 
     monkeypatch.setattr(manifest, "backend_versions", lambda: {"kitoken": "0.11.1"})
@@ -199,7 +199,7 @@ def test_every_task_checks_its_workers_versions(monkeypatch):
     """A task refuses to run on a worker with other versions, so a worker that joins
     after the build connected is refused too (the connect-time check cannot see it)."""
     from mlmprep.core.errors import ConfigError
-    from mlmprep.pipeline import manifest
+    from mlmprep.formats import manifest
     from mlmprep.pipeline.engines.dask import run_checked
 
     client = manifest.worker_environment()

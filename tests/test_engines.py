@@ -42,7 +42,7 @@ def test_the_fork_server_preloads_the_modules_of_the_build_task_functions():
     """WORKER_MODULES names modules as strings (the CLI must not import them early): a
     module that moves or is renamed must not silently drop out of the preload."""
     from mlmprep.pipeline.shuffle import write_bucket_shards
-    from mlmprep.pipeline.tokenize_units import tokenize_unit
+    from mlmprep.pipeline.tokenize.units import tokenize_unit
     from mlmprep.pipeline.units import process_unit
     from mlmprep.pipeline.workers import WORKER_MODULES
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import mlmprep.pipeline.shuffle
 from mlmprep.cli.main import main
 from mlmprep.core.errors import InputError, MlmprepError, OutputError
-from mlmprep.pipeline.schema import list_array
+from mlmprep.formats.schema import list_array
 
 from .helpers import SAMPLE_DIR, run_build, shard_hashes
 

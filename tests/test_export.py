@@ -215,7 +215,7 @@ def test_an_sop_build_writes_its_order_label_and_says_so(tmp_path):
 
 
 def test_a_failed_export_resumes_and_skips_finished_files(build_dir, tmp_path, monkeypatch):
-    from mlmprep.outputs.export_reference import Hdf5Writer
+    from mlmprep.outputs.export.reference import Hdf5Writer
 
     original = Hdf5Writer.write
     calls = []

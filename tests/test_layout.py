@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mlmprep"
-STAGES = ("core", "input", "text", "algorithm", "pipeline", "outputs", "cli")
+STAGES = ("core", "input", "text", "algorithm", "formats", "pipeline", "outputs", "cli")
 # beside the stages: the package itself (its version), bundled data, and the public
 # `mlmprep.torch` name for the PyTorch API that lives in outputs
 LEVELS = {"__init__": -1, "data": -1, **{s: i for i, s in enumerate(STAGES)}, "torch": len(STAGES)}
@@ -58,11 +58,31 @@ def test_a_module_imports_no_higher_stage(path):
     assert not upward, f"{path.relative_to(PACKAGE)} imports a higher stage: {upward}"
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_a_stage_init_imports_nothing(stage):
-    tree = ast.parse((PACKAGE / stage / "__init__.py").read_text(encoding="utf-8"))
+INITS = sorted(p for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE)
+
+
+@pytest.mark.parametrize("init", INITS, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_a_stage_or_room_init_imports_nothing(init):
+    tree = ast.parse(init.read_text(encoding="utf-8"))
     imports = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
-    assert not imports, f"mlmprep/{stage}/__init__.py imports {len(imports)} things"
+    assert not imports, f"{init.relative_to(PACKAGE)} imports {len(imports)} things"
+
+
+def test_the_stages_are_folders_and_each_has_an_init():
+    assert all((PACKAGE / stage / "__init__.py").is_file() for stage in STAGES)
+
+
+def test_outputs_read_the_on_disk_formats_never_the_pipeline():
+    """What a finished build or tokenize output looks like lives in formats/, so the
+    readers of outputs/ do not depend on how the pipeline makes it."""
+    readers = [p for p in MODULES if p.is_relative_to(PACKAGE / "outputs")]
+    found = [
+        f"{p.relative_to(PACKAGE)} line {line}: {name}"
+        for p in readers
+        for line, name in _imports_of(p)
+        if name.startswith("mlmprep.pipeline")
+    ]
+    assert not found, found
 
 
 def test_the_checker_sees_upward_imports_absolute_relative_and_deferred():

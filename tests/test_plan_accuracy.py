@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from plan_accuracy import compare, corpus_available
 
-from mlmprep.pipeline.plan_resources import MB, BuildLoad, estimate_resources
+from mlmprep.pipeline.plan.resources import MB, BuildLoad, estimate_resources
 
 from .helpers import shared_corpus
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from mlmprep.core.config import BuildConfig
-from mlmprep.pipeline.schema import output_schema
+from mlmprep.formats.schema import output_schema
 from mlmprep.pipeline.spill import (
     BucketDealer,
     SpillSlice,

@@ -24,7 +24,7 @@ from mlmprep.cli.main import main
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.readers import detect_format, iter_documents
 from mlmprep.pipeline.run_options import RunOptions
-from mlmprep.pipeline.tokenize import TokenizeConfig, tokenize
+from mlmprep.pipeline.tokenize.tokenize import TokenizeConfig, tokenize
 from mlmprep.text.sentences import document_sentences
 
 from .helpers import SAMPLE_DIR, large_vocabulary, plain_sample, shared_corpus, write_text

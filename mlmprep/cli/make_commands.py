@@ -164,7 +164,7 @@ def plan_command(
       mlmprep tokenize corpus/ data/wiki --plan              # the plan of a tokenize run
     """
     from mlmprep.cli.render import plan_text
-    from mlmprep.pipeline.capacity import estimate_plan
+    from mlmprep.pipeline.plan.capacity import estimate_plan
 
     fields = BuildConfig.__dataclass_fields__
     config = BuildConfig(**{k: v for k, v in options.items() if k in fields})

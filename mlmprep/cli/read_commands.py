@@ -11,7 +11,7 @@ import click
 from mlmprep.cli.errors import friendly
 from mlmprep.cli.options import SPLIT_OPTION, storage_options
 from mlmprep.core.config import SOP_LABEL
-from mlmprep.outputs.export_formats import FORMATS, MDS_COMPRESSIONS
+from mlmprep.outputs.export.formats import FORMATS, MDS_COMPRESSIONS
 
 
 @click.command(name="stats")
@@ -196,7 +196,7 @@ def export_command(
       mlmprep export out/ hdf5/ --format nvidia-hdf5
       mlmprep export out/ tfrecords/ --format tfrecord --gzip
     """
-    from mlmprep.outputs.export import ExportOptions, export_build
+    from mlmprep.outputs.export.export import ExportOptions, export_build
 
     options = ExportOptions(fmt, num_files, compress, compression, overwrite)
     summary = export_build(output_dir, dest, options, progress=not quiet and sys.stderr.isatty())

@@ -3,8 +3,8 @@ prints the same dicts as JSON)."""
 
 from __future__ import annotations
 
-from mlmprep.pipeline.capacity import PlanEstimate
-from mlmprep.pipeline.tokenize_plan import TokenizeEstimate
+from mlmprep.pipeline.plan.capacity import PlanEstimate
+from mlmprep.pipeline.plan.tokenize_estimate import TokenizeEstimate
 
 
 def build_text(summary: dict, output_dir: str) -> str:

@@ -99,7 +99,7 @@ def tokenize_command(
     if options.engine == "local" and options.workers > 1:
         start_worker_server()
     from mlmprep.cli.render import tokenize_text
-    from mlmprep.pipeline.tokenize import TokenizeConfig, tokenize
+    from mlmprep.pipeline.tokenize.tokenize import TokenizeConfig, tokenize
 
     summary = tokenize(
         list(inputs), out_prefix, TokenizeConfig(**config_values), options, unit_size
@@ -119,8 +119,8 @@ def _print_plan(
     inputs: list[str], prefix: str, config_values: dict, unit_size: int, as_json: bool
 ) -> None:
     from mlmprep.cli.render import tokenize_plan_text
-    from mlmprep.pipeline.tokenize import TokenizeConfig
-    from mlmprep.pipeline.tokenize_plan import estimate_tokenize
+    from mlmprep.pipeline.plan.tokenize_estimate import estimate_tokenize
+    from mlmprep.pipeline.tokenize.tokenize import TokenizeConfig
 
     estimate = estimate_tokenize(inputs, prefix, TokenizeConfig(**config_values), unit_size)
     click.echo(

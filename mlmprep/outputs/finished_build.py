@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
 from mlmprep.core.errors import OutputError
-from mlmprep.pipeline.manifest import INDEX, TOKENIZER_FILE, read_index
+from mlmprep.formats.manifest import INDEX, TOKENIZER_FILE, read_index
 from mlmprep.text.special_tokens import SpecialTokens, from_manifest
 from mlmprep.text.tokenization import TokenEncoder
 

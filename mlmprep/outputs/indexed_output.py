@@ -13,8 +13,7 @@ import numpy as np
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
 from mlmprep.core.files import read_json
-from mlmprep.pipeline.indexed_format import HEADER, pointers_of, read_header
-from mlmprep.pipeline.tokenize import output_paths
+from mlmprep.formats.indexed_format import HEADER, output_paths, pointers_of, read_header
 
 KIND = "mlmprep-tokenize"
 CHUNK = 1 << 20  # index entries or tokens read at a time
@@ -62,16 +61,14 @@ class IndexedOutput:
             yield np.frombuffer(storage.read_range(self.paths["idx"], at, at + n * itemsize), dtype)
 
     def lengths(self) -> Iterator[np.ndarray]:
-        return self._section(HEADER.size, self.header.sequences, np.int32)
+        return self._section(self.header.lengths_at, self.header.sequences, np.int32)
 
     def pointers(self) -> Iterator[np.ndarray]:
-        return self._section(
-            HEADER.size + 4 * self.header.sequences, self.header.sequences, np.int64
-        )
+        return self._section(self.header.pointers_at, self.header.sequences, np.int64)
 
     def document_indices(self) -> Iterator[np.ndarray]:
-        offset = HEADER.size + 12 * self.header.sequences
-        return self._section(offset, self.header.document_entries, np.int64)
+        header = self.header
+        return self._section(header.documents_at, header.document_entries, np.int64)
 
     def tokens(self) -> Iterator[np.ndarray]:
         dtype = self.header.dtype

@@ -16,9 +16,9 @@ import numpy as np
 
 from mlmprep.core.config import TRAIN
 from mlmprep.core.errors import ConfigError
+from mlmprep.formats.schema import list_values
 from mlmprep.outputs.finished_build import FinishedBuild
 from mlmprep.outputs.stats import split_stats
-from mlmprep.pipeline.schema import list_values
 
 TOP_TOKENS = 20
 COLORS = ("#3465a4", "#cc6f0b")

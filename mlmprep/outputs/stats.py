@@ -8,8 +8,8 @@ import pyarrow as pa
 from mlmprep.algorithm.whole_word import word_starts
 from mlmprep.core.config import NSP_LABEL, SENTENCE_LABELS, SOP_LABEL, TRAIN
 from mlmprep.core.counts import SplitCounts
+from mlmprep.formats.schema import list_values
 from mlmprep.outputs.finished_build import FinishedBuild
-from mlmprep.pipeline.schema import list_values
 
 HISTOGRAM_BIN = 16
 

@@ -10,10 +10,10 @@ import pyarrow as pa
 from mlmprep.core import storage
 from mlmprep.core.config import SENTENCE_LABELS
 from mlmprep.core.files import sha256_file
+from mlmprep.formats.manifest import INDEX, TOKENIZER_FILE
+from mlmprep.formats.schema import list_values, output_schema
+from mlmprep.formats.shard_names import ShardName
 from mlmprep.outputs.finished_build import BATCH_ROWS, FinishedBuild
-from mlmprep.pipeline.manifest import INDEX, TOKENIZER_FILE
-from mlmprep.pipeline.schema import list_values, output_schema
-from mlmprep.pipeline.shard_names import ShardName
 from mlmprep.text.special_tokens import SpecialTokens
 
 

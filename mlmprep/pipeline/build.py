@@ -19,6 +19,16 @@ from mlmprep.core.errors import ConfigError, InputError, OutputError
 from mlmprep.core.files import is_temporary_of, write_json_atomically, write_text_atomically
 from mlmprep.core.lease import LeaseCheck
 from mlmprep.core.writer_lock import LOCK_SUFFIX, writer_lock
+from mlmprep.formats.manifest import (
+    INDEX,
+    SHARDS_DIR,
+    TOKENIZER_FILE,
+    UNITS_DIR,
+    WorkState,
+    read_index,
+    versions,
+)
+from mlmprep.formats.schema import SCHEMA_VERSION, output_schema, with_metadata
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import (
     InputFile,
@@ -30,20 +40,10 @@ from mlmprep.pipeline.build_index import build_index, summary
 from mlmprep.pipeline.card import CARD, dataset_card, written_by_mlmprep
 from mlmprep.pipeline.engines.dask import DaskEngine
 from mlmprep.pipeline.engines.local import LocalEngine
-from mlmprep.pipeline.manifest import (
-    INDEX,
-    SHARDS_DIR,
-    TOKENIZER_FILE,
-    UNITS_DIR,
-    WorkState,
-    read_index,
-    versions,
-)
 from mlmprep.pipeline.output_dir import prepare_output
 from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units, worker_count
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.scheduling import make_engine, resumable_units, run_units, unit_tasks
-from mlmprep.pipeline.schema import SCHEMA_VERSION, output_schema, with_metadata
 from mlmprep.pipeline.shuffle import ShardTask, shard_tasks, write_bucket_shards
 from mlmprep.pipeline.sizing import (
     OUTPUT_BYTES_PER_SPILL_BYTE,

@@ -6,10 +6,10 @@ from collections import Counter
 
 from mlmprep.core.config import SPLITS
 from mlmprep.core.counts import SplitCounts
+from mlmprep.formats.schema import SCHEMA_VERSION
+from mlmprep.formats.shard_names import ShardName
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import InputFile
-from mlmprep.pipeline.schema import SCHEMA_VERSION
-from mlmprep.pipeline.shard_names import ShardName
 from mlmprep.pipeline.unit_result import UnitResult
 
 

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
 from mlmprep.core.files import TEMPORARY_MARK, sha256_file
-from mlmprep.pipeline.card import CARD, written_by_mlmprep
-from mlmprep.pipeline.manifest import (
+from mlmprep.formats.manifest import (
     INDEX,
     TOKENIZER_FILE,
     WorkState,
     differences,
     read_index,
 )
-from mlmprep.pipeline.shard_names import ShardName
+from mlmprep.formats.shard_names import ShardName
+from mlmprep.pipeline.card import CARD, written_by_mlmprep
 from mlmprep.pipeline.spill import SPILL_FORMAT
 
 

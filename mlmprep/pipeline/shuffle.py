@@ -15,9 +15,9 @@ from mlmprep.core.config import SPLITS, BuildConfig
 from mlmprep.core.files import atomic_path, sha256_file
 from mlmprep.core.lease import LeaseCheck, commits_guarded
 from mlmprep.core.random_streams import SHARD_SHUFFLE, rng_for
-from mlmprep.pipeline.manifest import SHARDS_DIR, WorkState
-from mlmprep.pipeline.schema import COMPRESSION
-from mlmprep.pipeline.shard_names import ShardName
+from mlmprep.formats.manifest import SHARDS_DIR, WorkState
+from mlmprep.formats.schema import COMPRESSION
+from mlmprep.formats.shard_names import ShardName
 from mlmprep.pipeline.spill import SpillSlice, read_slices
 from mlmprep.pipeline.unit_result import UnitResult
 

@@ -27,11 +27,11 @@ from mlmprep.core.config import SPLITS, TRAIN, VALIDATION, BuildConfig
 from mlmprep.core.counts import SplitCounts
 from mlmprep.core.lease import LeaseCheck, commits_guarded
 from mlmprep.core.random_streams import MASKING, PAIRS, SCATTER, VALIDATION_HOLD_OUT, rng_for
+from mlmprep.formats.schema import output_schema, record_batch
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import Source
 from mlmprep.input.readers import Document, iter_documents
 from mlmprep.pipeline.planning import Unit
-from mlmprep.pipeline.schema import output_schema, record_batch
 from mlmprep.pipeline.spill import (
     BucketDealer,
     spill_path,

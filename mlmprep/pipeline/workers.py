@@ -8,7 +8,7 @@ from mlmprep.pipeline.engines.local import worker_context
 WORKER_MODULES = (
     "mlmprep.pipeline.units",
     "mlmprep.pipeline.shuffle",
-    "mlmprep.pipeline.tokenize_units",
+    "mlmprep.pipeline.tokenize.units",
     "pyarrow.compute",
 )
 

@@ -11,7 +11,7 @@ import shutil
 from mlmprep.core.errors import ConfigError
 from mlmprep.core.files import TEMPORARY_MARK
 from mlmprep.core.writer_lock import LOCK_SUFFIX
-from mlmprep.pipeline.manifest import WORK_DIR
+from mlmprep.formats.manifest import WORK_DIR
 
 SUMMARY_FILE = "export.json"
 LOCK_FILE = LOCK_SUFFIX  # DEST/.mlmprep-lock, held while an export writes

@@ -13,8 +13,8 @@ from mlmprep.core.config import TRAIN
 from mlmprep.core.counts import SplitCounts, Tally
 from mlmprep.core.files import open_atomically
 from mlmprep.core.lease import commits_guarded
+from mlmprep.formats.indexed_format import BIN_SUFFIX, IDX_SUFFIX, token_dtype, write_index
 from mlmprep.input.accounting import InputReport
-from mlmprep.pipeline.indexed_format import BIN_SUFFIX, IDX_SUFFIX, token_dtype, write_index
 from mlmprep.pipeline.units import UnitTask, encoder_for, read_windows, unit_raw_bytes
 
 LEVELS = ("sentence", "document")

@@ -30,11 +30,11 @@ from mlmprep.core import storage
 from mlmprep.core.config import LABEL_COLUMNS
 from mlmprep.core.errors import ConfigError, OutputError
 from mlmprep.core.files import write_json_atomically
-from mlmprep.outputs.export_files import ExportFile
-from mlmprep.outputs.export_formats import MDS_COMPRESSIONS
-from mlmprep.outputs.export_writer import ExportWriter
+from mlmprep.formats.schema import list_values
+from mlmprep.outputs.export.files import ExportFile
+from mlmprep.outputs.export.formats import MDS_COMPRESSIONS
+from mlmprep.outputs.export.writer import ExportWriter
 from mlmprep.outputs.finished_build import FinishedBuild
-from mlmprep.pipeline.schema import list_values
 
 INDEX_FILE = "index.json"
 HASH = "sha1"

@@ -21,16 +21,16 @@ from mlmprep.core.config import SPLITS
 from mlmprep.core.errors import ConfigError, OutputError, write_failure
 from mlmprep.core.files import atomic_path, read_json, write_json_atomically
 from mlmprep.core.writer_lock import writer_lock
-from mlmprep.outputs.export_destination import LOCK_FILE, SUMMARY_FILE, clear_destination
-from mlmprep.outputs.export_files import ExportFile, default_file_count, split_files
-from mlmprep.outputs.export_formats import FORMATS
-from mlmprep.outputs.export_lddl import LddlWriter
-from mlmprep.outputs.export_mds import MdsWriter
-from mlmprep.outputs.export_reference import Hdf5Writer, TfRecordWriter
-from mlmprep.outputs.export_writer import ExportWriter
+from mlmprep.formats.manifest import WorkState
+from mlmprep.outputs.export.destination import LOCK_FILE, SUMMARY_FILE, clear_destination
+from mlmprep.outputs.export.files import ExportFile, default_file_count, split_files
+from mlmprep.outputs.export.formats import FORMATS
+from mlmprep.outputs.export.lddl import LddlWriter
+from mlmprep.outputs.export.mds import MdsWriter
+from mlmprep.outputs.export.reference import Hdf5Writer, TfRecordWriter
+from mlmprep.outputs.export.split_rows import SplitRows, bin_counts
+from mlmprep.outputs.export.writer import ExportWriter
 from mlmprep.outputs.finished_build import FinishedBuild
-from mlmprep.outputs.split_rows import SplitRows, bin_counts
-from mlmprep.pipeline.manifest import WorkState
 
 EXPORTED = "exported"
 

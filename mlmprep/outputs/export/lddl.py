@@ -26,10 +26,10 @@ from mlmprep.core import storage
 from mlmprep.core.config import LABEL_COLUMNS
 from mlmprep.core.errors import ConfigError
 from mlmprep.core.files import write_json_atomically, write_text_atomically
-from mlmprep.outputs.export_files import ExportFile
-from mlmprep.outputs.export_writer import ExportWriter
+from mlmprep.formats.schema import list_values
+from mlmprep.outputs.export.files import ExportFile
+from mlmprep.outputs.export.writer import ExportWriter
 from mlmprep.outputs.finished_build import FinishedBuild
-from mlmprep.pipeline.schema import list_values
 
 VOCAB_FILE = "vocab.txt"
 NUM_SAMPLES_FILE = ".num_samples.json"

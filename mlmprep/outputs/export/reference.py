@@ -29,10 +29,10 @@ import pyarrow as pa
 
 from mlmprep.core.config import LABEL_COLUMNS, TRAIN
 from mlmprep.core.errors import ConfigError
-from mlmprep.outputs.export_files import ExportFile
-from mlmprep.outputs.export_writer import ExportWriter
+from mlmprep.formats.schema import list_values
+from mlmprep.outputs.export.files import ExportFile
+from mlmprep.outputs.export.writer import ExportWriter
 from mlmprep.outputs.finished_build import FinishedBuild
-from mlmprep.pipeline.schema import list_values
 
 
 @dataclass

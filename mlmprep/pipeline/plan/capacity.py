@@ -8,13 +8,13 @@ from dataclasses import asdict, dataclass
 
 from mlmprep.core.config import BuildConfig
 from mlmprep.input.discovery import describe_inputs, resolve_inputs
-from mlmprep.pipeline.plan_resources import (
+from mlmprep.pipeline.plan.resources import (
     BuildLoad,
     ResourceEstimate,
     cores_for,
     estimate_resources,
 )
-from mlmprep.pipeline.plan_sample import SampleRates, measure_sample
+from mlmprep.pipeline.plan.sample import SampleRates, measure_sample
 from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units, worker_count
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.sizing import OUTPUT_BYTES_PER_SPILL_BYTE, Sizing, choose_sizing

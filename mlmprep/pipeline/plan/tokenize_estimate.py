@@ -10,14 +10,14 @@ import tempfile
 from dataclasses import asdict, dataclass
 
 from mlmprep.core import storage
+from mlmprep.formats.indexed_format import IndexHeader, output_paths, token_dtype
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import InputFile, describe_inputs, resolve_inputs
 from mlmprep.input.readers import iter_documents
-from mlmprep.pipeline.indexed_format import HEADER, token_dtype
-from mlmprep.pipeline.plan_sample import sample_sources
+from mlmprep.pipeline.plan.sample import sample_sources
 from mlmprep.pipeline.planning import plan_units
 from mlmprep.pipeline.sizing import WINDOW_BYTES
-from mlmprep.pipeline.tokenize import MAX_UNITS, TokenizeConfig, output_paths
+from mlmprep.pipeline.tokenize.tokenize import MAX_UNITS, TokenizeConfig
 from mlmprep.pipeline.units import encoder_for
 from mlmprep.text.sentences import document_sentences
 
@@ -70,7 +70,7 @@ def estimate_tokenize(
     encoder = encoder_for(config.build_config())
     dtype = token_dtype(encoder.vocab_size)
     bin_bytes = tokens * dtype.itemsize
-    idx_bytes = HEADER.size + 12 * sequences + 8 * (documents + 1)
+    idx_bytes = IndexHeader(dtype, sequences, documents + 1).size()
     return TokenizeEstimate(
         files=len(files),
         raw_bytes=raw,

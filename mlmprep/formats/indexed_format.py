@@ -21,6 +21,7 @@ import numpy as np
 
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
+from mlmprep.core.writer_lock import LOCK_SUFFIX
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -37,6 +38,19 @@ DTYPE_CODES = {  # megatron-core's DType and fairseq's dtypes table agree on the
 HEADER = struct.Struct("<9sQBQQ")
 UINT16_VOCAB = 2**16  # vocabularies up to this many ids are stored as uint16, else int32
 BIN_SUFFIX, IDX_SUFFIX = ".bin", ".idx"
+MANIFEST_SUFFIX = ".json"  # PREFIX.json: what `mlmprep tokenize` made
+WORK_SUFFIX = ".mlmprep-work"  # PREFIX.mlmprep-work/: its resume records and partials
+
+
+def output_paths(prefix: str) -> dict[str, str]:
+    """Where a tokenize output's files are."""
+    return {
+        "bin": prefix + BIN_SUFFIX,
+        "idx": prefix + IDX_SUFFIX,
+        "manifest": prefix + MANIFEST_SUFFIX,
+        "work": prefix + WORK_SUFFIX,
+        "lock": prefix + LOCK_SUFFIX,
+    }
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -56,9 +70,24 @@ class IndexHeader:
     def documents(self) -> int:
         return self.document_entries - 1
 
+    @property
+    def lengths_at(self) -> int:
+        """Where the int32 lengths start."""
+        return HEADER.size
+
+    @property
+    def pointers_at(self) -> int:
+        """Where the int64 pointers start."""
+        return self.lengths_at + 4 * self.sequences
+
+    @property
+    def documents_at(self) -> int:
+        """Where the int64 document indices start."""
+        return self.pointers_at + 8 * self.sequences
+
     def size(self) -> int:
         """The .idx size these counts imply."""
-        return HEADER.size + 4 * self.sequences + 8 * self.sequences + 8 * self.document_entries
+        return self.documents_at + 8 * self.document_entries
 
     def pack(self) -> bytes:
         code = DTYPE_CODES[self.dtype.name]
@@ -94,12 +123,9 @@ def read_index(path: str) -> tuple[IndexHeader, IndexArrays]:
         raise OutputError(
             f"{path}: {len(data)} bytes but its header implies {header.size()}; rerun the command"
         )
-    at = HEADER.size
-    lengths = np.frombuffer(data, np.int32, header.sequences, at)
-    at += lengths.nbytes
-    pointers = np.frombuffer(data, np.int64, header.sequences, at)
-    at += pointers.nbytes
-    documents = np.frombuffer(data, np.int64, header.document_entries, at)
+    lengths = np.frombuffer(data, np.int32, header.sequences, header.lengths_at)
+    pointers = np.frombuffer(data, np.int64, header.sequences, header.pointers_at)
+    documents = np.frombuffer(data, np.int64, header.document_entries, header.documents_at)
     return header, IndexArrays(lengths, pointers, documents)
 
 

@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
+from mlmprep.formats.schema import output_schema
 from mlmprep.input.compressed_parts import cut_parts
 from mlmprep.input.discovery import InputFile, Source
 from mlmprep.input.readers import detect_format
 from mlmprep.pipeline.planning import Unit
-from mlmprep.pipeline.schema import output_schema
 from mlmprep.pipeline.sizing import Sizing
 from mlmprep.pipeline.spill import spill_overhead, spill_schema
 from mlmprep.pipeline.units import UnitTask, encoder_for, process_unit

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-from mlmprep.outputs.export_files import ExportFile
+from mlmprep.outputs.export.files import ExportFile
 
 
 class ExportWriter:

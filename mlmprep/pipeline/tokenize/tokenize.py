@@ -10,7 +10,6 @@ identity, counts, accounting, checksums); `stats` and `validate` read it.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
@@ -21,26 +20,23 @@ import numpy as np
 from mlmprep.core import storage
 from mlmprep.core.config import TRAIN, VALIDATION, BuildConfig
 from mlmprep.core.errors import ConfigError, OutputError, write_failure
-from mlmprep.core.files import open_atomically, read_json, write_json_atomically
+from mlmprep.core.files import read_json, write_json_atomically
 from mlmprep.core.lease import LeaseCheck
-from mlmprep.core.writer_lock import LOCK_SUFFIX, writer_lock
+from mlmprep.core.writer_lock import writer_lock
+from mlmprep.formats.indexed_format import (
+    output_paths,
+    token_dtype,
+)
+from mlmprep.formats.manifest import UNITS_DIR, WorkState, versions
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import InputFile, describe_inputs, fingerprint, resolve_inputs
 from mlmprep.pipeline.build import no_documents
-from mlmprep.pipeline.indexed_format import (
-    BIN_SUFFIX,
-    IDX_SUFFIX,
-    IndexHeader,
-    pointers_of,
-    read_index,
-    token_dtype,
-)
-from mlmprep.pipeline.manifest import UNITS_DIR, WorkState, versions
 from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units, worker_count
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.scheduling import make_engine, run_units, unit_tasks
 from mlmprep.pipeline.sizing import WINDOW_BYTES, Sizing
-from mlmprep.pipeline.tokenize_units import (
+from mlmprep.pipeline.tokenize.merge import merge_bins, merge_indexes
+from mlmprep.pipeline.tokenize.units import (
     LEVELS,
     TokenizeCounts,
     TokenizeResult,
@@ -51,10 +47,7 @@ from mlmprep.pipeline.units import encoder_for
 from mlmprep.pipeline.workers import start_worker_server
 
 FORMATS = ("megatron",)
-MANIFEST_SUFFIX = ".json"
-WORK_SUFFIX = ".mlmprep-work"
 MAX_UNITS = 4096  # units grow past 8 MiB so a huge corpus makes at most about this many
-COPY_BLOCK = 8 << 20
 DEFAULTS = BuildConfig()
 
 
@@ -89,17 +82,6 @@ class TokenizeConfig:
             text_field=self.text_field,
             unit_size=unit_size,
         )
-
-
-def output_paths(prefix: str) -> dict[str, str]:
-    """Where a tokenize output's files are."""
-    return {
-        "bin": prefix + BIN_SUFFIX,
-        "idx": prefix + IDX_SUFFIX,
-        "manifest": prefix + MANIFEST_SUFFIX,
-        "work": prefix + WORK_SUFFIX,
-        "lock": prefix + LOCK_SUFFIX,
-    }
 
 
 def tokenize(
@@ -224,8 +206,8 @@ def _run(
     dtype = token_dtype(identity["tokenizer"]["vocab_size"])
     partials = [storage.join(work.path, r.name) for r in results]
     files = {
-        "bin": _merge_bins(partials, paths["bin"]),
-        "idx": _merge_indexes(partials, paths["idx"], dtype),
+        "bin": merge_bins(partials, paths["bin"]),
+        "idx": merge_indexes(partials, paths["idx"], dtype),
     }
     run = {
         "engine": options.engine,
@@ -277,48 +259,3 @@ def _plan(
     if not units:
         raise ConfigError(f"{', '.join(inputs)}: no readable input (every file is binary)")
     return {"identity": identity, "unit_size": size, "units": [u.to_dict() for u in units]}
-
-
-def _merge_bins(partials: list[str], path: str) -> dict:
-    """Concatenate the partial .bin files into `path`; its size and sha256."""
-    digest = hashlib.sha256()
-    with open_atomically(path) as out:
-        for partial in partials:
-            with storage.open_file(partial + BIN_SUFFIX, "rb") as handle:
-                for block in iter(lambda h=handle: h.read(COPY_BLOCK), b""):
-                    out.write(block)
-                    digest.update(block)
-        size = out.tell()
-    return {"name": storage.basename(path), "bytes": size, "sha256": digest.hexdigest()}
-
-
-def _merge_indexes(partials: list[str], path: str, dtype: np.dtype) -> dict:
-    """One .idx from the partial ones, each read in turn for each section: lengths, then
-    pointers (shifted by the .bin bytes before it), then document indices (shifted by the
-    sequences before it). Only one partial index is in memory at a time."""
-    headers = [read_index(p + IDX_SUFFIX)[0] for p in partials]
-    sequences = sum(h.sequences for h in headers)
-    entries = 1 + sum(h.documents for h in headers)
-    digest = hashlib.sha256()
-    with open_atomically(path) as out:
-
-        def write(data: bytes) -> None:
-            out.write(data)
-            digest.update(data)
-
-        write(IndexHeader(dtype, sequences, entries).pack())
-        for partial in partials:
-            write(read_index(partial + IDX_SUFFIX)[1].lengths.tobytes())
-        start = 0
-        for partial in partials:
-            lengths = read_index(partial + IDX_SUFFIX)[1].lengths
-            write(pointers_of(lengths, dtype, start).tobytes())
-            start += int(lengths.astype(np.int64).sum()) * dtype.itemsize
-        write(np.zeros(1, np.int64).tobytes())
-        offset = 0
-        for partial in partials:
-            ends = read_index(partial + IDX_SUFFIX)[1].document_indices
-            write((ends[1:] + offset).tobytes())
-            offset += int(ends[-1])
-        size = out.tell()
-    return {"name": storage.basename(path), "bytes": size, "sha256": digest.hexdigest()}
