@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from mlmprep.core.config import BuildConfig
 from mlmprep.core.errors import TokenizerError
-from mlmprep.pipeline.units import encoder_for
+from mlmprep.text.encoders import encoder_for
 from mlmprep.text.tokenization import TokenEncoder
 
 from .helpers import shared_corpus

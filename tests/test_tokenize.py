@@ -247,7 +247,8 @@ def test_another_run_into_the_same_prefix_is_refused_in_one_line(tmp_path):
     result = CliRunner().invoke(
         main, ["tokenize", str(SAMPLE_DIR), str(tmp_path / "out"), "--level", "document"]
     )
-    assert result.exit_code == 2 and "--overwrite" in result.stderr
+    assert result.exit_code == 1 and "--overwrite" in result.stderr
+    assert "holds a different output (config (level) differ)" in result.stderr
     assert result.stderr.count("\n") == 1
     run([SAMPLE_DIR], tmp_path / "out", "--level", "document", "--overwrite")
 
@@ -332,3 +333,23 @@ def test_an_unreadable_manifest_is_one_line(tmp_path):
     assert result.exit_code == 1, result.output
     assert "out.json: unreadable" in result.stderr and "--overwrite" in result.stderr
     assert result.stderr.count("\n") == 1
+    rerun = CliRunner().invoke(
+        main, ["tokenize", str(SAMPLE_DIR), str(tmp_path / "out"), "--overwrite"]
+    )
+    assert rerun.exit_code == 0, rerun.output  # before the fix it read the manifest first
+
+
+def test_build_and_tokenize_refuse_another_run_with_the_same_line_and_code(tmp_path):
+    """Guards the one output-state rule: build refused with exit 1, tokenize with exit 2
+    and other words, for the same case (other options into a finished output)."""
+    sample = str(SAMPLE_DIR)
+    assert CliRunner().invoke(main, ["build", sample, str(tmp_path / "b")]).exit_code == 0
+    run([SAMPLE_DIR], tmp_path / "t")
+    build = CliRunner().invoke(main, ["build", sample, str(tmp_path / "b"), "--seed", "7"])
+    tok = CliRunner().invoke(
+        main, ["tokenize", sample, str(tmp_path / "t"), "--append-eod", "--level", "document"]
+    )
+    assert build.exit_code == tok.exit_code == 1
+    tail = ": holds a different output (config ("
+    assert tail in build.stderr and tail in tok.stderr
+    assert build.stderr.split(")", 1)[1] == tok.stderr.split(")", 1)[1]

@@ -279,9 +279,9 @@ def test_a_fallback_is_a_warning_and_the_output_is_unchanged(tmp_path, monkeypat
     reference = _build(tmp_path, "hf", "hf", [SAMPLE_DIR])
     wrong = _Wrong()
     monkeypatch.setattr(tokenizer_backends, "KitokenEncoder", lambda tokenizer_json: wrong)
-    from mlmprep.pipeline import units
+    from mlmprep.text import encoders
 
-    monkeypatch.setattr(units, "_ENCODERS", {})
+    monkeypatch.setattr(encoders, "_ENCODERS", {})
     fallen = _build(tmp_path, "fallen", "kitoken", [SAMPLE_DIR])
     assert shard_hashes(tmp_path / "hf") == shard_hashes(tmp_path / "fallen")
     assert fallen["run"]["tokenizer_backend"]["fell_back"] == ["unit-000000"]

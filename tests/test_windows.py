@@ -6,7 +6,8 @@ from mlmprep.core.counts import SplitCounts
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import Source
 from mlmprep.pipeline.planning import Unit
-from mlmprep.pipeline.units import UnitTask, encoder_for, read_windows
+from mlmprep.pipeline.units import UnitTask, read_windows
+from mlmprep.text.encoders import encoder_for
 
 CJK_SENTENCE = "汉" * 100 + "。"  # 101 characters, 303 bytes in UTF-8
 ASCII_SENTENCE = "a" * 100 + "."  # 101 characters, 101 bytes

@@ -19,7 +19,6 @@ from mlmprep.cli.options import (
     storage_options,
 )
 from mlmprep.core.config import BuildConfig
-from mlmprep.pipeline.workers import start_worker_server
 from mlmprep.text.vocab_recipes import MODELS, RECIPES
 
 
@@ -85,8 +84,6 @@ def build_command(
         tokenizer_backend=tokenizer_backend,
         verify=verify,
     )
-    if engine == "local" and run.workers > 1:
-        start_worker_server()  # it imports the workers' modules while this imports its own
     from mlmprep.cli.render import build_text
     from mlmprep.pipeline.build import build
 

@@ -142,7 +142,7 @@ def report_command(output_dir: str, output: str, compare: str | None, split: str
     "fmt",
     type=click.Choice(list(FORMATS)),
     required=True,
-    help="; ".join(f"{name}: {reader}" for name, reader in FORMATS.items()) + ".",
+    help="; ".join(f"{name}: {f.description}" for name, f in FORMATS.items()) + ".",
 )
 @click.option(
     "--num-files",
@@ -196,7 +196,8 @@ def export_command(
       mlmprep export out/ hdf5/ --format nvidia-hdf5
       mlmprep export out/ tfrecords/ --format tfrecord --gzip
     """
-    from mlmprep.outputs.export.export import ExportOptions, export_build
+    from mlmprep.outputs.export.export import export_build
+    from mlmprep.outputs.export.writer import ExportOptions
 
     options = ExportOptions(fmt, num_files, compress, compression, overwrite)
     summary = export_build(output_dir, dest, options, progress=not quiet and sys.stderr.isatty())

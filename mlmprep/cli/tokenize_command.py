@@ -16,7 +16,6 @@ from mlmprep.cli.options import (
     run_options,
 )
 from mlmprep.pipeline.run_options import RunOptions
-from mlmprep.pipeline.workers import start_worker_server
 
 
 @click.command(name="tokenize")
@@ -96,8 +95,6 @@ def tokenize_command(
         _print_plan(list(inputs), out_prefix, config_values, unit_size, as_json)
         return
     options = make_run_options(workers, as_json, quiet, **run_values)
-    if options.engine == "local" and options.workers > 1:
-        start_worker_server()
     from mlmprep.cli.render import tokenize_text
     from mlmprep.pipeline.tokenize.tokenize import TokenizeConfig, tokenize
 

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from mlmprep.core.errors import OutputError
+from mlmprep.core.processes import process_alive
 
 
 class BusyError(OutputError):
@@ -35,13 +36,7 @@ class Holder:
         """False only when the holder ran on this host and its process is gone."""
         if self.host != socket.gethostname():
             return True
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # another user's process
-            return True
-        return True
+        return process_alive(self.pid)
 
     def describe(self) -> str:
         since = datetime.datetime.fromtimestamp(self.since).strftime("%Y-%m-%d %H:%M:%S")

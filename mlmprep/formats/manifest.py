@@ -11,7 +11,9 @@ import tokenizers
 from mlmprep import __version__
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
-from mlmprep.core.files import read_json, write_json_atomically
+from mlmprep.core.files import read_json, sha256_file, write_json_atomically
+from mlmprep.input.discovery import InputFile, fingerprint
+from mlmprep.text.tokenization import TokenEncoder
 from mlmprep.text.tokenizer_backends import backend_versions
 
 INDEX = "index.json"
@@ -39,6 +41,16 @@ def versions() -> dict[str, str]:
     }
 
 
+def identity_of(config: dict, encoder: TokenEncoder, files: list[InputFile]) -> dict:
+    """What decides an output's bytes (build or tokenize): its options, the tokenizer and
+    the inputs, and the versions; a rerun with another identity is refused."""
+    return {
+        "config": {**config, "tokenizer": encoder.name, "input_fingerprint": fingerprint(files)},
+        "tokenizer": encoder.manifest_entry(),
+        "versions": versions(),
+    }
+
+
 def read_index(output_dir: str) -> dict:
     """The manifest of a finished build, with a clear error when there is none."""
     path = storage.join(output_dir, INDEX)
@@ -53,6 +65,20 @@ def read_index(output_dir: str) -> dict:
         raise OutputError(
             f"{path}: unreadable manifest ({exc}); rebuild with --overwrite"
         ) from None
+
+
+def shard_damage(output_dir: str, shard: dict, verify: bool = False) -> str | None:
+    """What is wrong with one shard of index.json: missing, another size, or (with
+    `verify`) another sha256; None when it is intact."""
+    path = storage.join(output_dir, shard["name"])
+    if not storage.exists(path):
+        return "missing"
+    size = storage.size(path)
+    if size != shard["bytes"]:
+        return f"{size} bytes, {INDEX} says {shard['bytes']} (truncated or replaced)"
+    if verify and sha256_file(path) != shard["sha256"]:
+        return f"sha256 differs from {INDEX} (damaged)"
+    return None
 
 
 def differences(old: dict, new: dict) -> list[str]:

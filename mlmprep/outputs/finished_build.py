@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
 from mlmprep.core.errors import OutputError
-from mlmprep.formats.manifest import INDEX, TOKENIZER_FILE, read_index
+from mlmprep.formats.manifest import TOKENIZER_FILE, read_index, shard_damage
 from mlmprep.text.special_tokens import SpecialTokens, from_manifest
 from mlmprep.text.tokenization import TokenEncoder
 
@@ -65,12 +65,9 @@ class FinishedBuild:
             f"`mlmprep validate {self.output_dir}` lists the damage; run the build command "
             "again to repair it"
         )
-        if not storage.exists(path):
-            raise OutputError(f"{path}: missing; {repair}")
-        if storage.size(path) != shard["bytes"]:
-            raise OutputError(
-                f"{path}: {storage.size(path)} bytes, {INDEX} says {shard['bytes']}; {repair}"
-            )
+        damage = shard_damage(self.output_dir, shard)
+        if damage:
+            raise OutputError(f"{path}: {damage}; {repair}")
         try:
             return storage.parquet_file(path)
         except (OSError, pa.ArrowException) as exc:

@@ -9,8 +9,7 @@ import pyarrow as pa
 
 from mlmprep.core import storage
 from mlmprep.core.config import SENTENCE_LABELS
-from mlmprep.core.files import sha256_file
-from mlmprep.formats.manifest import INDEX, TOKENIZER_FILE
+from mlmprep.formats.manifest import INDEX, TOKENIZER_FILE, shard_damage
 from mlmprep.formats.schema import list_values, output_schema
 from mlmprep.formats.shard_names import ShardName
 from mlmprep.outputs.finished_build import BATCH_ROWS, FinishedBuild
@@ -32,19 +31,11 @@ def validate(output_dir: str) -> dict:
     shape = RowShape.of(build.special_tokens, objective, cross)
     rows = 0
     for name, shard in sorted(listed.items()):
+        damage = shard_damage(output_dir, shard, verify=True)
+        if damage:
+            problems.append(f"{name}: {damage}")
+            continue
         path = build.path(shard)
-        if not storage.exists(path):
-            problems.append(f"{name}: missing")
-            continue
-        if storage.size(path) != shard["bytes"]:
-            problems.append(
-                f"{name}: {storage.size(path)} bytes, {INDEX} says {shard['bytes']} "
-                "(truncated or replaced)"
-            )
-            continue
-        if sha256_file(path) != shard["sha256"]:
-            problems.append(f"{name}: sha256 differs from {INDEX} (damaged)")
-            continue
         problem = _check_shard(path, schema, shape, config["max_seq_length"], shard["rows"])
         if problem:
             problems.append(f"{name}: {problem}")

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
-from mlmprep.core.errors import ConfigError, InputError, OutputError
+from mlmprep.core.errors import ConfigError, OutputError
 from mlmprep.core.files import is_temporary_of, write_json_atomically, write_text_atomically
 from mlmprep.core.lease import LeaseCheck
 from mlmprep.core.writer_lock import LOCK_SUFFIX, writer_lock
@@ -25,21 +25,21 @@ from mlmprep.formats.manifest import (
     TOKENIZER_FILE,
     UNITS_DIR,
     WorkState,
+    identity_of,
     read_index,
-    versions,
 )
 from mlmprep.formats.schema import SCHEMA_VERSION, output_schema, with_metadata
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import (
     InputFile,
     describe_inputs,
-    fingerprint,
     resolve_inputs,
 )
 from mlmprep.pipeline.build_index import build_index, summary
 from mlmprep.pipeline.card import CARD, dataset_card, written_by_mlmprep
 from mlmprep.pipeline.engines.dask import DaskEngine
 from mlmprep.pipeline.engines.local import LocalEngine
+from mlmprep.pipeline.input_errors import no_documents, no_readable_input
 from mlmprep.pipeline.output_dir import prepare_output
 from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units, worker_count
 from mlmprep.pipeline.run_options import RunOptions
@@ -53,8 +53,9 @@ from mlmprep.pipeline.sizing import (
 )
 from mlmprep.pipeline.spill import SPILL_DIR, SPILL_FORMAT, spill_schema
 from mlmprep.pipeline.unit_result import UnitResult
-from mlmprep.pipeline.units import encoder_for
+from mlmprep.pipeline.units import process_unit
 from mlmprep.pipeline.workers import start_worker_server
+from mlmprep.text.encoders import encoder_for
 from mlmprep.text.tokenization import TokenEncoder
 
 LOCK_FILE = LOCK_SUFFIX  # in the output directory: out/.mlmprep-lock
@@ -67,12 +68,11 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
     the output directory already held this exact build.
     """
     started = time.monotonic()
-    in_process = options.engine == "local" and options.workers == 1
-    if not in_process and any(p.startswith("memory://") for p in [*inputs, output_dir]):
+    if not options.in_process and any(p.startswith("memory://") for p in [*inputs, output_dir]):
         raise ConfigError(
             "memory:// lives inside one process; use --workers 1 (local engine) with it"
         )
-    if not in_process and options.engine == "local":
+    if options.forks_local_workers:
         start_worker_server()  # their modules load while this plans
     files = describe_inputs(resolve_inputs(inputs, output_dir))
     if options.strict:
@@ -113,15 +113,7 @@ class BuildJob:
     @functools.cached_property
     def identity(self) -> dict:
         """What decides the output bytes: a rerun with another identity is refused."""
-        return {
-            "config": {
-                **self.config.to_dict(),
-                "tokenizer": self.encoder.name,
-                "input_fingerprint": fingerprint(self.files),
-            },
-            "tokenizer": self.encoder.manifest_entry(),
-            "versions": versions(),
-        }
+        return identity_of(self.config.to_dict(), self.encoder, self.files)
 
     def schema(self) -> pa.Schema:
         """The output schema with the build's facts in its metadata."""
@@ -200,7 +192,7 @@ def _build(job: BuildJob) -> dict:
         tasks = unit_tasks(
             units, job.config, sizing, spill_dir, job.options, done_before, job.lease
         )
-        new = run_units(engine, work, tasks, units, done_before, job.options.progress)
+        new = run_units(engine, work, tasks, units, done_before, job.options.progress, process_unit)
         units_seconds = time.monotonic() - job.started
         results = sorted([*done_before, *new], key=lambda r: r.order)
         if not any(r.documents_used for r in results):
@@ -286,29 +278,13 @@ def _write_card(output_dir: str, index: dict, schema: pa.Schema) -> None:
     write_text_atomically(path, dataset_card(index, schema))
 
 
-def no_documents(inputs: list[str], results: list) -> InputError:
-    """The error for inputs that gave no document; `results` are unit records (with
-    accounting and examples) of build or tokenize."""
-    report = InputReport()
-    for result in results:
-        report.merge_dict(result.accounting, result.examples)
-    skipped = dict(report.documents_skipped) or "none"
-    return InputError(
-        f"{', '.join(inputs)}: no documents found ({report.files_read} files read, documents "
-        f"skipped: {skipped}); check the files, --input-format and --text-field"
-    )
-
-
 def _plan(job: BuildJob) -> dict:
     """Sizes and units: from the inputs and config only, never the worker count."""
     files = job.files
     sizing = choose_sizing(sum(f.raw_size for f in files if not f.skipped), job.config)
     units = plan_units(files, job.config, sizing.unit_size)
     if not units:
-        raise InputError(
-            f"{', '.join(job.inputs)}: no readable input (every file is binary); "
-            "pass text, jsonl or parquet files"
-        )
+        raise no_readable_input(job.inputs)
     return {
         "identity": job.identity,
         "spill_format": SPILL_FORMAT,

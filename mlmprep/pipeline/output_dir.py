@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
-from mlmprep.core.files import TEMPORARY_MARK, sha256_file
+from mlmprep.core.files import TEMPORARY_MARK
 from mlmprep.formats.manifest import (
     INDEX,
     TOKENIZER_FILE,
     WorkState,
     differences,
     read_index,
+    shard_damage,
 )
 from mlmprep.formats.shard_names import ShardName
 from mlmprep.pipeline.card import CARD, written_by_mlmprep
@@ -45,41 +46,40 @@ def prepare_output(
             remove_build(output_dir)
             return OutputState()
         index = read_index(output_dir)
-        diffs = differences(index, identity)
-        if not diffs:
-            return OutputState(finished=True, damaged=damaged_shards(output_dir, index, verify))
-        raise OutputError(
-            f"{output_dir}: holds a different build ({'; '.join(diffs)} differ); "
-            "pass --overwrite to replace it, or choose another directory"
-        )
+        same_run(output_dir, index, identity, finished=True, overwrite=False)
+        return OutputState(finished=True, damaged=damaged_shards(output_dir, index, verify))
     elif work.exists():
         plan = work.plan()
-        diffs = differences(plan["identity"], identity)
-        if diffs and not overwrite:
-            raise OutputError(
-                f"{output_dir}: holds an unfinished build with other settings "
-                f"({'; '.join(diffs)} differ); pass --overwrite to discard it"
-            )
+        same = same_run(output_dir, plan["identity"], identity, finished=False, overwrite=overwrite)
         # spill files of an earlier spill format cannot be read back: start again
         stale = plan.get("spill_format") != SPILL_FORMAT
-        if diffs or overwrite or stale:
+        if not same or overwrite or stale:
             remove_build(output_dir)
     return OutputState()
+
+
+def same_run(where: str, recorded: dict, identity: dict, finished: bool, overwrite: bool) -> bool:
+    """Whether what `where` holds (finished, or not yet) was made with `identity`, the
+    rule of build and tokenize alike: another run's output is refused in one line unless
+    --overwrite is given (then False: the caller removes it)."""
+    diffs = differences(recorded, identity)
+    if not diffs or overwrite:
+        return not diffs
+    if finished:
+        raise OutputError(
+            f"{where}: holds a different output ({'; '.join(diffs)} differ); pass "
+            "--overwrite to replace it, or choose another output"
+        )
+    raise OutputError(
+        f"{where}: holds an unfinished run with other settings ({'; '.join(diffs)} differ); "
+        "run the same command again to finish it, or pass --overwrite to discard it"
+    )
 
 
 def damaged_shards(output_dir: str, index: dict, verify: bool) -> tuple[str, ...]:
     """Shards of a finished build that are missing, of another size than index.json says,
     or (with `verify`) of another sha256."""
-    damaged = []
-    for shard in index["shards"]:
-        path = storage.join(output_dir, shard["name"])
-        if (
-            not storage.exists(path)
-            or storage.size(path) != shard["bytes"]
-            or (verify and sha256_file(path) != shard["sha256"])
-        ):
-            damaged.append(shard["name"])
-    return tuple(damaged)
+    return tuple(s["name"] for s in index["shards"] if shard_damage(output_dir, s, verify))
 
 
 def _check_writable(output_dir: str) -> None:

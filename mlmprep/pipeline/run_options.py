@@ -21,3 +21,12 @@ class RunOptions:
     storage_options: dict = field(default_factory=dict)
     tokenizer_backend: str = DEFAULT_BACKEND
     verify: bool = False  # a finished build's rerun checks shard checksums, not only sizes
+
+    @property
+    def in_process(self) -> bool:
+        """Every task runs in the calling process (no worker process at all)."""
+        return self.engine == "local" and self.workers == 1
+
+    @property
+    def forks_local_workers(self) -> bool:
+        return self.engine == "local" and self.workers > 1

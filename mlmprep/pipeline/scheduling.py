@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TypeVar
 
 from tqdm import tqdm
 
@@ -19,11 +19,13 @@ from mlmprep.pipeline.engines.local import LocalEngine
 from mlmprep.pipeline.planning import Unit
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.sizing import Sizing
-from mlmprep.pipeline.unit_result import UnitResult
-from mlmprep.pipeline.units import UnitTask, process_unit, unit_name, worker_init
+from mlmprep.pipeline.unit_result import UnitRecord, UnitResult
+from mlmprep.pipeline.units import UnitTask, unit_name, worker_init
 from mlmprep.pipeline.workers import WORKER_MODULES
 
 PARTS_DIR = "parts"
+Task = TypeVar("Task")
+Record = TypeVar("Record", bound=UnitRecord)
 
 
 def unit_tasks(
@@ -96,12 +98,12 @@ def resumable_units(work: WorkState) -> tuple[list[UnitResult], list[str]]:
 def run_units(
     engine: LocalEngine | DaskEngine,
     work: WorkState,
-    tasks: Iterator[Any],
+    tasks: Iterator[Task],
     units: list[Unit],
-    done_before: list[Any],
+    done_before: list[Record],
     progress: bool,
-    process: Callable[[Any], Any] = process_unit,
-) -> list[Any]:
+    process: Callable[[Task], Record],
+) -> list[Record]:
     """Run `process` on the tasks (UnitTask for a build, TokenizeTask for tokenize),
     record each result as it arrives and delete its part file; return the results of
     this run (`done_before` were processed by earlier runs)."""

@@ -8,6 +8,32 @@ from dataclasses import dataclass
 from mlmprep.core.counts import SplitCounts
 
 
+class UnitRecord:
+    """What every task result of the units phase has, build (UnitResult) or tokenize
+    (TokenizeResult): the record's name, what it read, its place in input order, and
+    its JSON form (the subclasses are dataclasses holding these fields)."""
+
+    unit: int
+    part: int
+    name: str
+    raw_bytes: int
+    part_source: str | None  # the part file cut from a streamed file, deleted once recorded
+    accounting: dict  # InputReport.to_dict()
+    examples: list[str]  # InputReport.examples
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Results are read in unit order, then part order, whatever order they came in."""
+        return self.unit, self.part
+
+    @property
+    def documents_used(self) -> int:
+        return self.accounting["documents"]["used"]
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class SpillFile:
     """A unit's spill file: its size and, per split, the byte offsets of its bucket
@@ -19,14 +45,14 @@ class SpillFile:
 
 
 @dataclass(frozen=True)
-class UnitResult:
+class UnitResult(UnitRecord):
     """Counts, accounting and spilled rows of one unit, or of one part of a streamed file."""
 
     unit: int
     part: int
     name: str  # of the spill file and of this record
     accounting: dict  # InputReport.to_dict()
-    examples: dict  # InputReport.examples
+    examples: list[str]  # InputReport.examples
     counts: dict[str, SplitCounts]  # by split
     rows: dict[str, list[int]]  # rows per bucket, by split
     spill: SpillFile
@@ -34,15 +60,6 @@ class UnitResult:
     part_source: str | None  # the part file cut from a streamed file, deleted once recorded
     tokenizer_backend: dict  # BackendUsage.to_dict()
     storage_retries: int = 0  # S3 requests retried while it ran (storage.take_retries)
-
-    @property
-    def order(self) -> tuple[int, int]:
-        """Results are read in unit order, then part order, whatever order they came in."""
-        return self.unit, self.part
-
-    @property
-    def documents_used(self) -> int:
-        return self.accounting["documents"]["used"]
 
     def to_dict(self) -> dict:
         return {

@@ -40,24 +40,13 @@ from mlmprep.pipeline.spill import (
     write_spill,
 )
 from mlmprep.pipeline.unit_result import SpillFile, UnitResult
+from mlmprep.text.encoders import encoder_for
 from mlmprep.text.segmentation import encode_with_word_starts, jieba_segmenter
 from mlmprep.text.sentences import document_sentences
-from mlmprep.text.special_tokens import parse_special_tokens
-from mlmprep.text.tokenization import BATCH_CHARS, TokenEncoder, tokenizer_key
+from mlmprep.text.tokenization import BATCH_CHARS, TokenEncoder
 from mlmprep.text.tokenizer_backends import DEFAULT_BACKEND
 
 CUT_SHORT_REASON = "cut short by corrupt data"
-_ENCODERS: dict[tuple[str, bool | None, str, str], TokenEncoder] = {}
-
-
-def encoder_for(config: BuildConfig, backend: str = DEFAULT_BACKEND) -> TokenEncoder:
-    """The tokenizer of this build on `backend`, loaded once per process for each
-    tokenizer content (a file changed at the same path is loaded again)."""
-    key = (tokenizer_key(config.tokenizer), config.lowercase, backend, config.special_tokens)
-    if key not in _ENCODERS:
-        roles = parse_special_tokens(config.special_tokens)
-        _ENCODERS[key] = TokenEncoder(config.tokenizer, config.lowercase, backend, roles)
-    return _ENCODERS[key]
 
 
 @dataclass

@@ -12,16 +12,17 @@ from mlmprep.core.errors import ConfigError
 from mlmprep.core.files import TEMPORARY_MARK
 from mlmprep.core.writer_lock import LOCK_SUFFIX
 from mlmprep.formats.manifest import WORK_DIR
+from mlmprep.outputs.export.formats import FORMATS
 
 SUMMARY_FILE = "export.json"
 LOCK_FILE = LOCK_SUFFIX  # DEST/.mlmprep-lock, held while an export writes
 SPLIT_DIRS = ("train", "validation")
-EXPORT_NAME = re.compile(
-    r"(training|train|validation)-\d{5}-of-\d{5}\.(hdf5|tfrecord|tfrecord\.gz)"  # hdf5, tf
-    r"|shard\.\d{5}\.mds(\.zstd)?|index\.json"  # mds
-    r"|part-\d{5}-of-\d{5}\.parquet(_\d+)?|\.num_samples\.json|vocab\.txt"  # lddl
-    rf"|{re.escape(SUMMARY_FILE)}"
-)
+
+
+def export_name_pattern() -> re.Pattern:
+    """Any name an export writes: the summary, or a file of one of the formats."""
+    patterns = [f.writer_class().file_pattern for f in FORMATS.values()]
+    return re.compile("|".join([re.escape(SUMMARY_FILE), *patterns]))
 
 
 def clear_destination(dest: str, overwrite: bool) -> None:
@@ -69,7 +70,7 @@ def _export_files(dest: str) -> list[tuple[str, bool]]:
 def _ours(name: str) -> bool:
     """An export's file, or one being written when an export died (NAME.tmp-PID)."""
     final = name.split(TEMPORARY_MARK, 1)[0]
-    return bool(EXPORT_NAME.fullmatch(final))
+    return bool(export_name_pattern().fullmatch(final))
 
 
 def _names(paths: list[str], dest: str) -> str:

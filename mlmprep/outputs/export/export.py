@@ -25,25 +25,11 @@ from mlmprep.formats.manifest import WorkState
 from mlmprep.outputs.export.destination import LOCK_FILE, SUMMARY_FILE, clear_destination
 from mlmprep.outputs.export.files import ExportFile, default_file_count, split_files
 from mlmprep.outputs.export.formats import FORMATS
-from mlmprep.outputs.export.lddl import LddlWriter
-from mlmprep.outputs.export.mds import MdsWriter
-from mlmprep.outputs.export.reference import Hdf5Writer, TfRecordWriter
 from mlmprep.outputs.export.split_rows import SplitRows, bin_counts
-from mlmprep.outputs.export.writer import ExportWriter
+from mlmprep.outputs.export.writer import ExportOptions, ExportWriter
 from mlmprep.outputs.finished_build import FinishedBuild
 
 EXPORTED = "exported"
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What `mlmprep export` was asked for."""
-
-    fmt: str
-    num_files: int | None = None  # per split (and per bin); None: default_file_count
-    gzip: bool = False  # tfrecord
-    compression: str | None = None  # mds: "zstd"
-    overwrite: bool = False  # remove an earlier export's files from the destination
 
 
 @dataclass
@@ -64,19 +50,19 @@ def make_writer(build: FinishedBuild, options: ExportOptions) -> ExportWriter:
     """The writer of `options.fmt` for this build; refuses options that do not apply."""
     if options.fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {options.fmt!r}")
-    if options.gzip and options.fmt != "tfrecord":
-        raise ConfigError("--gzip applies to --format tfrecord only")
-    if options.compression and options.fmt != "mds":
-        raise ConfigError("--compression applies to --format mds only")
+    writers = {name: entry.writer_class() for name, entry in FORMATS.items()}
+    writer = writers[options.fmt]
+    if options.gzip and not writer.takes_gzip:
+        takers = [name for name, w in writers.items() if w.takes_gzip]
+        raise ConfigError(f"--gzip applies to --format {' or '.join(takers)} only")
+    if options.compression and options.compression not in writer.compressions:
+        if writer.compressions:
+            raise ConfigError(f"--compression must be one of {', '.join(writer.compressions)}")
+        takers = [name for name, w in writers.items() if w.compressions]
+        raise ConfigError(f"--compression applies to --format {' or '.join(takers)} only")
     if options.num_files is not None and options.num_files < 1:
         raise ConfigError("--num-files must be 1 or more")
-    if options.fmt == "nvidia-hdf5":
-        return Hdf5Writer(build, compress=False)
-    if options.fmt == "tfrecord":
-        return TfRecordWriter(build, compress=options.gzip)
-    if options.fmt == "mds":
-        return MdsWriter(build, options.compression)
-    return LddlWriter(build)
+    return writer(build, options)
 
 
 def plan_export(build: FinishedBuild, writer: ExportWriter, num_files: int | None) -> ExportPlan:

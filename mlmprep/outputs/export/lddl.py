@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -28,7 +29,7 @@ from mlmprep.core.errors import ConfigError
 from mlmprep.core.files import write_json_atomically, write_text_atomically
 from mlmprep.formats.schema import list_values
 from mlmprep.outputs.export.files import ExportFile
-from mlmprep.outputs.export.writer import ExportWriter
+from mlmprep.outputs.export.writer import ExportOptions, ExportWriter
 from mlmprep.outputs.finished_build import FinishedBuild
 
 VOCAB_FILE = "vocab.txt"
@@ -40,8 +41,12 @@ class LddlWriter(ExportWriter):
     """BERT WordPiece NSP (or SOP) builds, static or dynamic masking."""
 
     by_length_bin = True  # a build's length bins become LDDL bins
+    file_pattern = (
+        rf"part-\d{{5}}-of-\d{{5}}\.parquet(_\d+)?|{re.escape(NUM_SAMPLES_FILE)}"
+        rf"|{re.escape(VOCAB_FILE)}"
+    )
 
-    def __init__(self, build: FinishedBuild) -> None:
+    def __init__(self, build: FinishedBuild, options: ExportOptions) -> None:
         config, where = build.config, build.output_dir
         if config["objective"] == "none":
             raise ConfigError(

@@ -20,20 +20,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from mlmprep.core import storage
 from mlmprep.core.config import LABEL_COLUMNS
-from mlmprep.core.errors import ConfigError, OutputError
+from mlmprep.core.errors import OutputError
 from mlmprep.core.files import write_json_atomically
 from mlmprep.formats.schema import list_values
 from mlmprep.outputs.export.files import ExportFile
 from mlmprep.outputs.export.formats import MDS_COMPRESSIONS
-from mlmprep.outputs.export.writer import ExportWriter
+from mlmprep.outputs.export.writer import ExportOptions, ExportWriter
 from mlmprep.outputs.finished_build import FinishedBuild
 
 INDEX_FILE = "index.json"
@@ -46,9 +48,11 @@ SHAPE_DTYPES = ((2**8, np.uint8, 0), (2**16, np.uint16, 1), (2**32, np.uint32, 2
 class MdsWriter(ExportWriter):
     """Rows of any build: input_ids, then what the objective and masking give."""
 
-    def __init__(self, build: FinishedBuild, compression: str | None) -> None:
-        if compression not in (None, *MDS_COMPRESSIONS):
-            raise ConfigError(f"--compression must be one of {', '.join(MDS_COMPRESSIONS)}")
+    compressions = MDS_COMPRESSIONS
+    file_pattern = rf"shard\.\d{{5}}\.mds(\.zstd)?|{re.escape(INDEX_FILE)}"
+
+    def __init__(self, build: FinishedBuild, options: ExportOptions) -> None:
+        compression = options.compression
         self.compression = compression
         config = build.config
         self.id_dtype = (
@@ -61,13 +65,11 @@ class MdsWriter(ExportWriter):
         if config["masking"] == "static":
             columns["masked_lm_positions"] = "ndarray:uint16"
             columns["masked_lm_ids"] = f"ndarray:{self.id_dtype}"
-        self.names = sorted(columns)
-        self.encodings = [columns[name] for name in self.names]
-        self.sizes = [1 if encoding == "int8" else None for encoding in self.encodings]
+        self.columns = [MdsColumn(name, columns[name]) for name in sorted(columns)]
         self.config = {
-            "column_encodings": self.encodings,
-            "column_names": self.names,
-            "column_sizes": self.sizes,
+            "column_encodings": [c.encoding for c in self.columns],
+            "column_names": [c.name for c in self.columns],
+            "column_sizes": [c.size for c in self.columns],
             "compression": compression,
             "format": "mds",
             "hashes": [HASH],
@@ -135,18 +137,10 @@ class MdsWriter(ExportWriter):
 
     def _samples(self, batch: pa.RecordBatch) -> list[bytes]:
         """The encoded samples of one record batch."""
-        columns = []
-        for name, encoding in zip(self.names, self.encodings):
-            column = batch.column(name)
-            if encoding == "int8":
-                columns.append([bytes([v & 0xFF]) for v in column.to_numpy().tolist()])
-            else:
-                values, offsets = list_values(column)
-                dtype = encoding.split(":")[1]
-                columns.append(_ndarrays(values.astype(dtype), offsets))
+        columns = [column.encode(batch.column(column.name)) for column in self.columns]
         samples = []
         for parts in zip(*columns):
-            variable = [len(p) for p, size in zip(parts, self.sizes) if size is None]
+            variable = [len(p) for p, c in zip(parts, self.columns) if c.size is None]
             samples.append(np.array(variable, np.uint32).tobytes() + b"".join(parts))
         return samples
 
@@ -163,9 +157,30 @@ class MdsWriter(ExportWriter):
     def summary(self) -> dict:
         return {
             "input_ids_dtype": self.id_dtype,
-            "columns": dict(zip(self.names, self.encodings)),
+            "columns": {column.name: column.encoding for column in self.columns},
             "compression": self.compression,
         }
+
+
+@dataclass(frozen=True)
+class MdsColumn:
+    """One column of the samples: its name, its MDS encoding (`int8`, or `ndarray:<dtype>`
+    for a list column), and its values as each sample's bytes."""
+
+    name: str
+    encoding: str
+
+    @property
+    def size(self) -> int | None:
+        """Bytes per sample when fixed (int8), None for a variable-size column."""
+        return 1 if self.encoding == "int8" else None
+
+    def encode(self, column: pa.Array) -> list[bytes]:
+        """Each row's bytes: one two's-complement byte, or a one-dimensional ndarray."""
+        if self.encoding == "int8":
+            return [bytes([v & 0xFF]) for v in column.to_numpy().tolist()]
+        values, offsets = list_values(column)
+        return _ndarrays(values.astype(self.encoding.split(":")[1]), offsets)
 
 
 def _ndarrays(values: np.ndarray, offsets: np.ndarray) -> list[bytes]:

@@ -31,7 +31,7 @@ from mlmprep.core.config import LABEL_COLUMNS, TRAIN
 from mlmprep.core.errors import ConfigError
 from mlmprep.formats.schema import list_values
 from mlmprep.outputs.export.files import ExportFile
-from mlmprep.outputs.export.writer import ExportWriter
+from mlmprep.outputs.export.writer import ExportOptions, ExportWriter
 from mlmprep.outputs.finished_build import FinishedBuild
 
 
@@ -108,11 +108,11 @@ def _pad(values: np.ndarray, offsets: np.ndarray, width: int, dtype: type) -> np
 class ReferenceWriter(ExportWriter):
     """What the two reference formats share: the label, the fixed shapes."""
 
-    def __init__(self, build: FinishedBuild, compress: bool) -> None:
+    def __init__(self, build: FinishedBuild, options: ExportOptions) -> None:
         self.label = reference_label_column(build)
         self.seq = build.config["max_seq_length"]
         self.predictions = build.config["max_predictions_per_seq"]
-        self.compress = compress
+        self.compress = options.gzip
 
     def padded(self, batches: Iterable[pa.RecordBatch]) -> Iterator[PaddedRows]:
         return padded_batches(batches, self.label, self.seq, self.predictions)
@@ -126,6 +126,8 @@ class ReferenceWriter(ExportWriter):
 
 
 class Hdf5Writer(ReferenceWriter):
+    file_pattern = r"(training|validation)-\d{5}-of-\d{5}\.hdf5"
+
     def check_installed(self) -> None:
         try:
             import h5py  # noqa: F401
@@ -177,6 +179,9 @@ class Hdf5Writer(ReferenceWriter):
 
 
 class TfRecordWriter(ReferenceWriter):
+    takes_gzip = True
+    file_pattern = r"(train|validation)-\d{5}-of-\d{5}\.tfrecord(\.gz)?"
+
     def check_installed(self) -> None:
         try:
             import tfrecord  # noqa: F401

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from mlmprep.outputs.export.files import ExportFile
+from mlmprep.outputs.finished_build import FinishedBuild
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What `mlmprep export` was asked for."""
+
+    fmt: str
+    num_files: int | None = None  # per split (and per bin); None: default_file_count
+    gzip: bool = False  # formats whose writer takes_gzip
+    compression: str | None = None  # one of the writer's compressions
+    overwrite: bool = False  # remove an earlier export's files from the destination
 
 
 class ExportWriter:
@@ -14,6 +27,14 @@ class ExportWriter:
     yet done (at a temporary path it renames), then `finish` once with all of them."""
 
     by_length_bin = False  # True: each length bin of the build gets files of its own
+    takes_gzip = False  # --gzip applies
+    compressions: tuple[str, ...] = ()  # what --compression may be
+    # every name the format writes in DEST or in a split directory (a regex): what
+    # --overwrite may remove, and what marks a destination as another export
+    file_pattern = ""
+
+    def __init__(self, build: FinishedBuild, options: ExportOptions) -> None:
+        """Refuse a build the format cannot hold (ConfigError naming what to do)."""
 
     def check_installed(self) -> None:
         """Raise ConfigError naming the extra to install, when one is missing."""

@@ -14,6 +14,8 @@ from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from mlmprep.core.processes import process_alive
+
 IN_FLIGHT_PER_WORKER = 2  # tasks submitted ahead: workers never wait, task inputs stay few
 
 
@@ -61,28 +63,18 @@ def _end_with(owner: int) -> None:
         handle = os.pidfd_open(owner)
     except (AttributeError, OSError):
         handle = None
-    if handle is None and not _alive(owner):
+    if handle is None and not process_alive(owner):
         os._exit(1)
 
     def watch() -> None:
         if handle is not None:
             select.select([handle], [], [])
         else:
-            while _alive(owner):
+            while process_alive(owner):
                 time.sleep(1)
         os._exit(1)
 
     threading.Thread(target=watch, name="end-with-owner", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class LocalEngine:

@@ -26,7 +26,8 @@ from mlmprep.input.readers import detect_format
 from mlmprep.pipeline.planning import Unit
 from mlmprep.pipeline.sizing import Sizing
 from mlmprep.pipeline.spill import spill_overhead, spill_schema
-from mlmprep.pipeline.units import UnitTask, encoder_for, process_unit
+from mlmprep.pipeline.units import UnitTask, process_unit
+from mlmprep.text.encoders import encoder_for
 
 SAMPLE_BYTES = 4 << 20  # of raw text in all
 SAMPLE_FILES = 64  # files sampled at most, spread over the sorted list

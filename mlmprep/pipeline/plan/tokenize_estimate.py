@@ -18,7 +18,7 @@ from mlmprep.pipeline.plan.sample import sample_sources
 from mlmprep.pipeline.planning import plan_units
 from mlmprep.pipeline.sizing import WINDOW_BYTES
 from mlmprep.pipeline.tokenize.tokenize import MAX_UNITS, TokenizeConfig
-from mlmprep.pipeline.units import encoder_for
+from mlmprep.text.encoders import encoder_for
 from mlmprep.text.sentences import document_sentences
 
 

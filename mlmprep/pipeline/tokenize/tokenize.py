@@ -27,10 +27,11 @@ from mlmprep.formats.indexed_format import (
     output_paths,
     token_dtype,
 )
-from mlmprep.formats.manifest import UNITS_DIR, WorkState, versions
+from mlmprep.formats.manifest import UNITS_DIR, WorkState, identity_of
 from mlmprep.input.accounting import InputReport
-from mlmprep.input.discovery import InputFile, describe_inputs, fingerprint, resolve_inputs
-from mlmprep.pipeline.build import no_documents
+from mlmprep.input.discovery import InputFile, describe_inputs, resolve_inputs
+from mlmprep.pipeline.input_errors import no_documents, no_readable_input
+from mlmprep.pipeline.output_dir import same_run
 from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units, worker_count
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.scheduling import make_engine, run_units, unit_tasks
@@ -43,8 +44,8 @@ from mlmprep.pipeline.tokenize.units import (
     TokenizeTask,
     tokenize_unit,
 )
-from mlmprep.pipeline.units import encoder_for
 from mlmprep.pipeline.workers import start_worker_server
+from mlmprep.text.encoders import encoder_for
 
 FORMATS = ("megatron",)
 MAX_UNITS = 4096  # units grow past 8 MiB so a huge corpus makes at most about this many
@@ -95,23 +96,15 @@ def tokenize(
     manifest, with `already_done` True when the output already held this exact run."""
     started = time.monotonic()
     paths = output_paths(prefix)
-    if options.engine == "local" and options.workers > 1:
-        start_worker_server()
+    if options.forks_local_workers:
+        start_worker_server()  # their modules load while this plans
     ours = {os.path.normpath(path) for path in paths.values()}
     found = resolve_inputs(inputs, paths["work"])  # leaves out the work directory...
     files = describe_inputs([f for f in found if os.path.normpath(f) not in ours])  # ...and us
     encoder = encoder_for(config.build_config(), options.tokenizer_backend)
-    identity = {
-        "config": {
-            **asdict(config),
-            "tokenizer": encoder.name,
-            "input_fingerprint": fingerprint(files),
-        },
-        "tokenizer": encoder.manifest_entry(),
-        "versions": versions(),
-    }
+    identity = identity_of(asdict(config), encoder, files)
     with writer_lock(paths["lock"], prefix) as lease:
-        finished = _finished(paths, identity, options.overwrite)
+        finished = _finished(prefix, paths, identity, options.overwrite)
         if finished is not None:
             return {**finished, "already_done": True}
         storage.makedirs(storage.dirname(prefix) or ".")
@@ -125,13 +118,13 @@ def tokenize(
     return {**manifest, "already_done": False}
 
 
-def _finished(paths: dict[str, str], identity: dict, overwrite: bool) -> dict | None:
-    """The manifest of a finished identical run; None when there is work to do. A
-    different run's files are refused, or removed with --overwrite; an identical run
-    whose .bin or .idx is missing or of the wrong size is made again."""
+def _finished(prefix: str, paths: dict[str, str], identity: dict, overwrite: bool) -> dict | None:
+    """The manifest of a finished identical run; None when there is work to do. Another
+    run's files are refused, or removed with --overwrite (whatever they hold); an
+    identical run whose .bin or .idx is missing or of the wrong size is made again."""
     manifest_path = paths["manifest"]
     work = WorkState.at(paths["work"])
-    if storage.exists(manifest_path):
+    if storage.exists(manifest_path) and not overwrite:
         try:
             manifest = read_json(manifest_path)
         except (UnicodeDecodeError, ValueError):
@@ -139,20 +132,12 @@ def _finished(paths: dict[str, str], identity: dict, overwrite: bool) -> dict | 
                 f"{manifest_path}: unreadable (not the JSON tokenize writes); pass "
                 "--overwrite to make the output again"
             ) from None
-        same = manifest.get("identity") == identity
-        if same and not overwrite and _files_intact(paths, manifest):
+        same_run(prefix, manifest.get("identity", {}), identity, finished=True, overwrite=False)
+        if _files_intact(paths, manifest):
             return manifest
-        if not same and not overwrite:
-            raise ConfigError(
-                f"{manifest_path}: holds another tokenize output (other inputs or options); "
-                "use another prefix, or --overwrite to replace it"
-            )
-        overwrite = True  # replaced, or made again after damage
-    elif work.exists() and work.plan()["identity"] != identity and not overwrite:
-        raise ConfigError(
-            f"{work.path}: an unfinished tokenize run with other inputs or options; rerun "
-            "it to finish, or pass --overwrite to start over"
-        )
+        overwrite = True  # made again after damage
+    elif work.exists() and not overwrite:  # resumed when identical, else refused
+        same_run(prefix, work.plan()["identity"], identity, finished=False, overwrite=False)
     if overwrite:
         for key in ("manifest", "bin", "idx"):
             if storage.exists(paths[key]):
@@ -200,7 +185,7 @@ def _run(
         )
         new = run_units(engine, work, tasks, units, done_before, options.progress, tokenize_unit)
     results = sorted([*done_before, *new], key=lambda r: r.order)
-    if not any(r.accounting["documents"]["used"] for r in results):
+    if not any(r.documents_used for r in results):
         work.remove()
         raise no_documents(inputs, results)
     dtype = token_dtype(identity["tokenizer"]["vocab_size"])
@@ -257,5 +242,5 @@ def _plan(
     size = unit_size or max(WINDOW_BYTES, math.ceil(raw / MAX_UNITS))
     units = plan_units(files, config.build_config(size), size)
     if not units:
-        raise ConfigError(f"{', '.join(inputs)}: no readable input (every file is binary)")
+        raise no_readable_input(inputs)
     return {"identity": identity, "unit_size": size, "units": [u.to_dict() for u in units]}

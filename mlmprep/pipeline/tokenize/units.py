@@ -15,7 +15,9 @@ from mlmprep.core.files import open_atomically
 from mlmprep.core.lease import commits_guarded
 from mlmprep.formats.indexed_format import BIN_SUFFIX, IDX_SUFFIX, token_dtype, write_index
 from mlmprep.input.accounting import InputReport
-from mlmprep.pipeline.units import UnitTask, encoder_for, read_windows, unit_raw_bytes
+from mlmprep.pipeline.unit_result import UnitRecord
+from mlmprep.pipeline.units import UnitTask, read_windows, unit_raw_bytes
+from mlmprep.text.encoders import encoder_for
 
 LEVELS = ("sentence", "document")
 MEGATRON_LONG_SENTENCE = 512  # Megatron's BERT mapping skips documents with a longer one
@@ -53,7 +55,7 @@ class TokenizeTask:
 
 
 @dataclass
-class TokenizeResult:
+class TokenizeResult(UnitRecord):
     """The record of one tokenized unit (or part), written when it arrives."""
 
     unit: int
@@ -66,10 +68,6 @@ class TokenizeResult:
     raw_bytes: int
     part_source: str | None
     tokenizer_backend: dict = field(default_factory=dict)
-
-    @property
-    def order(self) -> tuple[int, int]:
-        return self.unit, self.part
 
     def to_dict(self) -> dict:
         return {**asdict(self), "counts": self.counts.to_dict()}
