@@ -72,7 +72,7 @@ def same_run(where: str, recorded: dict, identity: dict, finished: bool, overwri
         )
     raise OutputError(
         f"{where}: holds an unfinished run with other settings ({'; '.join(diffs)} differ); "
-        "run the same command again to finish it, or pass --overwrite to discard it"
+        "rerun the command that started it to finish it, or pass --overwrite to discard it"
     )
 
 
