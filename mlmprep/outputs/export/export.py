@@ -1,10 +1,10 @@
 """`mlmprep export`: a finished build in the format a trainer already reads.
 
 Each split is cut into `--num-files` files of balanced row ranges, in the build's order
-(see export_files). Each file is written under a temporary name and renamed, with a
+(see files.py). Each file is written under a temporary name and renamed, with a
 completion record: a rerun of the same export skips finished files and writes the same
 bytes. `export.json` in DEST describes the export last; the formats are in the writers'
-modules (export_reference, export_mds, export_lddl).
+modules (reference.py, mds.py, lddl.py), listed in formats.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`mlmprep plan`: what a build would make and need, measured on a sample of its inputs
-(`plan_sample`) and scaled to the whole input, then sized like the build sizes it."""
+(`plan/sample.py`) and scaled to the whole input, then sized like the build sizes it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`mlmprep tokenize --plan`: what a tokenize run would make and need, measured on a
-sample of the inputs instead of guessed: the build plan's sample (`plan_sample`: the
+sample of the inputs instead of guessed: the build plan's sample (`plan/sample.py`: the
 starts of at most 64 files, about 4 MB in all) is split and tokenized with the chosen
 tokenizer, and the counts are scaled to the whole input."""
 
