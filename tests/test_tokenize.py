@@ -324,11 +324,12 @@ def test_one_large_compressed_file_runs_on_every_worker(many_units, tmp_path):
     assert digest(tmp_path / "one") == digest(single)
 
 
-def test_an_unreadable_manifest_is_one_line(tmp_path):
+@pytest.mark.parametrize("damaged", ["{ not json", "[1, 2]"])
+def test_an_unreadable_manifest_is_one_line(tmp_path, damaged):
     """Guards tokenize's check of an earlier output: a damaged PREFIX.json gave a
-    traceback before the fix."""
+    traceback before the fix (a JSON list raised AttributeError)."""
     run([SAMPLE_DIR], tmp_path / "out")
-    (tmp_path / "out.json").write_text("{ not json")
+    (tmp_path / "out.json").write_text(damaged)
     result = CliRunner().invoke(main, ["tokenize", str(SAMPLE_DIR), str(tmp_path / "out")])
     assert result.exit_code == 1, result.output
     assert "out.json: unreadable" in result.stderr and "--overwrite" in result.stderr

@@ -127,6 +127,8 @@ def _finished(prefix: str, paths: dict[str, str], identity: dict, overwrite: boo
     if storage.exists(manifest_path) and not overwrite:
         try:
             manifest = read_json(manifest_path)
+            if not isinstance(manifest, dict):
+                raise ValueError("not an object")
         except (UnicodeDecodeError, ValueError):
             raise OutputError(
                 f"{manifest_path}: unreadable (not the JSON tokenize writes); pass "
