@@ -23,8 +23,15 @@ from mlmprep.text.vocab_recipes import MODELS, RECIPES
 
 
 @click.command(name="build")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.argument("output_dir")
+@click.option(
+    "--recipe",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Build every phase of a recipe file (TOML: sources, phases, their token targets "
+    "and shares; docs/recipes.md) into OUTPUT_DIR/<phase>/; give no INPUTS.",
+)
 @config_options
 @run_options
 @click.option(
@@ -55,6 +62,7 @@ def build_command(
     overwrite: bool,
     quiet: bool,
     as_json: bool,
+    recipe: str | None,
     **options: Any,
 ) -> None:
     """Build Parquet shards of BERT instances from INPUTS (files, directories, globs).
@@ -65,12 +73,17 @@ def build_command(
       mlmprep build 'shards/*.jsonl.gz' out/ --dupe-factor 5 --workers 8
       mlmprep build corpus/ out/ --tokenizer roberta.json --objective none --max-seq-length 512
       mlmprep build books.txt.gz out/ --input-format sentences --seed 1 --json
+      mlmprep build --recipe recipe.toml out/
 
     Running the same command again after a crash resumes; after a finished build it
     checks the shards and writes again only those missing or damaged (byte-identical),
     else does nothing. Compressed inputs (.gz .bz2 .xz .zst) are read as streams.
     """
-    config = BuildConfig(**options)
+    if recipe is None and not inputs:
+        raise click.UsageError("Missing argument 'INPUTS...' (or give --recipe FILE)")
+    if recipe is not None:
+        _refuse_with_recipe(inputs, options, verify)
+    config = BuildConfig(**options) if recipe is None else None
     run = make_run_options(
         workers,
         as_json,
@@ -84,6 +97,9 @@ def build_command(
         tokenizer_backend=tokenizer_backend,
         verify=verify,
     )
+    if recipe is not None:
+        _build_recipe(recipe, output_dir, run, quiet, as_json)
+        return
     from mlmprep.cli.render import build_text
     from mlmprep.pipeline.build import build
 
@@ -109,6 +125,42 @@ def build_command(
         for warning in summary["warnings"]:
             click.echo(f"warning: {warning}", err=True)
     click.echo(build_text(summary, output_dir))
+
+
+def _refuse_with_recipe(inputs: tuple[str, ...], options: dict, verify: bool) -> None:
+    """With --recipe the recipe says the inputs and the options: refuse them here."""
+    if inputs:
+        raise click.UsageError("with --recipe, give only OUTPUT_DIR (the recipe names the inputs)")
+    context = click.get_current_context()
+    given = [
+        name
+        for name in [*options, "verify"]
+        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    ]
+    if given:
+        option = "--" + given[0].replace("_", "-")
+        raise click.UsageError(
+            f"{option} does not go with --recipe: set it in the recipe's [build] table or "
+            "in a phase"
+        )
+
+
+def _build_recipe(path: str, output_dir: str, run: Any, quiet: bool, as_json: bool) -> None:
+    from mlmprep.cli.render import recipe_text
+    from mlmprep.pipeline.recipe.recipe_build import build_recipe
+    from mlmprep.pipeline.recipe.recipe_file import load_recipe
+
+    summary = build_recipe(load_recipe(path), output_dir, run)
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+        return
+    if not quiet:
+        for phase in summary["phases"]:
+            for warning in phase["build_warnings"]:
+                click.echo(f"warning: phase {phase['name']}: {warning}", err=True)
+        for warning in summary["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
+    click.echo(recipe_text(summary))
 
 
 @click.command(name="plan")

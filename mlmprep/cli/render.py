@@ -34,6 +34,53 @@ def build_text(summary: dict, output_dir: str) -> str:
     return "\n".join(lines)
 
 
+def mixture_text(mixture: dict) -> list[str]:
+    """A phase's mixture: per source, the tokens it holds, the share asked, the target,
+    the tokens drawn, the share achieved, the passes over it and the documents used."""
+    header = ("source", "available", "asked", "target", "drawn", "achieved", "passes", "documents")
+    rows = [header]
+    for name, row in mixture["sources"].items():
+        rows.append(
+            (
+                name,
+                f"{row['available_tokens']:,}",
+                f"{row['asked_share']:.1%}",
+                f"{row['target_tokens']:,}",
+                f"{row['drawn_tokens']:,}",
+                f"{row['achieved_share']:.1%}",
+                f"{row['passes']:.2f}",
+                f"{row['documents']:,}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return [
+        "  "
+        + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in rows
+    ]
+
+
+def recipe_text(summary: dict) -> str:
+    """The summary `mlmprep build --recipe` prints: each source tokenized (or not), each
+    phase built (or not) with its mixture."""
+    lines = []
+    for name, source in summary["sources"].items():
+        done = "tokenized" if source["tokenized_now"] else "already tokenized"
+        held = f"{source['documents']:,} documents, {source['tokens']:,} tokens"
+        lines.append(f"source {name}: {held} ({done})")
+    for phase in summary["phases"]:
+        if phase["already_built"]:
+            state = "already built; nothing to do"
+        elif phase["rebuilt_because_changed"]:
+            state = "changed in the recipe; built again"
+        else:
+            state = "built"
+        rows = ", ".join(f"{n:,} {split}" for split, n in phase["rows"].items())
+        lines.append(f"phase {phase['name']}: {rows} rows in {phase['output']} ({state})")
+        lines += mixture_text(phase["mixture"])
+    return "\n".join(lines)
+
+
 def _reasons(counts: dict[str, int]) -> str:
     """(2 empty, 1 binary)"""
     return f" ({', '.join(f'{n} {reason}' for reason, n in counts.items())})" if counts else ""

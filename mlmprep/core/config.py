@@ -17,13 +17,14 @@ TRAIN, VALIDATION = SPLITS
 NSP_LABEL, SOP_LABEL = "next_sentence_label", "sentence_order_label"  # label columns
 SENTENCE_LABELS = (NSP_LABEL, SOP_LABEL)
 LABEL_COLUMNS = {"nsp": NSP_LABEL, "sop": SOP_LABEL, "none": None}  # by objective
+SOURCE_COLUMN = "source"  # a recipe phase's rows: the index of their source in `sources`
 MiB = 1024 * 1024
 MAX_UNIT_SIZE = 64 * 1024 * MiB
 MAX_SEQ_LENGTH = 8192
 MAX_MASKED_LM_PROB = 0.5
 # Options added after the first release: left out of `to_dict` at their defaults, so the
 # identity (and Parquet metadata) of a build that does not use them stays as it was.
-LATER_OPTIONS = {"special_tokens": "", "cross_documents": True}
+LATER_OPTIONS = {"special_tokens": "", "cross_documents": True, "sources": ()}
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class BuildConfig:
     validation_fraction: float = 0.0
     special_tokens: str = ""  # role=token overrides, e.g. "mask=<mask>,pad=<pad>"
     cross_documents: bool = True  # objective none: rows may span documents
+    sources: tuple[str, ...] = ()  # a recipe phase's source names: rows get a source column
 
     def __post_init__(self) -> None:
         _check(
@@ -132,6 +134,8 @@ class BuildConfig:
         for name, default in LATER_OPTIONS.items():
             if values[name] == default:
                 del values[name]
+        if "sources" in values:
+            values["sources"] = list(values["sources"])  # as JSON reads it back
         return values
 
 

@@ -6,6 +6,8 @@ The full key layout is in docs/design.md; numbers are never reused for another p
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from mlmprep.core.config import TRAIN, VALIDATION
@@ -19,6 +21,8 @@ VALIDATION_PAIRS = 5
 DYNAMIC_MASKING = 6  # torch collator; keys: epoch, DataLoader worker, rank
 VALIDATION_MASKING = 7
 ROW_GROUP_ORDER = 8  # torch iterable dataset; keys: epoch
+MIXTURE_DRAW = 9  # a recipe phase's documents of a source; keys: phase key, source key
+MIXTURE_HOLD_OUT = 10  # a recipe source's validation documents; keys: source key, block
 
 PAIRS = {TRAIN: TRAIN_PAIRS, VALIDATION: VALIDATION_PAIRS}
 MASKING = {TRAIN: TRAIN_MASKING, VALIDATION: VALIDATION_MASKING}
@@ -31,3 +35,9 @@ def seed_sequence(seed: int, stream: int, *keys: int) -> np.random.SeedSequence:
 def rng_for(seed: int, stream: int, *keys: int) -> np.random.Generator:
     """The generator of one stream for the given keys."""
     return np.random.Generator(np.random.PCG64(seed_sequence(seed, stream, *keys)))
+
+
+def name_key(name: str) -> int:
+    """A stable stream key for a name (a recipe's phase or source): the same in every
+    run and process, unlike hash()."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little") >> 1

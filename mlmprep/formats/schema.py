@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from mlmprep.algorithm.instances import Instances
 from mlmprep.algorithm.masking import Masked
-from mlmprep.core.config import BuildConfig
+from mlmprep.core.config import SOURCE_COLUMN, BuildConfig
 from mlmprep.core.errors import OutputError
 
 SCHEMA_VERSION = 1
@@ -37,6 +37,8 @@ def output_schema(config: BuildConfig) -> pa.Schema:
     if config.bin_size:
         fields.append(pa.field("length_bin", pa.int16(), nullable=False))
     fields.append(pa.field("num_tokens", pa.int16(), nullable=False))
+    if config.sources:
+        fields.append(pa.field(SOURCE_COLUMN, pa.int16(), nullable=False))
     return pa.schema(fields)
 
 
@@ -57,8 +59,10 @@ def record_batch(
     instances: Instances,
     masked: Masked | None,
     word_ids: np.ndarray | None = None,
+    source: int = 0,
 ) -> pa.RecordBatch:
-    """Rows of one pass of one unit as an Arrow record batch in the output schema."""
+    """Rows of one pass of one unit as an Arrow record batch in the output schema
+    (`source`: the index of the rows' source in a recipe phase's `config.sources`)."""
     schema = output_schema(config)
     tokens = masked.tokens if masked is not None else instances.tokens
     columns = {
@@ -80,6 +84,8 @@ def record_batch(
         bins = (instances.lengths - 1) // config.bin_size
         columns["length_bin"] = pa.array(bins.astype(np.int16), type=pa.int16())
     columns["num_tokens"] = pa.array(instances.lengths.astype(np.int16), type=pa.int16())
+    if config.sources:
+        columns[SOURCE_COLUMN] = pa.array(np.full(len(instances), source, np.int16))
     return pa.record_batch([columns[name] for name in schema.names], schema=schema)
 
 

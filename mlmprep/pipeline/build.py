@@ -41,6 +41,7 @@ from mlmprep.pipeline.engines.dask import DaskEngine
 from mlmprep.pipeline.engines.local import LocalEngine
 from mlmprep.pipeline.input_errors import no_documents, no_readable_input
 from mlmprep.pipeline.output_dir import prepare_output
+from mlmprep.pipeline.phase_input import PhaseInput, PhaseUnit, unit_from_dict
 from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units, worker_count
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.scheduling import make_engine, resumable_units, run_units, unit_tasks
@@ -80,7 +81,12 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
             if file.skipped:
                 InputReport(strict=True).skip_file(file.path, file.skip_reason)
     encoder = encoder_for(config, options.tokenizer_backend)  # an unusable backend fails here
-    job = BuildJob(inputs, output_dir, config, options, files, encoder, started)
+    return run_build(BuildJob(inputs, output_dir, config, options, files, encoder, started))
+
+
+def run_build(job: BuildJob) -> dict:
+    """Build, resume, repair or confirm `job` under the output's writer lock."""
+    output_dir, options = job.output_dir, job.options
     with writer_lock(storage.join(output_dir, LOCK_FILE), output_dir) as lease:
         job.lease = lease
         state = prepare_output(output_dir, job.identity, options.overwrite, options.verify)
@@ -108,12 +114,23 @@ class BuildJob:
     files: list[InputFile]
     encoder: TokenEncoder
     started: float
+    phase: PhaseInput | None = None  # a recipe phase: documents drawn, not text files
     lease: LeaseCheck | None = None  # on object storage: workers check it before commits
 
     @functools.cached_property
     def identity(self) -> dict:
         """What decides the output bytes: a rerun with another identity is refused."""
-        return identity_of(self.config.to_dict(), self.encoder, self.files)
+        config = self.config.to_dict()
+        if self.phase is not None:
+            config["mixture"] = self.phase.fingerprint
+        return identity_of(config, self.encoder, self.files)
+
+    @property
+    def raw_bytes(self) -> int:
+        """Raw input bytes: of the text files, or of the source text a phase draws."""
+        if self.phase is not None:
+            return self.phase.raw_bytes
+        return sum(f.raw_size for f in self.files if not f.skipped)
 
     def schema(self) -> pa.Schema:
         """The output schema with the build's facts in its metadata."""
@@ -143,7 +160,7 @@ class SpaceNeeded:
 def _space_needed(job: BuildJob, work: WorkState) -> SpaceNeeded:
     """Spill and shard bytes, scaled from the units done so far as `mlmprep plan` scales
     its sample; before any unit is done, the sizing's upper estimate."""
-    raw = sum(f.raw_size for f in job.files if not f.skipped)
+    raw = job.raw_bytes
     done = [UnitResult.from_dict(r) for r in work.records(UNITS_DIR).values()]
     done_raw = sum(r.raw_bytes for r in done)
     if not done_raw:
@@ -181,7 +198,7 @@ def _build(job: BuildJob) -> dict:
     if not work.exists():
         work.start(_plan(job))
     plan = work.plan()
-    units = [Unit.from_dict(u) for u in plan["units"]]
+    units = [unit_from_dict(u) for u in plan["units"]]
     sizing = Sizing.from_dict(plan["sizing"])
     spill_dir = _spill_dir(job, work)
     storage.makedirs(spill_dir)
@@ -280,9 +297,11 @@ def _write_card(output_dir: str, index: dict, schema: pa.Schema) -> None:
 
 def _plan(job: BuildJob) -> dict:
     """Sizes and units: from the inputs and config only, never the worker count."""
-    files = job.files
-    sizing = choose_sizing(sum(f.raw_size for f in files if not f.skipped), job.config)
-    units = plan_units(files, job.config, sizing.unit_size)
+    sizing = choose_sizing(job.raw_bytes, job.config)
+    if job.phase is not None:
+        units: list[Unit | PhaseUnit] = [*job.phase.units(sizing.unit_size)]
+    else:
+        units = [*plan_units(job.files, job.config, sizing.unit_size)]
     if not units:
         raise no_readable_input(job.inputs)
     return {

@@ -36,6 +36,9 @@ class Unit:
     raw_bytes: int
     streamed: bool = False
 
+    def describe(self) -> str:
+        return ", ".join(s.path for s in self.sources)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

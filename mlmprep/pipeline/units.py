@@ -31,6 +31,7 @@ from mlmprep.formats.schema import output_schema, record_batch
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import Source
 from mlmprep.input.readers import Document, iter_documents
+from mlmprep.pipeline.phase_input import PhaseUnit, read_phase_windows
 from mlmprep.pipeline.planning import Unit
 from mlmprep.pipeline.spill import (
     BucketDealer,
@@ -53,7 +54,7 @@ CUT_SHORT_REASON = "cut short by corrupt data"
 class UnitTask:
     """Everything a worker needs to process one unit."""
 
-    unit: Unit
+    unit: Unit | PhaseUnit
     config: BuildConfig
     spill_dir: str
     buckets: dict[str, int]
@@ -82,7 +83,7 @@ class UnitTask:
     def describe(self) -> str:
         """The unit's input files, for error messages."""
         part = f" part {self.part}" if self.unit.streamed else ""
-        return f"unit {self.unit.index}{part} ({', '.join(s.path for s in self.unit.sources)})"
+        return f"unit {self.unit.index}{part} ({self.unit.describe()})"
 
 
 @dataclass
@@ -207,14 +208,20 @@ def _process_unit(task: UnitTask) -> UnitResult:
     }
     budget = encoder.layout.budget(config.max_seq_length, config.pairs)  # tokens of text per row
     path = spill_path(task.spill_dir, task.name)
+    if isinstance(task.unit, PhaseUnit):
+        windows = read_phase_windows(task.unit, config, task.window_size, report, counts)
+        source = config.sources.index(task.unit.source)
+    else:
+        windows, source = read_windows(task, encoder, report, counts), 0
     try:
-        for window, documents in enumerate(read_windows(task, encoder, report, counts)):
+        for window, documents in enumerate(windows):
             for split, dealer in dealers.items():
                 corpus, cut = make_corpus(documents[split], budget)
                 counts[split].sentences_cut += cut
                 for pass_index in range(config.dupe_factor if corpus.num_documents else 0):
                     key = PassKey(split, task.unit.index, pass_index, window, task.part)
-                    dealer.write(_pass_batch(corpus, budget, config, encoder, key, counts[split]))
+                    batch = _pass_batch(corpus, budget, config, encoder, key, counts[split], source)
+                    dealer.write(batch)
         offsets = write_spill(path, dealers, spilled)
     except BaseException:  # staging files may sit in the system's temporary directory
         for dealer in dealers.values():
@@ -321,9 +328,10 @@ def _pass_batch(
     encoder: TokenEncoder,
     key: PassKey,
     counts: SplitCounts,
+    source: int,
 ) -> pa.RecordBatch:
     """One pass over a window's documents: pairs (or packed rows), rows and masks as one
-    record batch; a row holds at most `budget` tokens of text."""
+    record batch; a row holds at most `budget` tokens of text (of one source, `source`)."""
     if config.objective == "none":
         packed = pack_sentences(corpus, budget, config.cross_documents, encoder.special_ids.sep)
         ids, word_starts, pairs = packed.ids, packed.word_starts, packed.pairs
@@ -342,12 +350,13 @@ def _pass_batch(
     counts.instances += len(instances)
     rng = key.rng(config.seed, MASKING)
     if config.masking == "static":
-        return record_batch(config, instances, _static_masks(instances, config, encoder, rng))
+        masks = _static_masks(instances, config, encoder, rng)
+        return record_batch(config, instances, masks, source=source)
     words = None
     if config.whole_word_mask:
         starts = _word_starts(instances, encoder)
         words = word_ids(instances.tokens, instances.offsets, starts, instances.special_mask)
-    return record_batch(config, instances, None, words)
+    return record_batch(config, instances, None, words, source)
 
 
 def _own_tokens(pairs: RowSpans, objective: str) -> int:

@@ -225,6 +225,7 @@ def _manifest(
         "identity": identity,
         "dtype": dtype.name,
         "counts": counts.to_dict(),
+        "input_bytes": sum(r.raw_bytes for r in results),  # raw bytes read, all runs
         "accounting": report.to_dict(),
         "examples": report.examples,
         "files": files,
