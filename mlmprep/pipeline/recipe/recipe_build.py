@@ -11,12 +11,13 @@ import numpy as np
 
 from mlmprep.algorithm.mixture import Draw, draw_documents, shares, targets
 from mlmprep.core import storage
-from mlmprep.core.errors import OutputError
+from mlmprep.core.errors import ConfigError, InputError, OutputError
 from mlmprep.core.files import open_atomically, read_json, write_json_atomically
 from mlmprep.core.random_streams import MIXTURE_DRAW, name_key, rng_for
 from mlmprep.formats.indexed_documents import IndexedDocuments
 from mlmprep.formats.manifest import INDEX, WorkState, differences
-from mlmprep.pipeline.build import BuildJob, run_build
+from mlmprep.input.discovery import resolve_inputs
+from mlmprep.pipeline.build import LOCK_FILE, BuildJob, run_build
 from mlmprep.pipeline.output_dir import remove_build
 from mlmprep.pipeline.phase_input import PhaseInput, SourceDraw
 from mlmprep.pipeline.recipe.recipe_file import SOURCES_DIR, Recipe, RecipePhase
@@ -56,6 +57,7 @@ def build_recipe(recipe: Recipe, output_dir: str, options: RunOptions) -> dict:
     started = time.monotonic()
     if options.forks_local_workers:
         start_worker_server()
+    _check_inputs(recipe, output_dir)
     _claim_output(recipe, output_dir, options.overwrite)
     quiet = dataclasses.replace(options, overwrite=False)
     stores = {
@@ -80,6 +82,15 @@ def build_recipe(recipe: Recipe, output_dir: str, options: RunOptions) -> dict:
     }
     write_json_atomically(storage.join(output_dir, SUMMARY), summary)
     return summary
+
+
+def _check_inputs(recipe: Recipe, output_dir: str) -> None:
+    """Every source's inputs name files, checked before anything is written."""
+    for name in recipe.source_names():
+        try:
+            resolve_inputs(list(recipe.sources[name].inputs), output_dir)
+        except InputError as exc:
+            raise ConfigError(f"{recipe.path}: sources.{name}.inputs: {exc}") from None
 
 
 def _claim_output(recipe: Recipe, output_dir: str, overwrite: bool) -> None:
@@ -119,6 +130,11 @@ def _remove_recipe_output(output_dir: str, recorded: dict) -> None:
         directory = storage.join(output_dir, phase)
         if storage.exists(directory):
             remove_build(directory)
+            lock = storage.join(directory, LOCK_FILE)
+            if storage.exists(lock):
+                storage.remove(lock)
+            if not storage.listdir(directory):  # a README.md of the user's own stays
+                storage.rmtree(directory)
     for path in (SOURCES_DIR, RECIPE_WORK, SUMMARY):
         target = storage.join(output_dir, path)
         if storage.isdir(target):
