@@ -85,3 +85,15 @@ def test_an_int8_column_is_one_twos_complement_byte_per_sample():
     column = MdsColumn("next_sentence_label", "int8")
     assert column.size == 1
     assert column.encode(pa.array([0, 1, -1], pa.int8())) == [b"\x00", b"\x01", b"\xff"]
+
+
+def test_an_int16_column_is_two_little_endian_bytes_per_sample():
+    """A recipe phase's source column, as MDS's int16 scalar encoding reads it."""
+    column = MdsColumn("source", "int16")
+    assert column.size == 2
+    assert column.encode(pa.array([0, 2, 258, -2], pa.int16())) == [
+        b"\x00\x00",
+        b"\x02\x00",
+        b"\x02\x01",
+        b"\xfe\xff",
+    ]

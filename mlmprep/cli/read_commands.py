@@ -29,6 +29,7 @@ def stats_command(output_dir: str, split: str, as_json: bool) -> None:
     Examples:
       mlmprep stats out/ --json | jq .nsp_random_fraction
       mlmprep stats data/wiki
+      mlmprep stats recipe-out/          # each phase's mixture: asked against achieved
     """
     from mlmprep.cli.render import stats_text, tokenize_stats_text
     from mlmprep.outputs.indexed_output import tokenize_prefix, tokenize_stats
@@ -38,8 +39,16 @@ def stats_command(output_dir: str, split: str, as_json: bool) -> None:
         stats = tokenize_stats(prefix)
         click.echo(json.dumps(stats, sort_keys=True) if as_json else tokenize_stats_text(stats))
         return
-    from mlmprep.outputs.stats import compute_stats
+    from mlmprep.outputs.stats import compute_stats, recipe_summary
 
+    recipe = recipe_summary(output_dir)
+    if recipe is not None:  # a recipe's output: its phases and their mixtures
+        from mlmprep.cli.render import recipe_text
+
+        click.echo(
+            json.dumps(recipe, sort_keys=True) if as_json else recipe_text(recipe, run=False)
+        )
+        return
     stats = compute_stats(output_dir, split)
     if as_json:
         click.echo(json.dumps(stats, sort_keys=True))

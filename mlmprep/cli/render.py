@@ -60,25 +60,40 @@ def mixture_text(mixture: dict) -> list[str]:
     ]
 
 
-def recipe_text(summary: dict) -> str:
-    """The summary `mlmprep build --recipe` prints: each source tokenized (or not), each
-    phase built (or not) with its mixture."""
+def _mixture_lines(stats: dict) -> list[str]:
+    """A recipe phase's mixture in `stats`, with the split's rows per source."""
+    if "mixture" not in stats:
+        return []
+    rows = ", ".join(f"{name} {n:,}" for name, n in stats["rows_by_source"].items())
+    return [
+        "mixture (text tokens of the recipe phase):",
+        *mixture_text(stats["mixture"]),
+        f"rows by source:       {rows}",
+    ]
+
+
+def recipe_text(summary: dict, run: bool = True) -> str:
+    """What `mlmprep build --recipe` prints (with `run`: what this run did) and `stats`
+    of a recipe's output: each source, each phase with its mixture."""
     lines = []
     for name, source in summary["sources"].items():
         done = "tokenized" if source["tokenized_now"] else "already tokenized"
         held = f"{source['documents']:,} documents, {source['tokens']:,} tokens"
-        lines.append(f"source {name}: {held} ({done})")
+        lines.append(f"source {name}: {held}" + (f" ({done})" if run else ""))
     for phase in summary["phases"]:
-        if phase["already_built"]:
-            state = "already built; nothing to do"
-        elif phase["rebuilt_because_changed"]:
-            state = "changed in the recipe; built again"
-        else:
-            state = "built"
         rows = ", ".join(f"{n:,} {split}" for split, n in phase["rows"].items())
-        lines.append(f"phase {phase['name']}: {rows} rows in {phase['output']} ({state})")
+        state = f" ({_phase_state(phase)})" if run else ""
+        lines.append(f"phase {phase['name']}: {rows} rows in {phase['output']}{state}")
         lines += mixture_text(phase["mixture"])
     return "\n".join(lines)
+
+
+def _phase_state(phase: dict) -> str:
+    if phase["already_built"]:
+        return "already built; nothing to do"
+    if phase["rebuilt_because_changed"]:
+        return "changed in the recipe; built again"
+    return "built"
 
 
 def _reasons(counts: dict[str, int]) -> str:
@@ -271,6 +286,7 @@ def stats_text(stats: dict) -> str:
         f"{sum(stats['files']['skipped'].values())}{_reasons(stats['files']['skipped'])}",
         f"lines repaired:       {sum(stats['repaired'].values())}{_reasons(stats['repaired'])}",
         *(f"warning:              {warning}" for warning in stats["warnings"]),
+        *_mixture_lines(stats),
         "length histogram:",
     ]
     peak = max(stats["length_histogram"].values(), default=1)

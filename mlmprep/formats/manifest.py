@@ -17,6 +17,7 @@ from mlmprep.text.tokenization import TokenEncoder
 from mlmprep.text.tokenizer_backends import backend_versions
 
 INDEX = "index.json"
+RECIPE_SUMMARY = "recipe.json"  # OUT/recipe.json of `build --recipe`: every phase's mixture
 TOKENIZER_FILE = "tokenizer.json"
 WORK_DIR = ".mlmprep-work"
 PLAN = "plan.json"

@@ -6,8 +6,11 @@ import numpy as np
 import pyarrow as pa
 
 from mlmprep.algorithm.whole_word import word_starts
-from mlmprep.core.config import NSP_LABEL, SENTENCE_LABELS, SOP_LABEL, TRAIN
+from mlmprep.core import storage
+from mlmprep.core.config import NSP_LABEL, SENTENCE_LABELS, SOP_LABEL, SOURCE_COLUMN, TRAIN
 from mlmprep.core.counts import SplitCounts
+from mlmprep.core.files import read_json
+from mlmprep.formats.manifest import INDEX, RECIPE_SUMMARY
 from mlmprep.formats.schema import list_values
 from mlmprep.outputs.finished_build import FinishedBuild
 
@@ -25,11 +28,18 @@ class _Totals:
         self.rows_per_shard: list[int] = []
         self.masked_words = 0
         self.masked_whole = 0
+        self.rows_by_source = np.zeros(0, np.int64)  # a recipe phase's rows, by source index
 
     def add(
         self, batch: pa.RecordBatch, role_ids: dict[str, int], continuation: np.ndarray
     ) -> None:
         lengths = batch.column("num_tokens").to_numpy().astype(np.int64)
+        if SOURCE_COLUMN in batch.schema.names:
+            found = np.bincount(batch.column(SOURCE_COLUMN).to_numpy())
+            grown = np.zeros(max(len(found), len(self.rows_by_source)), np.int64)
+            grown[: len(found)] += found
+            grown[: len(self.rows_by_source)] += self.rows_by_source
+            self.rows_by_source = grown
         clipped = np.minimum(lengths, len(self.length_counts) - 1)
         self.length_counts += np.bincount(clipped, minlength=len(self.length_counts))
         for name, counts in self.labels.items():
@@ -75,6 +85,14 @@ class _Totals:
         hit = np.bincount(word[content], weights=is_masked[content], minlength=len(size))
         self.masked_words += int((hit > 0).sum())
         self.masked_whole += int(((hit > 0) & (hit == size)).sum())
+
+
+def recipe_summary(output_dir: str) -> dict | None:
+    """The recipe.json of a recipe's output (`build --recipe`), None for anything else."""
+    path = storage.join(output_dir, RECIPE_SUMMARY)
+    if storage.exists(storage.join(output_dir, INDEX)) or not storage.exists(path):
+        return None
+    return read_json(path)
 
 
 def compute_stats(output_dir: str, split: str = TRAIN) -> dict:
@@ -155,7 +173,19 @@ def split_stats(build: FinishedBuild, split: str = TRAIN) -> dict:
         },
         **index["accounting"],
         "warnings": index["warnings"],
+        **_mixture(config, totals.rows_by_source),
     }
+
+
+def _mixture(config: dict, rows_by_source: np.ndarray) -> dict:
+    """A recipe phase's mixture (asked against achieved, per source) and its rows by
+    source in this split; nothing for a plain build."""
+    if "mixture" not in config:
+        return {}
+    names = config["sources"]
+    rows = np.zeros(len(names), np.int64)
+    rows[: len(rows_by_source)] = rows_by_source
+    return {"mixture": config["mixture"], "rows_by_source": dict(zip(names, rows.tolist()))}
 
 
 def _quantile(cumulative: np.ndarray, q: float) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlmprep.core import storage
-from mlmprep.core.config import LABEL_COLUMNS
+from mlmprep.core.config import LABEL_COLUMNS, SOURCE_COLUMN
 from mlmprep.core.errors import OutputError
 from mlmprep.core.files import write_json_atomically
 from mlmprep.formats.schema import list_values
@@ -42,6 +42,7 @@ INDEX_FILE = "index.json"
 HASH = "sha1"
 MAX_SHARD_BYTES = 2**32 - 1  # offsets are uint32
 UINT16_IDS = 2**16  # vocabularies up to this size store ids as uint16, larger as uint32
+SCALARS = {"int8": np.int8, "int16": np.dtype("<i2")}  # MDS scalar encodings we write
 SHAPE_DTYPES = ((2**8, np.uint8, 0), (2**16, np.uint16, 1), (2**32, np.uint32, 2))
 
 
@@ -65,6 +66,8 @@ class MdsWriter(ExportWriter):
         if config["masking"] == "static":
             columns["masked_lm_positions"] = "ndarray:uint16"
             columns["masked_lm_ids"] = f"ndarray:{self.id_dtype}"
+        if config.get("sources"):  # a recipe phase: each row's source, names in index.json
+            columns[SOURCE_COLUMN] = "int16"
         self.columns = [MdsColumn(name, columns[name]) for name in sorted(columns)]
         self.config = {
             "column_encodings": [c.encoding for c in self.columns],
@@ -164,21 +167,24 @@ class MdsWriter(ExportWriter):
 
 @dataclass(frozen=True)
 class MdsColumn:
-    """One column of the samples: its name, its MDS encoding (`int8`, or `ndarray:<dtype>`
-    for a list column), and its values as each sample's bytes."""
+    """One column of the samples: its name, its MDS encoding (`int8` or `int16` for a
+    scalar, `ndarray:<dtype>` for a list column), and its values as each sample's bytes."""
 
     name: str
     encoding: str
 
     @property
     def size(self) -> int | None:
-        """Bytes per sample when fixed (int8), None for a variable-size column."""
-        return 1 if self.encoding == "int8" else None
+        """Bytes per sample when fixed (a scalar), None for a variable-size column."""
+        return np.dtype(SCALARS[self.encoding]).itemsize if self.encoding in SCALARS else None
 
     def encode(self, column: pa.Array) -> list[bytes]:
-        """Each row's bytes: one two's-complement byte, or a one-dimensional ndarray."""
-        if self.encoding == "int8":
-            return [bytes([v & 0xFF]) for v in column.to_numpy().tolist()]
+        """Each row's bytes: a little-endian two's-complement scalar, or a one-dimensional
+        ndarray."""
+        if self.encoding in SCALARS:
+            data = column.to_numpy().astype(SCALARS[self.encoding]).tobytes()
+            width = self.size
+            return [data[i : i + width] for i in range(0, len(data), width)]
         values, offsets = list_values(column)
         return _ndarrays(values.astype(self.encoding.split(":")[1]), offsets)
 

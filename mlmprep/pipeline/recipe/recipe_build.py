@@ -15,7 +15,7 @@ from mlmprep.core.errors import ConfigError, InputError, OutputError
 from mlmprep.core.files import open_atomically, read_json, write_json_atomically
 from mlmprep.core.random_streams import MIXTURE_DRAW, name_key, rng_for
 from mlmprep.formats.indexed_documents import IndexedDocuments
-from mlmprep.formats.manifest import INDEX, WorkState, differences
+from mlmprep.formats.manifest import INDEX, RECIPE_SUMMARY, WorkState, differences
 from mlmprep.input.discovery import resolve_inputs
 from mlmprep.pipeline.build import LOCK_FILE, BuildJob, run_build
 from mlmprep.pipeline.output_dir import remove_build
@@ -26,7 +26,6 @@ from mlmprep.pipeline.tokenize.tokenize import TokenizeConfig, tokenize
 from mlmprep.pipeline.workers import start_worker_server
 from mlmprep.text.encoders import encoder_for
 
-SUMMARY = "recipe.json"
 RECIPE_WORK = ".mlmprep-recipe"  # OUT/.mlmprep-recipe/: what this output is, the draws
 STARTED = "started.json"
 STORE_LEVEL = "sentence"  # phases cut rows at sentences, so sources keep them
@@ -80,7 +79,7 @@ def build_recipe(recipe: Recipe, output_dir: str, options: RunOptions) -> dict:
         "warnings": [w for phase in phases for w in phase["warnings"]],
         "total_seconds": round(time.monotonic() - started, 3),
     }
-    write_json_atomically(storage.join(output_dir, SUMMARY), summary)
+    write_json_atomically(storage.join(output_dir, RECIPE_SUMMARY), summary)
     return summary
 
 
@@ -135,7 +134,7 @@ def _remove_recipe_output(output_dir: str, recorded: dict) -> None:
                 storage.remove(lock)
             if not storage.listdir(directory):  # a README.md of the user's own stays
                 storage.rmtree(directory)
-    for path in (SOURCES_DIR, RECIPE_WORK, SUMMARY):
+    for path in (SOURCES_DIR, RECIPE_WORK, RECIPE_SUMMARY):
         target = storage.join(output_dir, path)
         if storage.isdir(target):
             storage.rmtree(target)
