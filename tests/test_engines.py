@@ -97,3 +97,28 @@ def test_no_process_outlives_a_build_killed_with_sigkill(tmp_path):
     for pid in left:  # leave nothing behind, even when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not left, f"{len(left)} of {len(below)} processes outlived the build"
+
+
+def test_a_folder_named_mlmprep_in_the_working_directory_does_not_shadow_the_package(tmp_path):
+    """Guards the fork server's sys.path: it runs `python -c`, which put the working
+    directory first, so a corpus folder called `mlmprep/` there (no __init__.py) became
+    the package in every worker and a parallel build died with an ImportError."""
+    corpus = plain_sample(tmp_path / "mlmprep" / "data")
+    done = subprocess.run(
+        [
+            str(os.path.join(os.path.dirname(sys.executable), "mlmprep")),
+            "build",
+            str(corpus),
+            "out",
+            "--workers",
+            "2",
+            "--unit-size",
+            "16384",
+            "-q",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "out" / "index.json").exists()

@@ -36,7 +36,18 @@ def worker_context(preload: Sequence[str] = ()) -> BaseContext:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["__main__", *preload])
-    forkserver.ensure_running()
+    # The server runs `python -c`, which puts the working directory first on its
+    # sys.path; a directory named like one of our packages there (a corpus folder called
+    # `mlmprep/`) would shadow it. PYTHONSAFEPATH (Python 3.11+) leaves it off.
+    safe = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        forkserver.ensure_running()
+    finally:
+        if safe is None:
+            del os.environ["PYTHONSAFEPATH"]
+        else:
+            os.environ["PYTHONSAFEPATH"] = safe
     return context
 
 
