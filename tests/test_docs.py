@@ -16,10 +16,12 @@ from .helpers import SAMPLE_DIR, run_build
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"<!-- tested -->\n```(python|console)\n(.*?)```", re.DOTALL)
+BLOCK = re.compile(r"<!-- tested(?:: (\S+))? -->\n```(python|console|\w+)\n(.*?)```", re.DOTALL)
 
 
-def marked_blocks(page: Path) -> list[tuple[str, str]]:
+def marked_blocks(page: Path) -> list[tuple[str, str, str]]:
+    """(file, kind, code): a block marked `<!-- tested: NAME -->` is a file the later
+    blocks use, written as shown; the others are python or console blocks to run."""
     return BLOCK.findall(page.read_text(encoding="utf-8"))
 
 
@@ -59,8 +61,10 @@ def test_the_marked_blocks_run_as_shown(page, workspace, tmp_path, monkeypatch):
     shutil.copytree(workspace, own, symlinks=True)
     monkeypatch.chdir(own)
     namespace: dict = {}
-    for kind, code in marked_blocks(page):
-        if kind == "python":
+    for file, kind, code in marked_blocks(page):
+        if file:
+            (own / file).write_text(code, encoding="utf-8")
+        elif kind == "python":
             exec(compile(code, f"{page.name} block", "exec"), namespace)
         else:
             run_console(code, own)

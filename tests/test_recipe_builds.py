@@ -4,6 +4,7 @@ every phase an ordinary build, byte-identical and resumable; bad recipe files re
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import subprocess
 import sys
@@ -260,6 +261,11 @@ def test_a_phase_works_as_any_build(corpus, tmp_path):
     read = run_reader(reader_python("mds", STREAMING), "read_mds.py", mds, "train", "streaming")
     assert [r["source"] for r in read] == rows["source"]
     assert [r["input_ids"]["values"] for r in read] == rows["input_ids"]
+    if importlib.util.find_spec("matplotlib"):
+        page = tmp_path / "report.html"
+        report = runner.invoke(main, ["report", phase, "-o", str(page)])
+        assert report.exit_code == 0, report.output
+        assert "Recipe mixture" in page.read_text() and page.read_text().count("<img") == 8
     batch = MlmCollator.from_build(phase)([MlmprepDataset(phase)[i] for i in range(4)])
     assert batch["input_ids"].shape[0] == 4 and torch.is_tensor(batch["labels"])
 

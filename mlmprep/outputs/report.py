@@ -104,6 +104,8 @@ def build_report(output_dir: str, compare: str | None = None, split: str = TRAIN
         (f"Most frequent tokens (top {TOP_TOKENS}) and [UNK] rate", _token_plot),
         ("Documents: used, skipped per reason, repaired", _accounting_plot),
     ]
+    if any("mixture" in b.stats for b in builds):
+        figures.append(("Recipe mixture: share asked and achieved, passes", _mixture_plot))
     sections = []
     for title, draw in figures:
         figure, axes = plt.subplots(1, len(builds), figsize=(6 * len(builds), 3.6), squeeze=False)
@@ -192,6 +194,28 @@ def _accounting_plot(ax, facts: BuildFacts, color: str) -> None:
     ax.bar(list(bars), list(bars.values()), color=color)
     ax.set_ylabel("documents")
     ax.tick_params(axis="x", labelsize=7, rotation=20)
+
+
+def _mixture_plot(ax, facts: BuildFacts, color: str) -> None:
+    """A recipe phase's text-token share per source, asked against achieved, with the
+    passes over each source written above its bars."""
+    if "mixture" not in facts.stats:
+        ax.text(0.5, 0.5, "not a recipe phase", ha="center", transform=ax.transAxes)
+        return
+    sources = facts.stats["mixture"]["sources"]
+    names = list(sources)
+    where = np.arange(len(names))
+    asked = [sources[n]["asked_share"] for n in names]
+    achieved = [sources[n]["achieved_share"] for n in names]
+    ax.bar(where - 0.2, asked, width=0.4, color="#999999", label="asked")
+    ax.bar(where + 0.2, achieved, width=0.4, color=color, label="achieved")
+    for x, name in zip(where, names):
+        top = max(sources[name]["asked_share"], sources[name]["achieved_share"])
+        ax.text(x, top, f"{sources[name]['passes']:.2f}x", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(where, names, fontsize=7)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("share of the phase's text tokens")
+    ax.legend(fontsize=7)
 
 
 KEY_STATS = (
