@@ -82,7 +82,7 @@ def build_command(
     if recipe is None and not inputs:
         raise click.UsageError("Missing argument 'INPUTS...' (or give --recipe FILE)")
     if recipe is not None:
-        _refuse_with_recipe(inputs, options, verify)
+        _refuse_with_recipe(inputs, [*options, "verify"])
     config = BuildConfig(**options) if recipe is None else None
     run = make_run_options(
         workers,
@@ -127,22 +127,28 @@ def build_command(
     click.echo(build_text(summary, output_dir))
 
 
-def _refuse_with_recipe(inputs: tuple[str, ...], options: dict, verify: bool) -> None:
-    """With --recipe the recipe says the inputs and the options: refuse them here."""
+def _refuse_with_recipe(inputs: tuple[str, ...], names: list[str]) -> None:
+    """With --recipe the recipe says the inputs and the options: refuse INPUTS and the
+    options `names` when given."""
     if inputs:
         raise click.UsageError("with --recipe, give only OUTPUT_DIR (the recipe names the inputs)")
     context = click.get_current_context()
     given = [
         name
-        for name in [*options, "verify"]
-        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        for name in names
+        if context.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
     ]
     if given:
-        option = "--" + given[0].replace("_", "-")
-        raise click.UsageError(
-            f"{option} does not go with --recipe: set it in the recipe's [build] table or "
-            "in a phase"
-        )
+        from mlmprep.pipeline.recipe.recipe_file import NOT_IN_RECIPES
+
+        name, option = given[0], "--" + given[0].replace("_", "-")
+        if name in NOT_IN_RECIPES:
+            reason = f": {NOT_IN_RECIPES[name]}"
+        elif name in BuildConfig.__dataclass_fields__:
+            reason = ": set it in the recipe's [build] table or in a phase"
+        else:
+            reason = ""
+        raise click.UsageError(f"{option} does not go with --recipe{reason}")
 
 
 def _build_recipe(path: str, output_dir: str, run: Any, quiet: bool, as_json: bool) -> None:
@@ -164,8 +170,15 @@ def _build_recipe(path: str, output_dir: str, run: Any, quiet: bool, as_json: bo
 
 
 @click.command(name="plan")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.argument("output_dir")
+@click.option(
+    "--recipe",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Plan every phase of a recipe file (as `build --recipe`): its mixture table, "
+    "then each phase's rows, disk, memory and time; give no INPUTS.",
+)
 @config_options
 @click.option(
     "--input-bytes",
@@ -194,6 +207,7 @@ def plan_command(
     tokenizer_backend: str,
     as_json: bool,
     quiet: bool,
+    recipe: str | None,
     **options: Any,
 ) -> None:
     """Show what `build` would do with the same arguments, without building: units,
@@ -210,13 +224,17 @@ def plan_command(
       mlmprep plan corpus/ out/ --dupe-factor 5 --workers 8
       mlmprep plan corpus/ out/ --target-minutes 30 --json
       mlmprep plan corpus/ out/ --input-bytes 100000000000   # 100 GB like corpus/
+      mlmprep plan --recipe recipe.toml out/                 # every phase of a recipe
       mlmprep tokenize corpus/ data/wiki --plan              # the plan of a tokenize run
     """
     from mlmprep.cli.render import plan_text
     from mlmprep.pipeline.plan.capacity import estimate_plan
 
     fields = BuildConfig.__dataclass_fields__
-    config = BuildConfig(**{k: v for k, v in options.items() if k in fields})
+    if recipe is None and not inputs:
+        raise click.UsageError("Missing argument 'INPUTS...' (or give --recipe FILE)")
+    if recipe is not None:
+        _refuse_with_recipe(inputs, [*fields, "input_bytes", "target_minutes"])
     run = make_run_options(
         workers,
         as_json,
@@ -225,13 +243,26 @@ def plan_command(
         tokenizer_backend=tokenizer_backend,
         storage_options=options["storage_options"],
     )
+    if recipe is not None:
+        _plan_recipe(recipe, output_dir, run, as_json)
+        return
     if target_minutes is not None and target_minutes <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--target-minutes")
+    config = BuildConfig(**{k: v for k, v in options.items() if k in fields})
     plan = estimate_plan(list(inputs), output_dir, config, run, input_bytes, target_minutes)
     if as_json:
         click.echo(json.dumps(plan.to_dict(), sort_keys=True))
         return
     click.echo(plan_text(plan, target_minutes))
+
+
+def _plan_recipe(path: str, output_dir: str, run: Any, as_json: bool) -> None:
+    from mlmprep.cli.render import recipe_plan_text
+    from mlmprep.pipeline.recipe.recipe_file import load_recipe
+    from mlmprep.pipeline.recipe.recipe_plan import estimate_recipe
+
+    plan = estimate_recipe(load_recipe(path), output_dir, run)
+    click.echo(json.dumps(plan.to_dict(), sort_keys=True) if as_json else recipe_plan_text(plan))
 
 
 @click.command(name="vocab")

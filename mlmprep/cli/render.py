@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mlmprep.pipeline.plan.capacity import PlanEstimate
 from mlmprep.pipeline.plan.tokenize_estimate import TokenizeEstimate
+from mlmprep.pipeline.recipe.recipe_plan import RecipePlan
 
 
 def build_text(summary: dict, output_dir: str) -> str:
@@ -38,9 +39,9 @@ def mixture_text(mixture: dict) -> list[str]:
     """A phase's mixture: per source, the tokens it holds, the share asked, the target,
     the tokens drawn, the share achieved, the passes over it and the documents used."""
     header = ("source", "available", "asked", "target", "drawn", "achieved", "passes", "documents")
-    rows = [header]
-    for name, row in mixture["sources"].items():
-        rows.append(
+    return _table(
+        header,
+        [
             (
                 name,
                 f"{row['available_tokens']:,}",
@@ -51,13 +52,64 @@ def mixture_text(mixture: dict) -> list[str]:
                 f"{row['passes']:.2f}",
                 f"{row['documents']:,}",
             )
-        )
+            for name, row in mixture["sources"].items()
+        ],
+    )
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """Columns indented by two: the first left-aligned, the others right-aligned."""
+    rows = [header, *rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return [
         "  "
         + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
         for r in rows
     ]
+
+
+def recipe_plan_text(plan: RecipePlan) -> str:
+    """The human-readable `mlmprep plan --recipe`: each source tokenized once, then each
+    phase with its mixture (about: from samples) and its build's plan."""
+    lines = []
+    for source in plan.sources:
+        lines.append(
+            f"source {source.name}: {size_text(source.raw_bytes)} of text "
+            f"({_plural(source.files, 'file')}),"
+            f" about {source.documents:,} documents, {source.tokens:,} tokens; tokenized once: "
+            f"about {size_text(source.store_bytes)}, {_duration(source.seconds)}"
+        )
+    for phase in plan.phases:
+        build, memory = phase.plan, phase.plan.resources
+        shards = ", ".join(f"{n:,} {split}" for split, n in build.shards.items())
+        lines += [
+            f"phase {phase.name}: about {build.rows:,} rows in "
+            f"{_plural(sum(build.shards.values()), 'shard')} ({shards}), "
+            f"{size_text(build.output_bytes)}; {size_text(build.spill_bytes)} of spill, "
+            f"{size_text(memory.total_rss)} of memory at peak, {_duration(memory.seconds)} "
+            f"with {_workers(build.workers)} ({_plural(build.tasks, 'unit')})",
+            *_table(
+                ("source", "available", "asked", "target", "passes", "documents"),
+                [
+                    (
+                        name,
+                        f"{row['available_tokens']:,}",
+                        f"{row['asked_share']:.1%}",
+                        f"{row['target_tokens']:,}",
+                        f"{row['passes']:.2f}",
+                        f"{row['documents']:,}",
+                    )
+                    for name, row in phase.mixture["sources"].items()
+                ],
+            ),
+        ]
+    lines += [f"warning: {w}" for w in plan.warnings]
+    lines.append(
+        f"in all: about {_duration(plan.seconds)}, {size_text(plan.output_bytes)} of output "
+        "(stores and shards); tokens and documents are scaled from samples, so the build's "
+        "draws differ a little"
+    )
+    return "\n".join(lines)
 
 
 def _mixture_lines(stats: dict) -> list[str]:
@@ -221,7 +273,11 @@ def plan_text(plan: PlanEstimate, target_minutes: float | None = None) -> str:
 
 
 def _workers(n: int) -> str:
-    return f"{n} worker{'s' if n != 1 else ''}"
+    return _plural(n, "worker")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' if n != 1 else ''}"
 
 
 def _duration(seconds: float) -> str:

@@ -50,6 +50,17 @@ class PlanEstimate:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PlanScope:
+    """What a plan covers: the input's files and raw bytes, and the units it makes."""
+
+    files: int  # 0: a corpus assumed like the inputs (--input-bytes), or a recipe phase
+    raw_bytes: int
+    units: int
+    tasks: int
+    largest_task_bytes: int
+
+
 def estimate_plan(
     inputs: list[str],
     output_dir: str,
@@ -68,12 +79,26 @@ def estimate_plan(
     )
     if input_bytes is None:
         units = plan_units(files, config, sizing.unit_size)
-        n_units, tasks = len(units), expected_tasks(units, sizing.unit_size)
         largest = max((_task_bytes(u, sizing) for u in units), default=0)
+        scope = PlanScope(
+            len(files), raw, len(units), expected_tasks(units, sizing.unit_size), largest
+        )
     else:
-        raw, files = input_bytes, []
-        n_units = tasks = max(1, math.ceil(raw / sizing.unit_size))
-        largest = sizing.unit_size
+        tasks = max(1, math.ceil(input_bytes / sizing.unit_size))
+        scope = PlanScope(0, input_bytes, tasks, tasks, sizing.unit_size)
+    return scale_plan(scope, sizing, sample, config, options, target_minutes)
+
+
+def scale_plan(
+    scope: PlanScope,
+    sizing: Sizing,
+    sample: SampleRates,
+    config: BuildConfig,
+    options: RunOptions,
+    target_minutes: float | None = None,
+) -> PlanEstimate:
+    """The plan of `scope`, its sample's rates per raw byte scaled to its raw bytes."""
+    raw, tasks = scope.raw_bytes, scope.tasks
     split_rows = {split: rate * raw for split, rate in sample.rows.items()}
     bucket_rows = {s: split_rows[s] / n for s, n in sizing.buckets.items() if n and s in split_rows}
     shards = {
@@ -84,8 +109,8 @@ def estimate_plan(
         workers=worker_count(options.workers, tasks, sum(sizing.buckets.values())),
         pool=options.workers > 1 and options.engine == "local",
         tasks=tasks,
-        largest_task_bytes=largest,
-        window_bytes=min(sizing.window_size, largest),
+        largest_task_bytes=scope.largest_task_bytes,
+        window_bytes=min(sizing.window_size, scope.largest_task_bytes),
         raw_bytes=raw,
         rows=round(sum(split_rows.values())),
         buckets=sum(sizing.buckets.values()),
@@ -98,11 +123,11 @@ def estimate_plan(
     n_shards, buckets = sum(shards.values()), load.buckets
     spill = int(sample.spill_bytes * raw + tasks * sample.spill_file_overhead(buckets))
     return PlanEstimate(
-        files=len(files),
+        files=scope.files,
         raw_bytes=raw,
         sample=sample,
         sizing=sizing,
-        units=n_units,
+        units=scope.units,
         tasks=tasks,
         workers=load.workers,
         shards=shards,

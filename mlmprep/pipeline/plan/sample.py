@@ -23,6 +23,7 @@ from mlmprep.formats.schema import output_schema
 from mlmprep.input.compressed_parts import cut_parts
 from mlmprep.input.discovery import InputFile, Source
 from mlmprep.input.readers import detect_format
+from mlmprep.pipeline.phase_input import PhaseUnit
 from mlmprep.pipeline.planning import Unit
 from mlmprep.pipeline.sizing import Sizing
 from mlmprep.pipeline.spill import spill_overhead, spill_schema
@@ -69,28 +70,42 @@ def measure_sample(
     with tempfile.TemporaryDirectory(prefix="mlmprep-plan-") as scratch:
         sources = sample_sources(files, config, scratch)
         sampled = sum(storage.size(s.path) for s in sources)
-        buckets = {split: min(n, 1) for split, n in sizing.buckets.items()}
-        task = UnitTask(
-            Unit(0, tuple(sources), sampled),
-            config,
-            scratch,
-            buckets,
-            sizing.window_size,
-            tokenizer_backend=backend,
-            storage_options=storage_options,
-        )
-        encoder = encoder_for(config, backend)  # loaded before the clock starts, as in a build
-        process_rss = current_rss()
-        started = time.monotonic()
-        result = process_unit(task)
-        seconds = time.monotonic() - started
+        unit = Unit(0, tuple(sources), sampled)
+        return measure_unit(unit, config, sizing, backend, storage_options, scratch)
+
+
+def measure_unit(
+    unit: Unit | PhaseUnit,
+    config: BuildConfig,
+    sizing: Sizing,
+    backend: str,
+    storage_options: dict,
+    scratch: str,
+) -> SampleRates:
+    """Process `unit` (its spill file into `scratch`) as a build's worker does and return
+    what it made per raw byte of its input (`unit.raw_bytes`)."""
+    buckets = {split: min(n, 1) for split, n in sizing.buckets.items()}
+    task = UnitTask(
+        unit,
+        config,
+        scratch,
+        buckets,
+        sizing.window_size,
+        tokenizer_backend=backend,
+        storage_options=storage_options,
+    )
+    encoder = encoder_for(config, backend)  # loaded before the clock starts, as in a build
+    process_rss = current_rss()
+    started = time.monotonic()
+    result = process_unit(task)
+    seconds = time.monotonic() - started
     schema = spill_schema(output_schema(config), encoder.vocab_size)
     empty_file = spill_overhead(schema, 0)
     bucket_batch = spill_overhead(schema, 1) - empty_file
     rows_spill = result.spill.bytes - empty_file - sum(buckets.values()) * bucket_batch
-    per_byte = 1 / max(sampled, 1)
+    per_byte = 1 / max(unit.raw_bytes, 1)
     return SampleRates(
-        sampled_bytes=sampled,
+        sampled_bytes=unit.raw_bytes,
         rows={split: sum(rows) * per_byte for split, rows in result.rows.items()},
         tokens=sum(c.tokens for c in result.counts.values()) * per_byte,
         spill_bytes=max(rows_spill, 0) * per_byte,

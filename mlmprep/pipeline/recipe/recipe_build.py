@@ -146,15 +146,7 @@ def _tokenized_source(
     recipe: Recipe, name: str, output_dir: str, options: RunOptions, quiet: RunOptions
 ) -> SourceStore:
     """Tokenize one source (or confirm it is): a sentence-level indexed dataset."""
-    source, shared = recipe.sources[name], recipe.shared
-    config = TokenizeConfig(
-        tokenizer=shared.get("tokenizer", TokenizeConfig.tokenizer),
-        lowercase=shared.get("lowercase"),
-        special_tokens=shared.get("special_tokens", ""),
-        input_format=source.input_format,
-        text_field=source.text_field,
-        level=STORE_LEVEL,
-    )
+    source, config = recipe.sources[name], source_tokenize_config(recipe, name)
     prefix = storage.join(output_dir, SOURCES_DIR, name)
     storage.makedirs(storage.join(output_dir, SOURCES_DIR))
     manifest = tokenize(
@@ -169,6 +161,20 @@ def _tokenized_source(
         manifest.get("input_bytes", 4 * total) / total,
         {key: manifest["files"][key]["sha256"] for key in ("bin", "idx")},
         not manifest["already_done"],
+    )
+
+
+def source_tokenize_config(recipe: Recipe, name: str) -> TokenizeConfig:
+    """How the source `name` is tokenized, once for every phase: the [build] table's
+    tokenizer, the source's reading options, sentence level."""
+    source, shared = recipe.sources[name], recipe.shared
+    return TokenizeConfig(
+        tokenizer=shared.get("tokenizer", TokenizeConfig.tokenizer),
+        lowercase=shared.get("lowercase"),
+        special_tokens=shared.get("special_tokens", ""),
+        input_format=source.input_format,
+        text_field=source.text_field,
+        level=STORE_LEVEL,
     )
 
 
