@@ -46,6 +46,7 @@ format: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-fast  # kitoken too: the benchmark compares both backends
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/plan_accuracy.py  # planned against measured: memory, time
+	$(BIN)/python benchmarks/recipe_bench.py  # a two-phase recipe against two plain builds
 
 clean:
 	rm -rf $(VENV) .venv-readers $(DEMO_OUT) .pytest_cache .ruff_cache build *.egg-info
