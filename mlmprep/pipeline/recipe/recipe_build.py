@@ -256,15 +256,11 @@ def _mixture(
     """Per source: tokens available, share asked, target, tokens drawn, share achieved,
     passes and documents; with the stores' checksums, part of the phase's identity."""
     drawn = sum(d.tokens for d in draws.values()) or 1
-    return {
-        "tokens": phase.tokens,
-        "alpha": phase.alpha,
-        "weights": phase.weights,
-        "sources": {
+    return mixture_table(
+        phase,
+        {
             name: {
-                "available_tokens": available[name],
-                "asked_share": round(asked[name], 6),
-                "target_tokens": wanted[name],
+                **target_row(available[name], asked[name], wanted[name]),
                 "drawn_tokens": draws[name].tokens,
                 "achieved_share": round(draws[name].tokens / drawn, 6),
                 "passes": round(draws[name].tokens / max(available[name], 1), 4),
@@ -273,7 +269,17 @@ def _mixture(
             }
             for name in phase.sources
         },
-    }
+    )
+
+
+def mixture_table(phase: RecipePhase, rows: dict[str, dict]) -> dict:
+    """A phase's mixture: what it asks (tokens, alpha or weights) and a row per source."""
+    return {"tokens": phase.tokens, "alpha": phase.alpha, "weights": phase.weights, "sources": rows}
+
+
+def target_row(available: int, asked: float, target: int) -> dict:
+    """What a source's row of a mixture says before drawing."""
+    return {"available_tokens": available, "asked_share": round(asked, 6), "target_tokens": target}
 
 
 def mixture_warnings(asked_tokens: int | None, mixture: dict) -> list[str]:

@@ -23,7 +23,12 @@ from mlmprep.pipeline.phase_input import PhaseUnit
 from mlmprep.pipeline.plan.capacity import PlanEstimate, PlanScope, scale_plan
 from mlmprep.pipeline.plan.sample import SampleRates, measure_unit, sample_sources
 from mlmprep.pipeline.planning import plan_units, worker_count
-from mlmprep.pipeline.recipe.recipe_build import mixture_warnings, source_tokenize_config
+from mlmprep.pipeline.recipe.recipe_build import (
+    mixture_table,
+    mixture_warnings,
+    source_tokenize_config,
+    target_row,
+)
 from mlmprep.pipeline.recipe.recipe_file import Recipe, RecipePhase
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.sizing import WINDOW_BYTES, Sizing, choose_sizing
@@ -187,21 +192,17 @@ def _phase_estimate(
         phase.config,
         options,
     )
-    mixture = {
-        "tokens": phase.tokens,
-        "alpha": phase.alpha,
-        "weights": phase.weights,
-        "sources": {
+    mixture = mixture_table(
+        phase,
+        {
             name: {
-                "available_tokens": available[name],
-                "asked_share": round(asked[name], 6),
-                "target_tokens": wanted[name],
+                **target_row(available[name], asked[name], wanted[name]),
                 "passes": round(wanted[name] / max(available[name], 1), 4),
                 "documents": round(s.documents * wanted[name] / max(available[name], 1)),
             }
             for name, s in sources.items()
         },
-    }
+    )
     warnings = [f"phase {phase.name}: {w}" for w in mixture_warnings(phase.tokens, mixture)]
     return PhaseEstimate(phase.name, mixture, plan, warnings)
 
