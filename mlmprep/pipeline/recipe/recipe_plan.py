@@ -162,8 +162,11 @@ def _sample_source(
 
 def _named_by_format(source: Source) -> str:
     """A sample file renamed with its format's suffix, so that tokenize reads it as the
-    source's file was read (a sample's name has none)."""
-    suffix = next(k for k, v in FORMAT_BY_SUFFIX.items() if v == source.format)
+    source's file was read (a sample's name has none); a format no suffix names
+    (`sentences`) is one the source's options give, and the name stays."""
+    suffix = next((k for k, v in FORMAT_BY_SUFFIX.items() if v == source.format), None)
+    if suffix is None:
+        return source.path
     os.rename(source.path, source.path + suffix)
     return source.path + suffix
 
