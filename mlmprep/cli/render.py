@@ -35,24 +35,28 @@ def build_text(summary: dict, output_dir: str) -> str:
     return "\n".join(lines)
 
 
+MIXTURE_COLUMNS = (  # a mixture row's key, its column's header and format
+    ("available_tokens", "available", "{:,}"),
+    ("asked_share", "asked", "{:.1%}"),
+    ("target_tokens", "target", "{:,}"),
+    ("drawn_tokens", "drawn", "{:,}"),
+    ("achieved_share", "achieved", "{:.1%}"),
+    ("passes", "passes", "{:.2f}"),
+    ("documents", "documents", "{:,}"),
+)
+
+
 def mixture_text(mixture: dict) -> list[str]:
     """A phase's mixture: per source, the tokens it holds, the share asked, the target,
-    the tokens drawn, the share achieved, the passes over it and the documents used."""
-    header = ("source", "available", "asked", "target", "drawn", "achieved", "passes", "documents")
+    the tokens drawn and the share achieved (once drawn), the passes over it and the
+    documents used; the columns its rows have."""
+    rows = mixture["sources"]
+    columns = [c for c in MIXTURE_COLUMNS if all(c[0] in row for row in rows.values())]
     return _table(
-        header,
+        ("source", *(header for _, header, _ in columns)),
         [
-            (
-                name,
-                f"{row['available_tokens']:,}",
-                f"{row['asked_share']:.1%}",
-                f"{row['target_tokens']:,}",
-                f"{row['drawn_tokens']:,}",
-                f"{row['achieved_share']:.1%}",
-                f"{row['passes']:.2f}",
-                f"{row['documents']:,}",
-            )
-            for name, row in mixture["sources"].items()
+            (name, *(form.format(row[key]) for key, _, form in columns))
+            for name, row in rows.items()
         ],
     )
 
@@ -88,20 +92,7 @@ def recipe_plan_text(plan: RecipePlan) -> str:
             f"{size_text(build.output_bytes)}; {size_text(build.spill_bytes)} of spill, "
             f"{size_text(memory.total_rss)} of memory at peak, {_duration(memory.seconds)} "
             f"with {_workers(build.workers)} ({_plural(build.tasks, 'unit')})",
-            *_table(
-                ("source", "available", "asked", "target", "passes", "documents"),
-                [
-                    (
-                        name,
-                        f"{row['available_tokens']:,}",
-                        f"{row['asked_share']:.1%}",
-                        f"{row['target_tokens']:,}",
-                        f"{row['passes']:.2f}",
-                        f"{row['documents']:,}",
-                    )
-                    for name, row in phase.mixture["sources"].items()
-                ],
-            ),
+            *mixture_text(phase.mixture),
         ]
     lines += [f"warning: {w}" for w in plan.warnings]
     lines.append(

@@ -86,10 +86,15 @@ def build_recipe(recipe: Recipe, output_dir: str, options: RunOptions) -> dict:
 def _check_inputs(recipe: Recipe, output_dir: str) -> None:
     """Every source's inputs name files, checked before anything is written."""
     for name in recipe.source_names():
-        try:
-            resolve_inputs(list(recipe.sources[name].inputs), output_dir)
-        except InputError as exc:
-            raise ConfigError(f"{recipe.path}: sources.{name}.inputs: {exc}") from None
+        source_files(recipe, name, output_dir)
+
+
+def source_files(recipe: Recipe, name: str, output_dir: str) -> list[str]:
+    """The files a source's inputs name; none is an error naming the recipe's key."""
+    try:
+        return resolve_inputs(list(recipe.sources[name].inputs), output_dir)
+    except InputError as exc:
+        raise ConfigError(f"{recipe.path}: sources.{name}.inputs: {exc}") from None
 
 
 def _claim_output(recipe: Recipe, output_dir: str, overwrite: bool) -> None:

@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass, replace
 
 from mlmprep.algorithm.mixture import shares, targets
 from mlmprep.core import storage
-from mlmprep.core.errors import ConfigError, InputError
 from mlmprep.formats.indexed_documents import IndexedDocuments
 from mlmprep.formats.indexed_format import output_paths
-from mlmprep.input.discovery import Source, describe_inputs, resolve_inputs
+from mlmprep.input.discovery import Source, describe_inputs
 from mlmprep.input.readers import FORMAT_BY_SUFFIX
 from mlmprep.pipeline.phase_input import PhaseUnit
 from mlmprep.pipeline.plan.capacity import PlanEstimate, PlanScope, scale_plan
@@ -26,6 +25,7 @@ from mlmprep.pipeline.planning import plan_units, worker_count
 from mlmprep.pipeline.recipe.recipe_build import (
     mixture_table,
     mixture_warnings,
+    source_files,
     source_tokenize_config,
     target_row,
 )
@@ -128,10 +128,7 @@ def _sample_source(
 ) -> _SourceSample:
     """Tokenize the source's plan sample as its build does, and scale what it made."""
     config = source_tokenize_config(recipe, name)
-    try:
-        files = describe_inputs(resolve_inputs(list(recipe.sources[name].inputs), output_dir))
-    except InputError as exc:
-        raise ConfigError(f"{recipe.path}: sources.{name}.inputs: {exc}") from None
+    files = describe_inputs(source_files(recipe, name, output_dir))
     raw = sum(f.raw_size for f in files if not f.skipped)
     text_dir = os.path.join(scratch, f"{name}-text")
     os.makedirs(text_dir)
