@@ -23,6 +23,7 @@ VALIDATION_MASKING = 7
 ROW_GROUP_ORDER = 8  # torch iterable dataset; keys: epoch
 MIXTURE_DRAW = 9  # a recipe phase's documents of a source; keys: phase key, source key
 MIXTURE_HOLD_OUT = 10  # a recipe source's validation documents; keys: source key, block
+PACKED_BATCHES = 11  # torch packed batch sampler's row order; keys: epoch
 
 PAIRS = {TRAIN: TRAIN_PAIRS, VALIDATION: VALIDATION_PAIRS}
 MASKING = {TRAIN: TRAIN_MASKING, VALIDATION: VALIDATION_MASKING}

@@ -27,7 +27,7 @@ from mlmprep.outputs.finished_build import FinishedBuild
 IGNORE_INDEX = -100
 
 
-def _rank() -> tuple[int, int]:
+def distributed_rank() -> tuple[int, int]:
     """(rank, world size) of torch.distributed, or (0, 1) when it is not in use."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -208,7 +208,7 @@ class MlmCollator:
         return labels
 
     def _current_generator(self) -> torch.Generator:
-        rank, _ = _rank()
+        rank, _ = distributed_rank()
         worker, _ = _worker()
         key = (self.epoch, worker, rank)
         if self._generator is None or self._generator_key != key:
@@ -239,6 +239,20 @@ def _unpad(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | int]:
         if column in batch:
             packed[column] = batch[column]
     return packed
+
+
+def block_diagonal_mask(cu_seqlens: torch.Tensor, window: int | None = None) -> torch.Tensor:
+    """A (1, 1, T, T) boolean attention mask for one packed sequence of T tokens: a token
+    sees the tokens of its own row (and, with `window`, only those at most `window`
+    positions away). For attention kernels without varlen support (PyTorch SDPA, CPU);
+    it takes T^2 bytes, so FlashAttention's `cu_seqlens` is the way on a GPU."""
+    lengths = cu_seqlens[1:] - cu_seqlens[:-1]
+    row = torch.repeat_interleave(torch.arange(len(lengths)), lengths.long())
+    mask = row[:, None] == row[None, :]
+    if window is not None:
+        position = torch.arange(len(row))
+        mask &= (position[:, None] - position[None, :]).abs() <= window
+    return mask[None, None]
 
 
 def _pad(sequences: list[list[int]], width: int, value: int) -> torch.Tensor:
@@ -319,7 +333,7 @@ class MlmprepIterableDataset(IterableDataset):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[dict | list[dict]]:
-        rank, world = _rank()
+        rank, world = distributed_rank()
         worker, workers = _worker()
         reader, readers = rank * workers + worker, world * workers
         rng = random_streams.rng_for(self.seed, random_streams.ROW_GROUP_ORDER, self.epoch)
