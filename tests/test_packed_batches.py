@@ -45,9 +45,7 @@ def test_best_fit_takes_the_longest_row_that_fits_worked_by_hand():
     buffer_size=st.integers(1, 500),
     ranks=st.integers(1, 8),
 )
-def test_every_row_is_in_one_batch_and_no_batch_is_over_budget(
-    lengths, budget, buffer_size, ranks
-):
+def test_every_row_is_in_one_batch_and_no_batch_is_over_budget(lengths, budget, buffer_size, ranks):
     lengths = np.array(lengths, dtype=np.int64)
     packed = pack_batches(lengths, budget, buffer_size)
     assert sorted(packed.rows.tolist()) == list(range(len(lengths)))
