@@ -68,6 +68,7 @@ def test_full_sentences_rows_cross_documents_with_one_separator():
     text = corpus.ids.tolist()
     assert rows == [[*text[0:6], SEPARATOR, *text[6:8]], text[8:12]]  # 3 + 3 + 1 + 2 = 9
     assert packed.pairs.b_len.tolist() == [0, 0]
+    assert packed.separators.tolist() == [1, 0]
     assert pack_sentences(corpus, 8, True, SEPARATOR).pairs.a_len.tolist() == [6, 6]
 
 
@@ -94,6 +95,7 @@ def test_packed_rows_hold_every_token_once_in_order(docs, budget, cross):
     assert np.all(pairs.a_len <= budget) and np.all(pairs.a_len >= 1)
     held = np.concatenate([packed.ids[s : s + n] for s, n in zip(pairs.a_start, pairs.a_len)])
     assert held[held != SEPARATOR].tolist() == corpus.ids.tolist()
+    assert packed.separators.sum() == np.count_nonzero(held == SEPARATOR)
     assert np.all(pairs.a_start[1:] >= pairs.a_start[:-1] + pairs.a_len[:-1])
     if not cross:
         assert SEPARATOR not in held.tolist()
@@ -131,3 +133,33 @@ def test_one_document_corpus_counts_the_one_sentence_chunks_it_drops(tmp_path):
     assert stats["nsp_random_fraction"] == 0.0
     text = CliRunner().invoke(main, ["stats", str(tmp_path / "out")]).stdout
     assert "1 dropped, no other document" in text
+
+
+def test_min_row_tokens_leaves_out_short_rows_and_counts_them(tmp_path):
+    options = dict(objective="none", cross_documents=False, max_seq_length=256, masking="dynamic")
+    run_build([SAMPLE_DIR], tmp_path / "all", **options)
+    run_build([SAMPLE_DIR], tmp_path / "long", min_row_tokens=150, **options)
+
+    def rows(name):
+        table = pq.read_table(sorted((tmp_path / name).glob("train-*.parquet")))
+        return sorted(map(tuple, table.column("input_ids").to_pylist()))
+
+    everything, kept = rows("all"), rows("long")
+    text_tokens = {row: len(row) - 2 for row in everything}  # [CLS] text [SEP]
+    short = [row for row in everything if text_tokens[row] < 150]
+    assert short and kept == [row for row in everything if text_tokens[row] >= 150]
+    before = compute_stats(str(tmp_path / "all"))
+    after = compute_stats(str(tmp_path / "long"))
+    assert after["rows_under_min_tokens"] == len(short) and before["rows_under_min_tokens"] == 0
+    assert after["tokens_dropped"] - before["tokens_dropped"] == sum(map(text_tokens.get, short))
+    assert validate(str(tmp_path / "long"))["ok"]
+
+
+def test_min_row_tokens_above_a_rows_text_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(
+        main, ["build", str(SAMPLE_DIR), str(tmp_path / "o"), "--min-row-tokens", "200",
+               "--max-seq-length", "128"]
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--min-row-tokens must be 0 (off) or at most the 125 text tokens" in result.output
+    assert not (tmp_path / "o").exists()

@@ -84,7 +84,7 @@ class PackedRows:
     ids: np.ndarray
     word_starts: np.ndarray | None
     pairs: RowSpans
-    separators: int  # inside rows, between documents
+    separators: np.ndarray  # per row: separators between documents inside it
 
 
 def pack_sentences(
@@ -106,20 +106,22 @@ def pack_sentences(
     doc_starts = corpus.document_starts.tolist()
     row_starts: list[int] = []
     row_ends: list[int] = []
-    used = separators = 0
+    row_separators: list[int] = []
+    used = 0
     for document in range(n_docs):
         for sentence in range(doc_starts[document], doc_starts[document + 1]):
             begin, length = starts[sentence] + document, starts[sentence + 1] - starts[sentence]
             joins = used and sentence == doc_starts[document]  # a separator comes first
             if used and used + length + joins <= budget:
                 row_ends[-1], used = begin + length, used + length + joins
-                separators += joins
+                row_separators[-1] += joins
                 continue
             row_starts.append(begin)
             row_ends.append(begin + length)
+            row_separators.append(0)
             used = length
         if not cross_documents:
             used = 0
     pairs = RowSpans.from_spans(row_starts, row_ends, row_ends, row_ends, [0] * len(row_starts))
     pairs.counts = PairCounts(chunks=len(pairs))
-    return PackedRows(ids, word_starts, pairs, separators)
+    return PackedRows(ids, word_starts, pairs, np.array(row_separators, np.int64))

@@ -36,6 +36,17 @@ class RowSpans:
     def __len__(self) -> int:
         return len(self.label)
 
+    def select(self, keep: np.ndarray) -> RowSpans:
+        """The rows where `keep` is true, in order, with the same counts."""
+        return RowSpans(
+            self.a_start[keep],
+            self.a_len[keep],
+            self.b_start[keep],
+            self.b_len[keep],
+            self.label[keep],
+            self.counts,
+        )
+
     @classmethod
     def from_spans(
         cls,

@@ -112,6 +112,13 @@ CONFIG_OPTIONS = [
         "separator (FULL-SENTENCES), or end rows with their document (DOC-SENTENCES).",
     ),
     click.option(
+        "--min-row-tokens",
+        default=DEFAULTS.min_row_tokens,
+        show_default=True,
+        help="Leave out rows of fewer text tokens (counted in stats as rows under the "
+        "minimum), e.g. Ettin's minimum chunk length with --no-cross-documents. 0: off.",
+    ),
+    click.option(
         "--whole-word-mask",
         is_flag=True,
         help="Mask whole words, one 80/10/10 draw per word: a token and its ## pieces "

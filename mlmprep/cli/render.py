@@ -17,7 +17,7 @@ def build_text(summary: dict, output_dir: str) -> str:
         f"documents: {summary['documents']} used, {sum(skipped.values())} skipped"
         + _reasons(skipped),
         f"sentences: {summary['sentences']}" + _cut_text(summary),
-        f"instances: {summary['instances']} ({rows})",
+        f"instances: {summary['instances']} ({rows})" + _short_rows_text(summary),
         f"shards:    {summary['shards']} in {output_dir}",
         f"speed:     {summary['mb_per_s']:.2f} MB/s, {summary['instances_per_s']:.0f} "
         f"instances/s ({summary['seconds']:.1f} s)",
@@ -142,6 +142,12 @@ def _phase_state(phase: dict) -> str:
 def _reasons(counts: dict[str, int]) -> str:
     """(2 empty, 1 binary)"""
     return f" ({', '.join(f'{n} {reason}' for reason, n in counts.items())})" if counts else ""
+
+
+def _short_rows_text(counts: dict) -> str:
+    """; 4 left out under --min-row-tokens 64"""
+    short = counts.get("rows_under_min_tokens", 0)
+    return f"; {short} left out under --min-row-tokens {counts['min_row_tokens']}" if short else ""
 
 
 def _cut_text(summary: dict) -> str:
@@ -310,7 +316,8 @@ def stats_text(stats: dict) -> str:
     documents = stats["documents"]
     lines = [
         f"instances:            {stats['instances']} in {stats['shards']} shards "
-        f"(rows per shard {stats['rows_per_shard']['min']}-{stats['rows_per_shard']['max']})",
+        f"(rows per shard {stats['rows_per_shard']['min']}-{stats['rows_per_shard']['max']})"
+        + _short_rows_text(stats),
         f"tokens:               {stats['tokens']} (mean {stats['mean_tokens']:.1f}, median "
         f"{stats['median_tokens']}, p95 {stats['p95_tokens']})",
         f"shorter than max:     {stats['frac_shorter_than_max']:.3f}",

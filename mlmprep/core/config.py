@@ -24,7 +24,12 @@ MAX_SEQ_LENGTH = 8192
 MAX_MASKED_LM_PROB = 0.5
 # Options added after the first release: left out of `to_dict` at their defaults, so the
 # identity (and Parquet metadata) of a build that does not use them stays as it was.
-LATER_OPTIONS = {"special_tokens": "", "cross_documents": True, "sources": ()}
+LATER_OPTIONS = {
+    "special_tokens": "",
+    "cross_documents": True,
+    "sources": (),
+    "min_row_tokens": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class BuildConfig:
     special_tokens: str = ""  # role=token overrides, e.g. "mask=<mask>,pad=<pad>"
     cross_documents: bool = True  # objective none: rows may span documents
     sources: tuple[str, ...] = ()  # a recipe phase's source names: rows get a source column
+    min_row_tokens: int = 0  # rows of fewer text tokens are left out (counted); 0: off
 
     def __post_init__(self) -> None:
         _check(
@@ -103,6 +109,11 @@ class BuildConfig:
             "--validation-fraction must be below 1 (some documents must stay for training)",
         )
         _check(self.bin_size >= 0, f"--bin-size must be 0 (off) or positive, got {self.bin_size}")
+        _check(
+            0 <= self.min_row_tokens <= self.max_num_tokens,
+            f"--min-row-tokens must be 0 (off) or at most the {self.max_num_tokens} text tokens "
+            f"a row of --max-seq-length {self.max_seq_length} holds, got {self.min_row_tokens}",
+        )
         _check(self.dupe_factor >= 1, f"--dupe-factor must be at least 1, got {self.dupe_factor}")
         _check(0 <= self.seed < 2**63, f"--seed must be in [0, 2**63), got {self.seed}")
         _check(self.shard_size >= 1, f"--shard-size must be at least 1 row, got {self.shard_size}")

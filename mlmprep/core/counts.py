@@ -52,3 +52,4 @@ class SplitCounts(PairCounts):
     long_sentences_cut: int = 0  # over MAX_SENTENCE_CHARS characters, cut before tokenizing
     instances: int = 0
     tokens_dropped: int = 0  # per pass: text tokens no row holds (truncated or left over)
+    rows_under_min_tokens: int = 0  # per pass: rows left out by --min-row-tokens

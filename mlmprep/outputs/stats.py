@@ -154,6 +154,8 @@ def split_stats(build: FinishedBuild, split: str = TRAIN) -> dict:
         "sentences_cut": counts_of_split.sentences_cut,
         "long_sentences_cut": counts_of_split.long_sentences_cut,
         "tokens_dropped": counts_of_split.tokens_dropped,
+        "rows_under_min_tokens": counts_of_split.rows_under_min_tokens,
+        "min_row_tokens": config.get("min_row_tokens", 0),
         "tokens_dropped_fraction": round(
             counts_of_split.tokens_dropped / (counts_of_split.tokens * config["dupe_factor"]), 5
         )

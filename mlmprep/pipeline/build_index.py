@@ -148,6 +148,10 @@ def summary(index: dict, already_built: bool) -> dict:
         "long_sentences_cut": sum(c.get("long_sentences_cut", 0) for c in index["counts"].values()),
         "instances": sum(rows.values()),
         "rows": rows,
+        "rows_under_min_tokens": sum(
+            c.get("rows_under_min_tokens", 0) for c in index["counts"].values()
+        ),
+        "min_row_tokens": index["config"].get("min_row_tokens", 0),
         "shards": len(index["shards"]),
         "input_bytes": run["input_bytes"],
         "resumed_units": run["units_done_before"],

@@ -335,13 +335,18 @@ def _pass_batch(
     if config.objective == "none":
         packed = pack_sentences(corpus, budget, config.cross_documents, encoder.special_ids.sep)
         ids, word_starts, pairs = packed.ids, packed.word_starts, packed.pairs
-        held = int(pairs.a_len.sum()) - packed.separators
+        separators = packed.separators
     else:
         ids, word_starts = corpus.ids, corpus.word_starts
         rng = key.rng(config.seed, PAIRS)
         pairs = make_spans(config.objective, corpus, budget, config.short_seq_prob, rng)
-        held = _own_tokens(pairs, config.objective)
+        separators = np.zeros(len(pairs), np.int64)
     counts.add(pairs.counts)
+    if config.min_row_tokens:
+        keep = pairs.a_len + pairs.b_len - separators >= config.min_row_tokens
+        counts.rows_under_min_tokens += len(pairs) - int(keep.sum())
+        pairs, separators = pairs.select(keep), separators[keep]
+    held = _own_tokens(pairs, config.objective) - int(separators.sum())
     counts.tokens_dropped += len(corpus.ids) - held
     template = encoder.layout.template(config.pairs)
     instances = assemble(ids, pairs, template, encoder.layout.tokens_to_ids, word_starts)
@@ -360,8 +365,8 @@ def _pass_batch(
 
 
 def _own_tokens(pairs: RowSpans, objective: str) -> int:
-    """Tokens of the pass's own text that its rows hold: an NSP random B is borrowed from
-    another document, so it does not count."""
+    """Tokens of the pass's own text that its rows hold, separators included: an NSP
+    random B is borrowed from another document, so it does not count."""
     own_b = pairs.b_len[pairs.label == 0] if objective == "nsp" else pairs.b_len
     return int(pairs.a_len.sum() + own_b.sum())
 
