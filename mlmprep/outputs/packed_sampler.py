@@ -22,7 +22,12 @@ import numpy as np
 import pyarrow as pa
 from torch.utils.data import Sampler
 
-from mlmprep.algorithm.batch_packing import PackedBatches, pack_batches, split_to_multiple
+from mlmprep.algorithm.batch_packing import (
+    PackedBatches,
+    fill,
+    pack_batches,
+    split_to_multiple,
+)
 from mlmprep.core import random_streams
 from mlmprep.core.config import TRAIN
 from mlmprep.outputs.finished_build import FinishedBuild
@@ -94,6 +99,10 @@ class PackedBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         """Plan epoch `epoch` (a different order); call before each epoch."""
         self.epoch = epoch
+
+    def fill(self) -> float:
+        """This epoch's tokens over what its batches could hold (1.0: no room wasted)."""
+        return fill(self.lengths, self._batches()[1], self.batch_tokens)
 
     def __len__(self) -> int:
         return len(self._batches()[1]) // self.world_size
