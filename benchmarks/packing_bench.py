@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlmprep.outputs.packed_sampler import DEFAULT_BUFFER_SIZE, PackedBatchSampler
+from mlmprep.outputs.packed_batches import DEFAULT_BUFFER_SIZE, PackedBatchSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"

@@ -1,8 +1,8 @@
-"""The documented PyTorch API, `from mlmprep.torch import ...`: a collator, datasets and a
-packed batch sampler over mlmprep shards (their homes are `mlmprep.outputs.torch` and
-`mlmprep.outputs.packed_sampler`)."""
+"""The documented PyTorch API, `from mlmprep.torch import ...`: a collator, datasets, a
+packed batch sampler and a packed iterable dataset over mlmprep shards (their homes are
+`mlmprep.outputs.torch` and `mlmprep.outputs.packed_batches`)."""
 
-from mlmprep.outputs.packed_sampler import PackedBatchSampler
+from mlmprep.outputs.packed_batches import PackedBatchSampler, PackedIterableDataset
 from mlmprep.outputs.torch import (
     MlmCollator,
     MlmprepDataset,
@@ -15,5 +15,6 @@ __all__ = [
     "MlmprepDataset",
     "MlmprepIterableDataset",
     "PackedBatchSampler",
+    "PackedIterableDataset",
     "block_diagonal_mask",
 ]

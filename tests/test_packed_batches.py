@@ -18,6 +18,7 @@ from mlmprep.torch import (  # noqa: E402
     MlmCollator,
     MlmprepDataset,
     PackedBatchSampler,
+    PackedIterableDataset,
     block_diagonal_mask,
 )
 
@@ -130,6 +131,54 @@ def test_ranks_and_workers_see_every_row_once_in_equal_steps(doc_build, ranks):
         assert len({len(batches) for batches in per_rank}) == 1
         runs[workers] = per_rank
     assert runs[0] == runs[1] == runs[2]  # the workers never change the batches
+
+
+@pytest.fixture(scope="module")
+def grouped_build(tmp_path_factory):
+    """DOC-SENTENCES rows in shards of 40 rows: nine row groups to stream."""
+    out = tmp_path_factory.mktemp("grouped")
+    run_build(
+        [SAMPLE_DIR], out, objective="none", cross_documents=False, max_seq_length=256,
+        shard_size=40,
+    )  # fmt: skip
+    return out
+
+
+def streamed(build, rank, ranks, workers, epoch=1):
+    dataset = PackedIterableDataset(str(build), BUDGET, seed=6, rank=rank, world_size=ranks)
+    dataset.set_epoch(epoch)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, collate_fn=lambda rows: rows, num_workers=workers
+    )
+    return [[tuple(row["input_ids"]) for row in rows] for rows in loader]
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 4])
+def test_streamed_batches_hold_every_row_once_whatever_the_workers(grouped_build, ranks):
+    everything = sorted(tuple(r["input_ids"]) for r in MlmprepDataset(str(grouped_build)))
+    assert len(PackedIterableDataset(str(grouped_build), BUDGET).row_groups) >= 8
+    runs = {}
+    for workers in (0, 1, 2):
+        per_rank = [streamed(grouped_build, rank, ranks, workers) for rank in range(ranks)]
+        assert sorted(row for batches in per_rank for b in batches for row in b) == everything
+        assert all(sum(map(len, b)) <= BUDGET for batches in per_rank for b in batches)
+        assert len({len(batches) for batches in per_rank}) == 1
+        runs[workers] = per_rank
+    assert runs[0] == runs[1] == runs[2]
+    assert streamed(grouped_build, 0, ranks, 0, epoch=2) != runs[0][0]
+
+
+def test_a_streamed_epoch_resumes_at_the_trainers_step(grouped_build):
+    whole = streamed(grouped_build, 0, 1, 0)
+    dataset = PackedIterableDataset(str(grouped_build), BUDGET, seed=6, rank=0, world_size=1)
+    dataset.set_epoch(1)
+    state = dataset.state_dict(batches_done=5)
+    fresh = PackedIterableDataset(str(grouped_build), BUDGET, seed=6, rank=0, world_size=1)
+    fresh.load_state_dict(state)
+    loader = torch.utils.data.DataLoader(
+        fresh, batch_size=None, collate_fn=lambda rows: rows, num_workers=2
+    )
+    assert [[tuple(r["input_ids"]) for r in rows] for rows in loader] == whole[5:]
 
 
 def test_same_seed_and_epoch_repeat_and_another_epoch_differs(doc_build):

@@ -34,7 +34,7 @@ def distributed_rank() -> tuple[int, int]:
     return 0, 1
 
 
-def _worker() -> tuple[int, int]:
+def dataloader_worker() -> tuple[int, int]:
     """(DataLoader worker id, number of workers), (0, 1) in the main process."""
     info = get_worker_info()
     return (info.id, info.num_workers) if info is not None else (0, 1)
@@ -209,7 +209,7 @@ class MlmCollator:
 
     def _current_generator(self) -> torch.Generator:
         rank, _ = distributed_rank()
-        worker, _ = _worker()
+        worker, _ = dataloader_worker()
         key = (self.epoch, worker, rank)
         if self._generator is None or self._generator_key != key:
             state = random_streams.seed_sequence(self.seed, random_streams.DYNAMIC_MASKING, *key)
@@ -334,7 +334,7 @@ class MlmprepIterableDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[dict | list[dict]]:
         rank, world = distributed_rank()
-        worker, workers = _worker()
+        worker, workers = dataloader_worker()
         reader, readers = rank * workers + worker, world * workers
         rng = random_streams.rng_for(self.seed, random_streams.ROW_GROUP_ORDER, self.epoch)
         count = len(self.row_groups)
