@@ -378,3 +378,26 @@ def test_plan_reads_object_storage_with_the_storage_options_after_its_sample(buc
     )  # fmt: skip
     assert planned.returncode == 0, planned.stderr
     assert json.loads(planned.stdout)["units"] > 1  # cut by byte range: read from the store
+
+
+def test_packed_batches_read_a_build_on_s3_as_a_local_one(bucket, endpoint, local_build):
+    """The sampler's lengths and the streamed rows come from the store (its endpoint
+    given once to the storage layer), the same batches as from the same build on disk."""
+    pytest.importorskip("torch", reason="the torch extra is not installed")
+    from mlmprep.core import storage
+    from mlmprep.torch import PackedBatchSampler, PackedIterableDataset
+
+    fs, name = bucket
+    built = subprocess.run(command(name, endpoint, None, workers=1), capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    storage.configure({"endpoint_url": endpoint})
+    try:
+        remote = PackedIterableDataset(f"s3://{name}/out", 1024, seed=2)
+        streamed = [[row["input_ids"] for row in batch] for batch in remote]
+        planned = list(PackedBatchSampler.from_build(f"s3://{name}/out", 1024, seed=2))
+    finally:
+        storage.configure({})
+    local = PackedIterableDataset(str(local_build), 1024, seed=2)
+    assert streamed == [[row["input_ids"] for row in batch] for batch in local]
+    assert planned == list(PackedBatchSampler.from_build(str(local_build), 1024, seed=2))
+    assert sum(map(len, streamed)) == len(local.sampler.lengths) > 0
