@@ -54,3 +54,30 @@ def test_verify_finds_a_shard_changed_in_place(tmp_path):
     verified = CliRunner().invoke(main, [*BUILD[:2], str(out), *BUILD[2:], "--verify"])
     assert verified.exit_code == 0 and f"repaired: {shard.name}" in verified.stdout
     assert hashlib.sha256(shard.read_bytes()).hexdigest() == clean
+
+
+def test_a_shard_damaged_inside_is_named_and_the_advised_command_repairs_it(tmp_path):
+    out = tmp_path / "out"
+    assert CliRunner().invoke(main, [*BUILD[:2], str(out), *BUILD[2:]]).exit_code == 0
+    clean = shard_hashes(out)
+    shard = sorted(out.glob("*.parquet"))[1]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 16] = bytes(16)  # same size, pages that do not decode
+    shard.write_bytes(bytes(data))
+    for command in (["stats", str(out)], ["show", str(out), "-n", "701"],
+                    ["report", str(out), "-o", str(tmp_path / "r.html")],
+                    ["export", str(out), str(tmp_path / "x"), "--format", "mds"]):  # fmt: skip
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 1, command
+        assert result.stderr.startswith(f"Error: {shard}: unreadable ("), result.stderr
+        assert f"`mlmprep validate {out}` lists the damage" in result.stderr
+        assert "again with --verify to repair it" in result.stderr
+        assert result.stderr.count("\n") == 1 and "resume" not in result.stderr
+
+    validated = CliRunner().invoke(main, ["validate", str(out)])
+    advice = "to repair: run the same `mlmprep build` command again with --verify"
+    assert validated.exit_code == 1 and advice in validated.stderr
+    repaired = CliRunner().invoke(main, [*BUILD[:2], str(out), *BUILD[2:], "--verify"])
+    assert repaired.exit_code == 0 and f"repaired: {shard.name}" in repaired.stdout
+    assert shard_hashes(out) == clean
+    assert CliRunner().invoke(main, ["validate", str(out)]).exit_code == 0

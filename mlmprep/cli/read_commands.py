@@ -110,12 +110,15 @@ def validate_command(output_dir: str, as_json: bool) -> None:
     else:
         for problem in result["problems"]:
             click.echo(f"Error: {problem}", err=True)
-        command = "mlmprep tokenize" if prefix is not None else "mlmprep build"
-        click.echo(
-            f"to repair: run the same `{command}` command again; it writes what is missing "
-            "or damaged again, byte-identical",
-            err=True,
-        )
+        if prefix is not None:
+            repair = "run the same `mlmprep tokenize` command again; it writes what is missing "
+            repair += "or damaged again"
+        else:
+            repair = (
+                "run the same `mlmprep build` command again with --verify; it checks every "
+                "shard's sha256 and writes what is missing or damaged again"
+            )
+        click.echo(f"to repair: {repair}, byte-identical", err=True)
     if not result["ok"]:
         sys.exit(1)
 

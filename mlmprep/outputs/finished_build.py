@@ -61,18 +61,41 @@ class FinishedBuild:
         """One shard, opened; a missing, truncated or unreadable one is a one-line error
         naming it and saying how to repair it."""
         path = self.path(shard)
-        repair = (
-            f"`mlmprep validate {self.output_dir}` lists the damage; run the build command "
-            "again to repair it"
-        )
         damage = shard_damage(self.output_dir, shard)
         if damage:
-            raise OutputError(f"{path}: {damage}; {repair}")
+            raise OutputError(f"{path}: {damage}; {self.repair_advice}")
         try:
             return storage.parquet_file(path)
         except (OSError, pa.ArrowException) as exc:
-            raise OutputError(f"{path}: unreadable ({exc}); {repair}") from None
+            raise self._unreadable(shard, exc) from None
+
+    @property
+    def repair_advice(self) -> str:
+        """What to do about a damaged shard (the build's rerun with --verify rewrites it)."""
+        return (
+            f"`mlmprep validate {self.output_dir}` lists the damage; run the same `mlmprep "
+            "build` command again with --verify to repair it"
+        )
 
     def batches(self, shard: dict, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        """The rows of one shard, in stored order, `batch_rows` at a time."""
-        yield from self.parquet(shard).iter_batches(batch_size=batch_rows)
+        """The rows of one shard, in stored order, `batch_rows` at a time; data that does
+        not decode is a one-line error naming the shard."""
+        batches = self.parquet(shard).iter_batches(batch_size=batch_rows)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (OSError, pa.ArrowException) as exc:
+                raise self._unreadable(shard, exc) from None
+            yield batch
+
+    def read_columns(self, shard: dict, columns: list[str] | None = None) -> pa.Table:
+        """Some columns (or all) of one shard, whole (decoding errors as in `batches`)."""
+        try:
+            return self.parquet(shard).read(columns=columns)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._unreadable(shard, exc) from None
+
+    def _unreadable(self, shard: dict, exc: Exception) -> OutputError:
+        return OutputError(f"{self.path(shard)}: unreadable ({exc}); {self.repair_advice}")

@@ -101,7 +101,7 @@ class PackedBatchSampler(Sampler[list[int]]):
         build = FinishedBuild(output_dir)
         shards = build.shards(split)
         files = [build.parquet(shard) for shard in shards]
-        columns = [parquet.read(columns=[LENGTH_COLUMN]) for parquet in files]
+        columns = [build.read_columns(shard, [LENGTH_COLUMN]) for shard in shards]
         lengths = (
             pa.concat_tables(columns).column(LENGTH_COLUMN).to_numpy()
             if columns

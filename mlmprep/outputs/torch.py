@@ -277,7 +277,8 @@ class MlmprepDataset(Dataset):
     """
 
     def __init__(self, output_dir: str, split: str = TRAIN) -> None:
-        tables = [parquet.read() for _, parquet in _shard_files(output_dir, split)]
+        build = FinishedBuild(output_dir)
+        tables = [build.read_columns(shard) for shard in build.shards(split)]
         self.table = pa.concat_tables(tables).combine_chunks() if tables else None
 
     def __len__(self) -> int:

@@ -58,7 +58,7 @@ def bin_counts(build: FinishedBuild, split: str) -> dict[int, list[int]]:
     shards = build.shards(split)
     counts: dict[int, list[int]] = {}
     for number, shard in enumerate(shards):
-        bins = build.parquet(shard).read(columns=[BIN_COLUMN]).column(BIN_COLUMN).to_numpy()
+        bins = build.read_columns(shard, [BIN_COLUMN]).column(BIN_COLUMN).to_numpy()
         values, found = np.unique(bins, return_counts=True)
         for value, count in zip(values.tolist(), found.tolist()):
             counts.setdefault(value, [0] * len(shards))[number] = count
