@@ -387,7 +387,7 @@ def test_packed_batches_read_a_build_on_s3_as_a_local_one(bucket, endpoint, loca
     from mlmprep.core import storage
     from mlmprep.torch import PackedBatchSampler, PackedIterableDataset
 
-    fs, name = bucket
+    _, name = bucket
     built = subprocess.run(command(name, endpoint, None, workers=1), capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     storage.configure({"endpoint_url": endpoint})

@@ -12,14 +12,14 @@ from mlmprep import __version__
 from mlmprep.core import storage
 from mlmprep.core.errors import OutputError
 from mlmprep.core.files import read_json, sha256_file, write_json_atomically
+from mlmprep.core.output_markers import BUILD_INDEX, WORK_DIR
 from mlmprep.input.discovery import InputFile, fingerprint
 from mlmprep.text.tokenization import TokenEncoder
 from mlmprep.text.tokenizer_backends import backend_versions
 
-INDEX = "index.json"
+INDEX = BUILD_INDEX
 RECIPE_SUMMARY = "recipe.json"  # OUT/recipe.json of `build --recipe`: every phase's mixture
 TOKENIZER_FILE = "tokenizer.json"
-WORK_DIR = ".mlmprep-work"
 PLAN = "plan.json"
 UNITS_DIR = "units"
 SHARDS_DIR = "shards"

@@ -3,6 +3,7 @@ size, modification time, raw size, binary or not, and a fingerprint of the set."
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import zlib
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 from mlmprep.core import storage
 from mlmprep.core.errors import InputError
+from mlmprep.core.output_markers import MARKER_KEYS, WORK_DIR, is_mlmprep_output
 from mlmprep.input.readers import (
     BINARY_SNIFF_BYTES,
     CORRUPT_REASON,
@@ -56,16 +58,35 @@ class InputFile:
         return self.skip_reason is not None
 
 
+@dataclass(frozen=True)
+class Discovery:
+    """The input files found, and the mlmprep outputs (earlier builds and exports) found
+    among the inputs and left out."""
+
+    files: list[str]
+    outputs_left_out: list[str]
+
+
 def resolve_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> list[str]:
+    """The input files of `discover_inputs`, sorted."""
+    return discover_inputs(inputs, output_dir).files
+
+
+def discover_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> Discovery:
     """Expand files, directories (recursively) and globs to a sorted list of files.
 
-    Hidden files and anything inside the output directory are left out. URLs
-    (`file://`, `memory://`, `s3://`, ...) are expanded through fsspec.
+    Hidden files, the output directory and mlmprep's own outputs (a directory holding a
+    build's index.json, an export's export.json or a work directory) are left out; an
+    input named that is the output directory or inside it is refused. URLs (`file://`,
+    `memory://`, `s3://`, ...) are expanded through fsspec.
     """
     found: set[str] = set()
+    left_out: set[str] = set()
     for given in inputs:
         if storage.is_url(given):
-            found.update(_resolve_url(given, output_dir))
+            files, outputs = _resolve_url(given, output_dir)
+            found.update(files)
+            left_out.update(outputs)
             continue
         out = os.path.realpath(output_dir.removeprefix("file://"))
         if glob.has_magic(given):
@@ -76,23 +97,35 @@ def resolve_inputs(inputs: tuple[str, ...] | list[str], output_dir: str) -> list
                 )
         elif os.path.exists(given):
             matches = [given]
+            _refuse_output_as_input(given, os.path.realpath(given), out, output_dir)
         else:
             raise InputError(f"{given}: no such file or directory")
         for match in matches:
             if os.path.isdir(match):
-                found.update(_walk(match, out))
+                found.update(_walk(match, out, left_out))
             elif not _inside(os.path.realpath(match), out):
                 found.add(os.path.normpath(match))
     if not found:
+        outputs = ", ".join(sorted(left_out))
+        held = f"; it holds only mlmprep outputs ({outputs})" if left_out else ""
         raise InputError(
             f"{', '.join(inputs)}: no input files found (directories are empty "
-            "or hold only the output); pass text, jsonl or parquet files"
+            f"or hold only the output{held}); pass text, jsonl or parquet files"
         )
-    return sorted(found)
+    return Discovery(sorted(found), sorted(left_out))
 
 
-def _resolve_url(given: str, output_dir: str) -> list[str]:
-    """Files of a URL, a URL directory (recursively) or a URL glob, through fsspec."""
+def _refuse_output_as_input(given: str, real: str, out: str, output_dir: str) -> None:
+    if _inside(real, out):
+        raise InputError(
+            f"{output_dir}: the output directory is an input or holds one ({given}); "
+            "write the output to a directory outside the inputs"
+        )
+
+
+def _resolve_url(given: str, output_dir: str) -> tuple[list[str], list[str]]:
+    """Files of a URL, a URL directory (recursively) or a URL glob, through fsspec, and
+    the mlmprep outputs among them."""
     fs, path = storage.filesystem(given)
     out = fs._strip_protocol(output_dir) if storage.is_url(output_dir) else None
     if glob.has_magic(path):
@@ -101,26 +134,57 @@ def _resolve_url(given: str, output_dir: str) -> list[str]:
             raise InputError(f"{given}: the pattern matches no file; check the glob and quote it")
     elif fs.exists(path):
         matches = [path]
+        if out is not None:
+            _refuse_output_as_input(given, path.rstrip("/"), out.rstrip("/"), output_dir)
     else:
         raise InputError(f"{given}: no such file or directory")
-    files = []
+    files, outputs = [], set()
     for match in matches:
-        for found in fs.find(match) if fs.isdir(match) else [match]:
-            below = found[len(match) :].split("/") if found != match else []
+        found = fs.find(match) if fs.isdir(match) else [match]
+        outputs |= _url_outputs(fs, match, found)
+        for name in found:
+            below = name[len(match) :].split("/") if name != match else []
             hidden = any(part.startswith(".") for part in below)
-            inside = out is not None and (found == out or found.startswith(out.rstrip("/") + "/"))
-            if not hidden and not inside:
-                files.append(fs.unstrip_protocol(found))
-    return files
+            inside = out is not None and _inside_url(name, out)
+            if not hidden and not inside and not any(_inside_url(name, o) for o in outputs):
+                files.append(fs.unstrip_protocol(name))
+    return files, sorted(fs.unstrip_protocol(o) for o in outputs)
+
+
+def _url_outputs(fs, top: str, found: list[str]) -> set[str]:
+    """The directories under `top` that are mlmprep outputs."""
+    names: dict[str, set[str]] = {}
+    for name in found:
+        directory, _, base = name.rpartition("/")
+        if f"/{WORK_DIR}/" in name:
+            directory, base = name.split(f"/{WORK_DIR}/")[0], WORK_DIR
+        names.setdefault(directory, set()).add(base)
+    return {
+        directory
+        for directory, held in names.items()
+        if directory.startswith(top.rstrip("/"))
+        and (held & {WORK_DIR, *MARKER_KEYS})
+        and is_mlmprep_output(held, lambda marker, d=directory: fs.cat_file(f"{d}/{marker}"))
+    }
+
+
+def _inside_url(name: str, directory: str) -> bool:
+    return name == directory or name.startswith(directory.rstrip("/") + "/")
 
 
 def _inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory + os.sep)
 
 
-def _walk(directory: str, out: str) -> list[str]:
+def _walk(directory: str, out: str, left_out: set[str]) -> list[str]:
+    """The files under `directory`, without the output and mlmprep outputs (added to
+    `left_out`)."""
     files = []
     for root, dirs, names in os.walk(directory):
+        if is_mlmprep_output({*dirs, *names}, functools.partial(_read_local, root)):
+            left_out.add(os.path.normpath(root))
+            dirs[:] = []
+            continue
         dirs[:] = sorted(
             d
             for d in dirs
@@ -128,6 +192,11 @@ def _walk(directory: str, out: str) -> list[str]:
         )
         files += [os.path.normpath(os.path.join(root, n)) for n in names if not n.startswith(".")]
     return files
+
+
+def _read_local(directory: str, name: str) -> bytes:
+    with open(os.path.join(directory, name), "rb") as handle:
+        return handle.read()
 
 
 def describe_inputs(paths: list[str]) -> list[InputFile]:

@@ -8,7 +8,7 @@ import functools
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 from tqdm import tqdm
@@ -33,9 +33,9 @@ from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import (
     InputFile,
     describe_inputs,
-    resolve_inputs,
+    discover_inputs,
 )
-from mlmprep.pipeline.build_index import build_index, summary
+from mlmprep.pipeline.build_index import build_index, left_out_warnings, summary
 from mlmprep.pipeline.card import CARD, dataset_card, written_by_mlmprep
 from mlmprep.pipeline.engines.dask import DaskEngine
 from mlmprep.pipeline.engines.local import LocalEngine
@@ -75,13 +75,17 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
         )
     if options.forks_local_workers:
         start_worker_server()  # their modules load while this plans
-    files = describe_inputs(resolve_inputs(inputs, output_dir))
+    found = discover_inputs(inputs, output_dir)
+    files = describe_inputs(found.files)
     if options.strict:
         for file in files:
             if file.skipped:
                 InputReport(strict=True).skip_file(file.path, file.skip_reason)
     encoder = encoder_for(config, options.tokenizer_backend)  # an unusable backend fails here
-    return run_build(BuildJob(inputs, output_dir, config, options, files, encoder, started))
+    left_out = found.outputs_left_out
+    return run_build(
+        BuildJob(inputs, output_dir, config, options, files, encoder, started, left_out=left_out)
+    )
 
 
 def run_build(job: BuildJob) -> dict:
@@ -116,6 +120,7 @@ class BuildJob:
     started: float
     phase: PhaseInput | None = None  # a recipe phase: documents drawn, not text files
     lease: LeaseCheck | None = None  # on object storage: workers check it before commits
+    left_out: list[str] = field(default_factory=list)  # mlmprep outputs among the inputs
 
     @functools.cached_property
     def identity(self) -> dict:
@@ -241,6 +246,7 @@ def _build(job: BuildJob) -> dict:
         run,
     )
     index["plan"] = {"units": len(units), "tasks": len(results), **sizing.to_dict()}
+    index["warnings"] = [*left_out_warnings(job.left_out), *index["warnings"]]
     _finish(job, index)
     storage.rmtree(spill_dir)
     work.remove()

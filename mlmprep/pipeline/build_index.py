@@ -66,6 +66,14 @@ NSP_BALANCE_WARNING = 0.05  # |random share - 0.5|
 SHORT_ROWS = 32  # tokens per row below which a build is hardly BERT pretraining
 
 
+def left_out_warnings(outputs: list[str]) -> list[str]:
+    """One line naming the mlmprep outputs found among the inputs and not read."""
+    if not outputs:
+        return []
+    names = ", ".join(outputs[:3]) + (f" and {len(outputs) - 3} more" if len(outputs) > 3 else "")
+    return [f"left out {len(outputs)} mlmprep output(s) found among the inputs: {names}"]
+
+
 def _problem_warnings(report: InputReport) -> list[str]:
     """The first few problems of the inputs, then how many more there are."""
     total = (

@@ -10,11 +10,12 @@ import shutil
 
 from mlmprep.core.errors import ConfigError
 from mlmprep.core.files import TEMPORARY_MARK
+from mlmprep.core.output_markers import EXPORT_SUMMARY
 from mlmprep.core.writer_lock import LOCK_SUFFIX
 from mlmprep.formats.manifest import WORK_DIR
 from mlmprep.outputs.export.formats import FORMATS
 
-SUMMARY_FILE = "export.json"
+SUMMARY_FILE = EXPORT_SUMMARY
 LOCK_FILE = LOCK_SUFFIX  # DEST/.mlmprep-lock, held while an export writes
 SPLIT_DIRS = ("train", "validation")
 
