@@ -232,3 +232,33 @@ def test_list_offsets_beyond_int32_are_refused_not_wrapped():
     offsets = np.array([0, 2**31], np.int64)  # the values are never read: the check is first
     with pytest.raises(OutputError, match="use a smaller --unit-size"):
         list_array(offsets, np.zeros(2, np.int32), pa.int32())
+
+
+def test_a_failed_start_leaves_nothing_and_the_corrected_command_runs(tmp_path):
+    corpus = tmp_path / "pq"
+    corpus.mkdir()
+    pq.write_table(pa.table({"content": ["First sentence here. Second one there."] * 20}),
+                   corpus / "a.parquet")  # fmt: skip
+    out = tmp_path / "out"
+    failed = CliRunner().invoke(main, ["build", str(corpus), str(out)])
+    assert failed.exit_code == 1 and "no column 'text' (columns: content)" in failed.stderr
+    assert not out.exists()
+    corrected = CliRunner().invoke(
+        main, ["build", str(corpus), str(out), "--text-field", "content"]
+    )
+    assert corrected.exit_code == 0, corrected.output
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    assert CliRunner().invoke(main, ["build", str(corpus), str(kept)]).exit_code == 1
+    assert kept.is_dir() and not any(kept.iterdir())  # the user's directory stays, empty
+
+
+def test_a_killed_start_with_other_settings_is_no_build(tmp_path):
+    from mlmprep.formats.manifest import WorkState
+
+    out = tmp_path / "out"
+    out.mkdir()
+    WorkState(str(out)).start({"identity": {"config": {"seed": 1}}})  # killed before a unit
+    result = CliRunner().invoke(main, ["build", str(SAMPLE_DIR), str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (out / "index.json").exists()

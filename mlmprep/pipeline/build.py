@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
-from mlmprep.core.errors import ConfigError, OutputError
+from mlmprep.core.errors import ConfigError, MlmprepError, OutputError
 from mlmprep.core.files import is_temporary_of, write_json_atomically, write_text_atomically
 from mlmprep.core.lease import LeaseCheck
 from mlmprep.core.writer_lock import LOCK_SUFFIX, writer_lock
@@ -40,7 +40,7 @@ from mlmprep.pipeline.card import CARD, dataset_card, written_by_mlmprep
 from mlmprep.pipeline.engines.dask import DaskEngine
 from mlmprep.pipeline.engines.local import LocalEngine
 from mlmprep.pipeline.input_errors import no_documents, no_readable_input
-from mlmprep.pipeline.output_dir import prepare_output
+from mlmprep.pipeline.output_dir import discard_failed_start, prepare_output, remove_if_empty
 from mlmprep.pipeline.phase_input import PhaseInput, PhaseUnit, unit_from_dict
 from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units, worker_count
 from mlmprep.pipeline.run_options import RunOptions
@@ -83,9 +83,17 @@ def build(inputs: list[str], output_dir: str, config: BuildConfig, options: RunO
                 InputReport(strict=True).skip_file(file.path, file.skip_reason)
     encoder = encoder_for(config, options.tokenizer_backend)  # an unusable backend fails here
     left_out = found.outputs_left_out
-    return run_build(
-        BuildJob(inputs, output_dir, config, options, files, encoder, started, left_out=left_out)
-    )
+    existed = storage.exists(output_dir)
+    try:
+        return run_build(
+            BuildJob(
+                inputs, output_dir, config, options, files, encoder, started, left_out=left_out
+            )
+        )
+    except MlmprepError:
+        if not existed:
+            remove_if_empty(output_dir)
+        raise
 
 
 def run_build(job: BuildJob) -> dict:
@@ -103,6 +111,9 @@ def run_build(job: BuildJob) -> dict:
             _start_repair(job, work, state.damaged)
         try:
             return {**_build(job), "repaired_shards": list(state.damaged)}
+        except MlmprepError:
+            discard_failed_start(output_dir)
+            raise
         except OSError as exc:  # from our own writes: input problems arrive as InputError
             raise _write_error(output_dir, exc, _space_needed(job, work)) from None
 

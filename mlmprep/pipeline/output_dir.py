@@ -3,6 +3,7 @@ build finished, an unfinished one to resume, another build), and --overwrite."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -11,7 +12,9 @@ from mlmprep.core.errors import OutputError
 from mlmprep.core.files import TEMPORARY_MARK
 from mlmprep.formats.manifest import (
     INDEX,
+    SHARDS_DIR,
     TOKENIZER_FILE,
+    UNITS_DIR,
     WorkState,
     differences,
     read_index,
@@ -48,6 +51,8 @@ def prepare_output(
         index = read_index(output_dir)
         same_run(output_dir, index, identity, finished=True, overwrite=False)
         return OutputState(finished=True, damaged=damaged_shards(output_dir, index, verify))
+    elif work.exists() and _nothing_done(work):  # a failed or killed start: no build yet
+        remove_build(output_dir)
     elif work.exists():
         plan = work.plan()
         same = same_run(output_dir, plan["identity"], identity, finished=False, overwrite=overwrite)
@@ -56,6 +61,26 @@ def prepare_output(
         if not same or overwrite or stale:
             remove_build(output_dir)
     return OutputState()
+
+
+def discard_failed_start(output_dir: str) -> None:
+    """After a run failed: if it finished no unit or shard of a build not yet finished,
+    its work directory goes, so that the corrected command starts afresh."""
+    work = WorkState(output_dir)
+    finished = storage.exists(storage.join(output_dir, INDEX))
+    if not finished and work.exists() and _nothing_done(work):
+        work.remove()
+
+
+def remove_if_empty(output_dir: str) -> None:
+    """Remove a local output directory that a failed start left empty."""
+    if not storage.is_url(output_dir):
+        with contextlib.suppress(OSError):
+            os.rmdir(output_dir)
+
+
+def _nothing_done(work: WorkState) -> bool:
+    return not work.names(UNITS_DIR) and not work.names(SHARDS_DIR)
 
 
 def same_run(where: str, recorded: dict, identity: dict, finished: bool, overwrite: bool) -> bool:
