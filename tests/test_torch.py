@@ -300,7 +300,7 @@ def test_every_rank_yields_as_many_items_and_none_is_lost(tmp_path, monkeypatch,
     assert len(dataset.row_groups) % world  # dealt unevenly
     per_rank = []
     for rank in range(world):
-        monkeypatch.setattr("mlmprep.outputs.torch._rank", lambda r=rank: (r, world))
+        monkeypatch.setattr("mlmprep.outputs.torch.distributed_rank", lambda r=rank: (r, world))
         per_rank.append(list(dataset))
     assert len({len(items) for items in per_rank}) == 1
     rows = [row for items in per_rank for item in items for row in (
