@@ -4,14 +4,19 @@ import gzip
 import io
 import json
 import lzma
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
+from mlmprep.cli.main import main
 from mlmprep.core.errors import InputError
 from mlmprep.input.accounting import InputReport
-from mlmprep.input.readers import detect_format, iter_documents
+from mlmprep.input.readers import NOT_JSON_LINES, detect_format, iter_documents
+
+from .helpers import SAMPLE_DIR
 
 TEXT = "First para. Second sentence.\nAnother paragraph.\n\n\nDoc two line.\n"
 
@@ -203,3 +208,47 @@ def test_damaged_compressed_data_is_still_bad_data(tmp_path, suffix, compress):
     documents = list(iter_documents(str(path), "text", "text", report))
     assert documents  # those before the damage are kept
     assert report.files_skipped
+
+
+def test_a_jsonl_file_without_the_text_field_names_its_fields(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    with open(corpus / "man.jsonl", "w") as handle:
+        for i in range(12):
+            record = {"title": f"page {i}", "body": f"Page {i} says one thing. It says another."}
+            handle.write(json.dumps(record) + "\n")
+    shutil.copy(SAMPLE_DIR / "austen.txt.gz", corpus)
+    built = CliRunner().invoke(main, ["build", str(corpus), str(tmp_path / "out")])
+    assert built.exit_code == 0
+    hint = (
+        f"warning: {corpus / 'man.jsonl'}: no record has a text field 'text'; "
+        "its records' text fields: body, title; pass --text-field body"
+    )
+    assert built.stderr.splitlines()[0] == hint
+    strict = CliRunner().invoke(main, ["build", str(corpus), str(tmp_path / "s"), "--strict"])
+    assert strict.exit_code == 1
+    assert "missing text field 'text' (its fields: title, body; pass --text-field)" in strict.stderr
+
+
+def test_a_json_array_is_said_not_to_be_json_lines(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "pages.json").write_text(json.dumps([{"text": "Hello there. Hi."}] * 5, indent=1))
+    result = CliRunner().invoke(main, ["build", str(corpus), str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert "pages.json: not JSON Lines: write one JSON object a line" in result.stderr
+    assert "{'" not in result.stderr and "malformed JSON line" in result.stderr
+
+
+def test_a_one_line_json_array_and_an_empty_file(tmp_path):
+    array = tmp_path / "one.jsonl"
+    array.write_text(json.dumps([{"text": "A."}, {"text": "B."}]) + "\n")
+    report = InputReport()
+    assert list(iter_documents(str(array), "jsonl", "text", report)) == []
+    assert report.notes == [f"{array}: {NOT_JSON_LINES}"]
+    assert report.examples == [f"{array}:1: missing text field 'text' (a JSON list, not an object)"]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    report = InputReport()
+    assert list(iter_documents(str(empty), "jsonl", "text", report)) == []
+    assert report.notes == [] and not report.documents_skipped

@@ -21,6 +21,7 @@ class InputReport:
     files_skipped: Counter = field(default_factory=Counter)
     repaired: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # about whole files, each said once
     strict: bool = False
 
     def use_document(self) -> None:
@@ -28,11 +29,20 @@ class InputReport:
         self.documents_read += 1
         self.documents_used += 1
 
-    def skip_document(self, location: str, reason: str) -> None:
-        """Count a document that is dropped; in strict mode, fail naming it."""
+    def skip_document(self, location: str, reason: str, detail: str = "") -> None:
+        """Count a document that is dropped (by `reason`; `detail` is said of this one
+        only); in strict mode, fail naming it."""
         self.documents_read += 1
         self.documents_skipped[reason] += 1
-        self._problem(location, reason)
+        self._problem(location, f"{reason} ({detail})" if detail else reason)
+
+    def note_file(self, path: str, message: str) -> None:
+        """Say something of a whole file once (a warning; with --strict, an error)."""
+        line = f"{path}: {message}"
+        if self.strict:
+            raise InputError(f"{line} (--strict is on)")
+        if line not in self.notes:
+            self.notes.append(line)
 
     def skip_file(self, path: str, reason: str) -> None:
         """Count a file that yields nothing (binary, unreadable)."""
@@ -59,6 +69,7 @@ class InputReport:
         self.files_read += data["files"]["read"]
         self.files_skipped.update(data["files"]["skipped"])
         self.repaired.update(data["repaired"])
+        self.notes.extend(n for n in data.get("notes", []) if n not in self.notes)
         self.examples.extend(examples[: MAX_EXAMPLES - len(self.examples)])
 
     def to_dict(self) -> dict:
@@ -71,4 +82,5 @@ class InputReport:
             },
             "files": {"read": self.files_read, "skipped": dict(sorted(self.files_skipped.items()))},
             "repaired": dict(sorted(self.repaired.items())),
+            "notes": self.notes,
         }

@@ -83,7 +83,7 @@ def _problem_warnings(report: InputReport) -> list[str]:
     )
     more = total - len(report.examples)
     tail = [f"... and {more} more like these (see index.json accounting)"] if more > 0 else []
-    return [*report.examples, *tail]
+    return [*report.notes, *report.examples, *tail]
 
 
 def degenerate_warnings(config: dict, counts: dict[str, SplitCounts]) -> list[str]:

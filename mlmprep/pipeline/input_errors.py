@@ -22,8 +22,9 @@ def no_documents(inputs: list[str], results: Sequence[UnitRecord]) -> InputError
     report = InputReport()
     for result in results:
         report.merge_dict(result.accounting, result.examples)
-    skipped = dict(report.documents_skipped) or "none"
+    skipped = ", ".join(f"{n} {reason}" for reason, n in report.documents_skipped.items())
+    said = f"; {report.notes[0]}" if report.notes else ""
     return InputError(
         f"{', '.join(inputs)}: no documents found ({report.files_read} files read, documents "
-        f"skipped: {skipped}); check the files, --input-format and --text-field"
+        f"skipped: {skipped or 'none'}{said}); check the files, --input-format and --text-field"
     )

@@ -227,7 +227,7 @@ def _manifest(
         "counts": counts.to_dict(),
         "input_bytes": sum(r.raw_bytes for r in results),  # raw bytes read, all runs
         "accounting": report.to_dict(),
-        "examples": report.examples,
+        "examples": [*report.notes, *report.examples],
         "files": files,
         "run": run,
     }
