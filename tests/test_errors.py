@@ -4,6 +4,7 @@ import errno
 import gzip
 import json
 import re
+import zlib
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +18,7 @@ import mlmprep.pipeline.shuffle
 from mlmprep.cli.main import main
 from mlmprep.core.errors import InputError, MlmprepError, OutputError
 from mlmprep.formats.schema import list_array
+from mlmprep.input.readers import DAMAGE_STEP
 
 from .helpers import SAMPLE_DIR, run_build, shard_hashes
 
@@ -39,7 +41,7 @@ def test_every_corrupt_input_is_reported_in_one_run(tmp_path):
     (corpus / "c.txt").write_text(SENTENCES * 50)
     result = CliRunner().invoke(main, ["build", str(corpus), str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert "files:     1 read, 2 skipped (2 corrupt or truncated data)" in result.stdout
+    assert "files:     3 read, 2 skipped (2 corrupt or truncated data)" in result.stdout
     for name in ("a.txt.gz", "b.txt.gz"):
         assert f"warning: {corpus / name}: corrupt or truncated data" in result.stderr
     strict = invoke(str(corpus), str(tmp_path / "strict"), "--strict")
@@ -262,3 +264,28 @@ def test_a_killed_start_with_other_settings_is_no_build(tmp_path):
     result = CliRunner().invoke(main, ["build", str(SAMPLE_DIR), str(out), "-q"])
     assert result.exit_code == 0, result.output
     assert (out / "index.json").exists()
+
+
+@pytest.mark.parametrize("documents", [40, 400, 40000])  # about 4 KB to 4 MB of text
+def test_a_truncated_gzip_follows_one_rule_at_every_size(tmp_path, documents):
+    """Before, a file whose text up to the damage fit in one 1 MiB read lost all of it
+    (and one damaged in its first 8 KB was called binary, stopping a build of it alone);
+    now every size keeps the documents before the damage and names the file."""
+    text = "".join(
+        f"Document {i} says {i * 7919 % 10007}. It ends here.\n\n" for i in range(documents)
+    )
+    data = gzip.compress(text.encode(), 1)
+    cut = data[: len(data) * 3 // 4]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt.gz").write_bytes(cut)
+    readable = zlib.decompressobj(wbits=31).decompress(cut)  # all a reader could get
+    whole = readable.count(b"\n\n")  # documents wholly before the damage
+    surely = readable[: len(readable) - DAMAGE_STEP].count(b"\n\n")  # a step before it
+    result = CliRunner().invoke(main, ["build", str(corpus), str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert max(1, surely) <= summary["documents"] <= whole
+    assert f"{corpus / 'a.txt.gz'}: corrupt or truncated data" in summary["warnings"]
+    strict = invoke(str(corpus), str(tmp_path / "strict"), "--strict")
+    assert strict.exit_code == 1 and "a.txt.gz: corrupt or truncated data" in strict.stderr

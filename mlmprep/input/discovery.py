@@ -14,7 +14,6 @@ from mlmprep.core.errors import InputError
 from mlmprep.core.output_markers import MARKER_KEYS, WORK_DIR, is_mlmprep_output
 from mlmprep.input.readers import (
     BINARY_SNIFF_BYTES,
-    CORRUPT_REASON,
     READ_ERRORS,
     is_data_error,
     open_binary,
@@ -212,8 +211,9 @@ def describe_inputs(paths: list[str]) -> list[InputFile]:
         except READ_ERRORS as exc:
             if not is_data_error(exc):
                 raise read_error(path, exc) from None
-            described.append(InputFile(path, size, mtime_ns, 0, CORRUPT_REASON))
-            continue
+            # damaged within its first bytes: read like any damaged file, which keeps
+            # the documents before the damage and counts the file, whatever its size
+            binary, raw_size = False, size * COMPRESSION_RATIO
         described.append(
             InputFile(path, size, mtime_ns, raw_size, BINARY_REASON if binary else None)
         )

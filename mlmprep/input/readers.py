@@ -101,8 +101,50 @@ def open_binary(path: str) -> BinaryIO:
         return lzma.open(path, "rb")
     if compression == "bz2" and not pa.Codec.is_available("bz2"):
         return bz2.open(path, "rb")
-    stream = pa.input_stream(path, compression=compression, buffer_size=1 << 20)
-    return io.BufferedReader(stream, 1 << 20)
+    return io.BufferedReader(_UpToDamage(path, compression), 1 << 20)
+
+
+class _UpToDamage(io.RawIOBase):
+    """A pyarrow decompressing stream that yields a damaged file's text up to the damage.
+
+    pyarrow fails a read that reaches damaged or truncated data as a whole, so a read of
+    1 MiB would lose all of the good text before the damage, and a small file all of it.
+    On the first such failure the file is opened again, read up to where the failure
+    began, and read on in steps of DAMAGE_STEP bytes until the damage."""
+
+    def __init__(self, path: str, compression: str) -> None:
+        self._path, self._compression = path, compression
+        self._stream = self._open()
+        self._position = 0  # decompressed bytes handed on
+        self._step: int | None = None  # set once the damage is near
+
+    def _open(self) -> pa.NativeFile:
+        return pa.input_stream(self._path, compression=self._compression, buffer_size=1 << 20)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:
+        try:
+            data = self._stream.read(min(len(buffer), self._step or len(buffer)))
+        except READ_ERRORS as exc:
+            if self._step or not is_data_error(exc):
+                raise
+            self._stream.close()
+            self._stream = self._open()
+            self._stream.read(self._position)  # read before, without damage
+            self._step = DAMAGE_STEP
+            return self.readinto(buffer)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+DAMAGE_STEP = 1024  # a damaged file loses less than this much text before the damage
 
 
 def iter_documents(
