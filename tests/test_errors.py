@@ -163,7 +163,11 @@ def test_accounting_identity_with_mixed_bad_input(tmp_path):
         "malformed JSON line": 1,
         "missing text field 'text'": 1,
     }
-    assert accounting["files"] == {"read": 2, "skipped": {"binary file (NUL bytes)": 1}}
+    assert accounting["files"] == {
+        "read": 2,
+        "skipped": {"binary file (NUL bytes)": 1},
+        "named": {"binary file (NUL bytes)": [str(corpus / "b.bin")]},
+    }
     assert accounting["repaired"] == {"invalid_utf8": 1}
     assert f"{corpus / 'a.jsonl'}:2: malformed JSON line" in summary["warnings"]
 

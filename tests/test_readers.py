@@ -104,7 +104,7 @@ def test_a_corrupt_gzip_is_counted_and_fatal_only_when_strict(tmp_path):
     path.write_bytes(gzip.compress(TEXT.encode() * 100)[:-30])
     _, report = read(path)
     assert report.files_skipped == {"corrupt or truncated data": 1}
-    assert report.examples == [f"{path}: corrupt or truncated data"]
+    assert report.warnings() == [f"{path}: corrupt or truncated data"]
     with pytest.raises(InputError, match=r"corrupt or truncated data \(--strict is on"):
         read(path, report=InputReport(strict=True))
 

@@ -2,6 +2,7 @@
 cut sentences with their reasons, problems past the first few counted, and settings
 that waste data warned about (in the text, in --json and in stats)."""
 
+import gzip
 import json
 import shutil
 
@@ -30,8 +31,11 @@ def test_the_summary_names_every_kind_of_problem_and_counts_the_rest(tmp_path):
     assert "files:     4 read, 1 skipped (1 binary file (NUL bytes))" in result.stdout
     assert "repaired:  9 lines (9 invalid_utf8)" in result.stdout
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 6  # five examples, then the count of the rest
-    assert warnings[-1] == "warning: ... and 5 more like these (see index.json accounting)"
+    assert warnings[0] == f"warning: {corpus / 'program.txt'}: binary file (NUL bytes)"
+    assert len(warnings) == 7  # the file, five documents, then the count of the rest
+    assert warnings[-1] == (
+        "warning: ... and 4 more documents like these (see index.json accounting)"
+    )
     stats = CliRunner().invoke(main, ["stats", str(tmp_path / "out")]).stdout
     assert "files:                4 read, skipped 1 (1 binary file (NUL bytes))" in stats
     assert "lines repaired:       9 (9 invalid_utf8)" in stats
@@ -56,3 +60,32 @@ def test_degenerate_settings_are_warned_about(tmp_path):
     assert any(w.startswith("NSP labels are ") for w in warnings)
     normal = CliRunner().invoke(main, ["build", str(SAMPLE_DIR), str(tmp_path / "ok"), "--json"])
     assert json.loads(normal.stdout)["warnings"] == []
+
+
+def test_every_skipped_file_is_named_and_each_kind_counted_on_its_own(tmp_path):
+    """Before, skipped files took the places of document examples ('... and 8 more like
+    these' lumped files with documents) and only five problems were named anywhere."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SAMPLE_DIR / "kjv.txt.gz", corpus)
+    binaries = [corpus / f"prog{i}.txt" for i in range(5)]
+    for path in binaries:
+        path.write_bytes(b"\x7fELF\x00\x00" * 50)
+    damaged = [corpus / f"cut{i}.txt.gz" for i in range(2)]
+    for path in damaged:
+        path.write_bytes(gzip.compress(b"Some text. More of it.\n\n" * 400)[:-40])
+    result = CliRunner().invoke(main, ["build", str(corpus), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "7 skipped (5 binary file (NUL bytes), 2 corrupt or truncated data)" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings[:6] == [
+        *(f"warning: {p}: binary file (NUL bytes)" for p in binaries[:3]),
+        "warning: ... and 2 more files: binary file (NUL bytes) "
+        "(every one is named in index.json accounting)",
+        *(f"warning: {p}: corrupt or truncated data" for p in damaged),
+    ]
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert index["accounting"]["files"]["named"] == {
+        "binary file (NUL bytes)": sorted(map(str, binaries)),
+        "corrupt or truncated data": sorted(map(str, damaged)),
+    }

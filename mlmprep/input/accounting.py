@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from mlmprep.core.errors import InputError
 
-MAX_EXAMPLES = 5
+MAX_EXAMPLES = 5  # documents with a problem named in a run's warnings
+MAX_FILES_SHOWN = 3  # skipped files named in a run's warnings, per reason (all in index.json)
 
 
 @dataclass
@@ -19,6 +20,7 @@ class InputReport:
     documents_skipped: Counter = field(default_factory=Counter)
     files_read: int = 0
     files_skipped: Counter = field(default_factory=Counter)
+    files_named: dict[str, list[str]] = field(default_factory=dict)  # reason -> every file
     repaired: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # about whole files, each said once
@@ -45,9 +47,14 @@ class InputReport:
             self.notes.append(line)
 
     def skip_file(self, path: str, reason: str) -> None:
-        """Count a file that yields nothing (binary, unreadable)."""
+        """Count and name a file left out (binary) or cut short (damaged), once."""
+        named = self.files_named.setdefault(reason, [])
+        if path in named:
+            return
+        if self.strict:
+            self._problem(path, reason)
+        named.append(path)
         self.files_skipped[reason] += 1
-        self._problem(path, reason)
 
     def repair(self, location: str, reason: str) -> None:
         """Count a document used after repairing its bytes."""
@@ -67,7 +74,11 @@ class InputReport:
         self.documents_used += data["documents"]["used"]
         self.documents_skipped.update(data["documents"]["skipped"])
         self.files_read += data["files"]["read"]
-        self.files_skipped.update(data["files"]["skipped"])
+        for reason, paths in data["files"].get("named", {}).items():
+            named = self.files_named.setdefault(reason, [])
+            fresh = [p for p in paths if p not in named]
+            named.extend(fresh)
+            self.files_skipped[reason] += len(fresh)
         self.repaired.update(data["repaired"])
         self.notes.extend(n for n in data.get("notes", []) if n not in self.notes)
         self.examples.extend(examples[: MAX_EXAMPLES - len(self.examples)])
@@ -80,7 +91,33 @@ class InputReport:
                 "used": self.documents_used,
                 "skipped": dict(sorted(self.documents_skipped.items())),
             },
-            "files": {"read": self.files_read, "skipped": dict(sorted(self.files_skipped.items()))},
+            "files": {
+                "read": self.files_read,
+                "skipped": dict(sorted(self.files_skipped.items())),
+                "named": {
+                    reason: sorted(paths) for reason, paths in sorted(self.files_named.items())
+                },
+            },
             "repaired": dict(sorted(self.repaired.items())),
             "notes": self.notes,
         }
+
+    def warnings(self) -> list[str]:
+        """What a run says of its inputs: notes on whole files, the skipped files (the
+        first few of each reason, each reason counted on its own), the first documents
+        with a problem, and how many more of those there are."""
+        lines = list(self.notes)
+        for reason, paths in sorted(self.files_named.items()):
+            shown = sorted(paths)[:MAX_FILES_SHOWN]
+            lines += [f"{path}: {reason}" for path in shown]
+            if len(paths) > len(shown):
+                lines.append(
+                    f"... and {len(paths) - len(shown)} more files: {reason} "
+                    "(every one is named in index.json accounting)"
+                )
+        more = sum(self.documents_skipped.values()) + sum(self.repaired.values())
+        more -= len(self.examples)
+        lines += self.examples
+        if more > 0:
+            lines.append(f"... and {more} more documents like these (see index.json accounting)")
+        return lines

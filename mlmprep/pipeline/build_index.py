@@ -47,7 +47,7 @@ def build_index(
             if split in counts
         },
         "warnings": [
-            *_problem_warnings(report),
+            *report.warnings(),
             *degenerate_warnings(identity["config"], counts),
             *_backend_warnings(backend["fell_back"]),
         ],
@@ -72,18 +72,6 @@ def left_out_warnings(outputs: list[str]) -> list[str]:
         return []
     names = ", ".join(outputs[:3]) + (f" and {len(outputs) - 3} more" if len(outputs) > 3 else "")
     return [f"left out {len(outputs)} mlmprep output(s) found among the inputs: {names}"]
-
-
-def _problem_warnings(report: InputReport) -> list[str]:
-    """The first few problems of the inputs, then how many more there are."""
-    total = (
-        sum(report.documents_skipped.values())
-        + sum(report.files_skipped.values())
-        + sum(report.repaired.values())
-    )
-    more = total - len(report.examples)
-    tail = [f"... and {more} more like these (see index.json accounting)"] if more > 0 else []
-    return [*report.notes, *report.examples, *tail]
 
 
 def degenerate_warnings(config: dict, counts: dict[str, SplitCounts]) -> list[str]:

@@ -227,7 +227,7 @@ def _manifest(
         "counts": counts.to_dict(),
         "input_bytes": sum(r.raw_bytes for r in results),  # raw bytes read, all runs
         "accounting": report.to_dict(),
-        "examples": [*report.notes, *report.examples],
+        "examples": report.warnings(),
         "files": files,
         "run": run,
     }
