@@ -37,7 +37,7 @@ class Configuration:
     options: tuple[str, ...]
 
 
-CHINESE = ("--tokenizer", str(SHARED / "vocab" / "bert-base-chinese-vocab.txt"), "--language", "zh")
+CHINESE = ("--tokenizer", str(SHARED / "vocab" / "bert-base-chinese-vocab.txt"))
 CONFIGURATIONS = (
     Configuration("sample nsp, 2 workers", SAMPLE, ("--workers", "2")),
     Configuration("sample sop", SAMPLE, ("--objective", "sop")),

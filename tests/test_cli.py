@@ -143,3 +143,55 @@ def test_the_command_line_loads_no_array_library_until_a_command_runs():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert loaded.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--no-cross-documents"], "--no-cross-documents goes with --objective none"),
+        (["--objective", "sop", "--no-cross-documents"], "--no-cross-documents goes with"),
+        (["--language", "zh"], "--language zh chooses the words of --whole-word-mask"),
+        (
+            ["--masking", "dynamic", "--max-predictions-per-seq", "20"],
+            "--max-predictions-per-seq caps the masks a static build draws",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["build", "plan"])
+def test_an_option_that_would_change_nothing_is_refused(runner, tmp_path, command, options, named):
+    """Before, each of these was accepted and did nothing (issue 31, point 11)."""
+    result = runner.invoke(main, [command, str(SAMPLE_DIR), str(tmp_path / "out"), *options])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {named}") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_same_options_where_they_apply_are_accepted(runner, tmp_path):
+    for options in (
+        ["--objective", "none", "--no-cross-documents"],
+        ["--language", "zh", "--whole-word-mask"],
+        ["--max-predictions-per-seq", "10"],
+    ):
+        result = runner.invoke(main, ["plan", str(SAMPLE_DIR), str(tmp_path / "out"), *options])
+        assert result.exit_code == 0, (options, result.output)
+
+
+def test_a_split_the_build_does_not_hold_is_refused(runner, tmp_path):
+    out = tmp_path / "out"
+    assert runner.invoke(main, ["build", str(SAMPLE_DIR), str(out), "-q"]).exit_code == 0
+    for command in (["show", str(out)], ["stats", str(out)]):
+        result = runner.invoke(main, [*command, "--split", "validation"])
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"Error: --split validation: {out} has no validation rows (its splits: train; "
+            "a validation split needs --validation-fraction)\n"
+        )
+    shown = runner.invoke(main, ["show", str(out), "-n", "-1"])
+    assert shown.exit_code == 2 and "-1 is not in the range x>=1" in shown.stderr
+    with_validation = tmp_path / "v"
+    built = runner.invoke(
+        main, ["build", str(SAMPLE_DIR), str(with_validation), "-q", "--validation-fraction", "0.2"]
+    )
+    assert built.exit_code == 0
+    stats = runner.invoke(main, ["stats", str(with_validation), "--split", "validation", "--json"])
+    assert json.loads(stats.stdout)["instances"] > 0

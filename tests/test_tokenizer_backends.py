@@ -199,7 +199,7 @@ def _build(tmp_path, name: str, backend: str, inputs, **config) -> dict:
     [
         (["sentences/en-books.txt.gz"], {"input_format": "sentences"}),
         (["en-tech"], {}),
-        (ZH_FILES, {"language": "zh", "tokenizer": "vocab/bert-base-chinese-vocab.txt"}),
+        (ZH_FILES, {"tokenizer": "vocab/bert-base-chinese-vocab.txt"}),
     ],
 )
 def test_builds_are_byte_identical_with_either_backend(tmp_path, corpus, config):
@@ -222,7 +222,7 @@ def test_auto_uses_kitoken_on_english_and_tokenizers_on_chinese(tmp_path):
     assert english["run"]["tokenizer_backend"]["batches"] == {"kitoken": 1}
     chinese = tmp_path / "zh.txt"
     chinese.write_text("今天天气很好。我们去公园散步吧。\n\n他说：明天见！好的。\n" * 50)
-    built = _build(tmp_path, "zh", "auto", [chinese], language="zh")
+    built = _build(tmp_path, "zh", "auto", [chinese])
     assert built["run"]["tokenizer_backend"]["batches"] == {"hf": 1}
 
 

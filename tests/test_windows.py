@@ -16,7 +16,7 @@ ASCII_SENTENCE = "a" * 100 + "."  # 101 characters, 101 bytes
 def _documents_per_window(tmp_path, sentence: str, documents: int, window_size: int) -> list[int]:
     path = tmp_path / "corpus.txt"
     path.write_text("\n\n".join([sentence] * documents) + "\n", encoding="utf-8")
-    config = BuildConfig(language="zh")
+    config = BuildConfig()
     task = UnitTask(
         Unit(0, (Source(str(path), "text"),), path.stat().st_size),
         config,

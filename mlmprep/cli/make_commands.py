@@ -83,7 +83,7 @@ def build_command(
         raise click.UsageError("Missing argument 'INPUTS...' (or give --recipe FILE)")
     if recipe is not None:
         _refuse_with_recipe(inputs, [*options, "verify"])
-    config = BuildConfig(**options) if recipe is None else None
+    config = BuildConfig.requested(**options) if recipe is None else None
     run = make_run_options(
         workers,
         as_json,
@@ -248,7 +248,7 @@ def plan_command(
         return
     if target_minutes is not None and target_minutes <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--target-minutes")
-    config = BuildConfig(**{k: v for k, v in options.items() if k in fields})
+    config = BuildConfig.requested(**{k: v for k, v in options.items() if k in fields})
     plan = estimate_plan(list(inputs), output_dir, config, run, input_bytes, target_minutes)
     if as_json:
         click.echo(json.dumps(plan.to_dict(), sort_keys=True))

@@ -58,7 +58,14 @@ def stats_command(output_dir: str, split: str, as_json: bool) -> None:
 
 @click.command(name="show")
 @click.argument("output_dir")
-@click.option("-n", "count", default=3, show_default=True, type=int, help="Instances to show.")
+@click.option(
+    "-n",
+    "count",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Instances to show.",
+)
 @click.option(
     "--offset", default=0, show_default=True, type=click.IntRange(min=0), help="Rows to skip."
 )

@@ -123,6 +123,33 @@ class BuildConfig:
             f"got {self.unit_size}",
         )
 
+    @classmethod
+    def requested(cls, **options) -> BuildConfig:
+        """The config a user asks for (command line, recipe): checked as any config, and
+        refused where an option given would change nothing (a recorded config, read
+        back, is not: it was accepted when it was built)."""
+        config = cls(**options)
+        config._refuse_options_that_do_not_apply(options.get("max_predictions_per_seq"))
+        return config
+
+    def _refuse_options_that_do_not_apply(self, max_predictions: int | None) -> None:
+        _check(
+            self.cross_documents or not self.pairs,
+            "--no-cross-documents goes with --objective none: NSP and SOP rows hold one "
+            "document's sentences (and a random segment from another) whatever it says",
+        )
+        _check(
+            self.language == "en" or self.whole_word_mask,
+            f"--language {self.language} chooses the words of --whole-word-mask and nothing "
+            "else (sentences are split and tokenized the same without it): add "
+            "--whole-word-mask, or drop --language",
+        )
+        _check(
+            max_predictions is None or self.masking == "static",
+            "--max-predictions-per-seq caps the masks a static build draws; with --masking "
+            "dynamic the collator masks at load time: drop --max-predictions-per-seq",
+        )
+
     @property
     def pairs(self) -> bool:
         """True when an instance holds two segments (NSP, SOP)."""

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
-from mlmprep.core.errors import OutputError
+from mlmprep.core.errors import ConfigError, OutputError
 from mlmprep.formats.manifest import TOKENIZER_FILE, read_index, shard_damage
 from mlmprep.text.special_tokens import SpecialTokens, from_manifest
 from mlmprep.text.tokenization import TokenEncoder
@@ -53,6 +53,18 @@ class FinishedBuild:
     def shards(self, split: str | None = None) -> list[dict]:
         """index.json's entries (name, split, rows, bytes, sha256) of one split, or all."""
         return [s for s in self.index["shards"] if split is None or s["split"] == split]
+
+    def split_shards(self, split: str) -> list[dict]:
+        """The shards of a split asked for by name: a split without rows is refused
+        (`--split validation` of a build made without --validation-fraction)."""
+        shards = self.shards(split)
+        if not any(shard["rows"] for shard in shards):
+            held = sorted({s["split"] for s in self.shards() if s["rows"]}) or ["none"]
+            raise ConfigError(
+                f"--split {split}: {self.output_dir} has no {split} rows (its splits: "
+                f"{', '.join(held)}; a validation split needs --validation-fraction)"
+            )
+        return shards
 
     def path(self, shard: dict) -> str:
         return storage.join(self.output_dir, shard["name"])

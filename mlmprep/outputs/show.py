@@ -16,7 +16,7 @@ BATCH_ROWS = 256
 def iter_rows(build: FinishedBuild, split: str = TRAIN, offset: int = 0) -> Iterator[dict]:
     """Rows of a build's shards as dicts, in stored order, from row `offset` on (shards
     before it are not read)."""
-    for shard in build.shards(split):
+    for shard in build.split_shards(split):
         if offset >= shard["rows"]:
             offset -= shard["rows"]
             continue

@@ -112,7 +112,7 @@ def split_stats(build: FinishedBuild, split: str = TRAIN) -> dict:
     max_len = config["max_seq_length"]
     totals = _Totals(max_len)
     continuation = build.tokenizer.continuation
-    shards = build.shards(split)
+    shards = build.split_shards(split)
     for shard in shards:
         rows = 0
         for batch in build.batches(shard):

@@ -243,7 +243,7 @@ class _Checker:
 
     def config(self, options: dict, sources: list[str], where: str) -> BuildConfig:
         try:
-            return BuildConfig(**options, sources=tuple(sources))
+            return BuildConfig.requested(**options, sources=tuple(sources))
         except ConfigError as exc:
             raise self.fail(where, str(exc)) from None
 
