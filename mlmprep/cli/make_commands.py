@@ -296,6 +296,7 @@ def _plan_recipe(path: str, output_dir: str, run: Any, as_json: bool) -> None:
 )
 @INPUT_FORMAT_OPTION
 @TEXT_FIELD_OPTION
+@click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
 @storage_options()
 @friendly
 def vocab_command(
@@ -307,12 +308,15 @@ def vocab_command(
     lowercase: bool | None,
     input_format: str,
     text_field: str,
+    overwrite: bool,
 ) -> None:
     """Train a tokenizer from INPUTS, usable as `build --tokenizer FILE`.
 
     A WordPiece vocab.txt has [PAD] [UNK] [CLS] [SEP] [MASK] first and its alphabet
     sized from the corpus. A tokenizer.json has the recipe's special tokens first and
-    its post-processor, from which `build` takes the roles and the row layout.
+    its post-processor, from which `build` takes the roles and the row layout. The
+    inputs are read and counted as `build` reads them (same --input-format and
+    --text-field); an existing output is replaced only with --overwrite.
 
     \b
     Examples:
@@ -321,11 +325,15 @@ def vocab_command(
       mlmprep vocab corpus/ -o xlmr.json --model unigram --size 250002
       mlmprep build corpus/ out/ --tokenizer roberta.json --objective none
     """
+    from mlmprep.cli.render import accounting_lines
     from mlmprep.text.vocab import train_vocab
 
     result = train_vocab(
-        list(inputs), output, size, lowercase, input_format, text_field, model, recipe
+        list(inputs), output, size, lowercase, input_format, text_field, model, recipe, overwrite
     )
+    for warning in result["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo("\n".join(accounting_lines(result["accounting"])))
     characters = f" ({result['alphabet']} characters)" if model == "wordpiece" else ""
     click.echo(
         f"{result['output']}: {result['model']} for {result['recipe']}, {result['size']} "

@@ -11,11 +11,9 @@ from mlmprep.pipeline.recipe.recipe_plan import RecipePlan
 def build_text(summary: dict, output_dir: str) -> str:
     """The summary `mlmprep build` prints."""
     accounting = summary["accounting"]
-    skipped = accounting["documents"]["skipped"]
     rows = ", ".join(f"{n} {split}" for split, n in summary["rows"].items())
     lines = [
-        f"documents: {summary['documents']} used, {sum(skipped.values())} skipped"
-        + _reasons(skipped),
+        *accounting_lines(accounting),
         f"sentences: {summary['sentences']}" + _cut_text(summary),
         f"instances: {summary['instances']} ({rows})" + _short_rows_text(summary),
         f"shards:    {summary['shards']} in {output_dir}",
@@ -23,16 +21,25 @@ def build_text(summary: dict, output_dir: str) -> str:
         f"instances/s ({summary['seconds']:.1f} s)",
         f"temp disk: {summary['peak_spill_bytes'] / 1e6:.1f} MB at peak (spill files, deleted)",
     ]
+    if summary.get("storage_retries"):
+        lines.append(f"retried:   {summary['storage_retries']} object-store requests")
+    return "\n".join(lines)
+
+
+def accounting_lines(accounting: dict) -> list[str]:
+    """What was read: files skipped (when any), documents used and skipped, lines
+    repaired (when any); `build` and `vocab` print these."""
+    skipped = accounting["documents"]["skipped"]
+    documents = accounting["documents"]["used"]
+    lines = [f"documents: {documents} used, {sum(skipped.values())} skipped" + _reasons(skipped)]
     files_skipped = accounting["files"]["skipped"]
     if files_skipped:
         skipped_files = f"{sum(files_skipped.values())} skipped" + _reasons(files_skipped)
         lines.insert(0, f"files:     {accounting['files']['read']} read, {skipped_files}")
-    if summary.get("storage_retries"):
-        lines.append(f"retried:   {summary['storage_retries']} object-store requests")
     if accounting["repaired"]:
         repaired = accounting["repaired"]
         lines.insert(1, f"repaired:  {sum(repaired.values())} lines" + _reasons(repaired))
-    return "\n".join(lines)
+    return lines
 
 
 MIXTURE_COLUMNS = (  # a mixture row's key, its column's header and format

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from mlmprep.core.errors import InputError
 
+EMPTY_DOCUMENT = "empty"  # the reason a document without text is skipped
 MAX_EXAMPLES = 5  # documents with a problem named in a run's warnings
 MAX_FILES_SHOWN = 3  # skipped files named in a run's warnings, per reason (all in index.json)
 
@@ -102,22 +103,33 @@ class InputReport:
             "notes": self.notes,
         }
 
-    def warnings(self) -> list[str]:
+    def warnings(self, listed_in: str = "index.json accounting") -> list[str]:
         """What a run says of its inputs: notes on whole files, the skipped files (the
         first few of each reason, each reason counted on its own), the first documents
         with a problem, and how many more of those there are."""
+        where = f" (every one is named in {listed_in})" if listed_in else ""
         lines = list(self.notes)
         for reason, paths in sorted(self.files_named.items()):
             shown = sorted(paths)[:MAX_FILES_SHOWN]
             lines += [f"{path}: {reason}" for path in shown]
             if len(paths) > len(shown):
-                lines.append(
-                    f"... and {len(paths) - len(shown)} more files: {reason} "
-                    "(every one is named in index.json accounting)"
-                )
+                lines.append(f"... and {len(paths) - len(shown)} more files: {reason}{where}")
         more = sum(self.documents_skipped.values()) + sum(self.repaired.values())
         more -= len(self.examples)
         lines += self.examples
         if more > 0:
-            lines.append(f"... and {more} more documents like these (see index.json accounting)")
+            where = f" (see {listed_in})" if listed_in else ""
+            lines.append(f"... and {more} more documents like these{where}")
         return lines
+
+
+def no_documents_error(inputs: list[str], report: InputReport) -> InputError:
+    """The error for inputs that gave no document: what was skipped, and why."""
+    skipped = ", ".join(f"{n} {reason}" for reason, n in report.documents_skipped.items())
+    damaged = ", ".join(f"{n} {reason}" for reason, n in report.files_skipped.items())
+    said = f"; {report.notes[0]}" if report.notes else ""
+    said += f"; files skipped: {damaged}" if damaged else ""
+    return InputError(
+        f"{', '.join(inputs)}: no documents found ({report.files_read} files read, documents "
+        f"skipped: {skipped or 'none'}{said}); check the files, --input-format and --text-field"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mlmprep.core.errors import InputError
-from mlmprep.input.accounting import InputReport
+from mlmprep.input.accounting import InputReport, no_documents_error
 from mlmprep.pipeline.unit_result import UnitRecord
 
 
@@ -22,11 +22,4 @@ def no_documents(inputs: list[str], results: Sequence[UnitRecord]) -> InputError
     report = InputReport()
     for result in results:
         report.merge_dict(result.accounting, result.examples)
-    skipped = ", ".join(f"{n} {reason}" for reason, n in report.documents_skipped.items())
-    damaged = ", ".join(f"{n} {reason}" for reason, n in report.files_skipped.items())
-    said = f"; {report.notes[0]}" if report.notes else ""
-    said += f"; files cut short: {damaged}" if damaged else ""
-    return InputError(
-        f"{', '.join(inputs)}: no documents found ({report.files_read} files read, documents "
-        f"skipped: {skipped or 'none'}{said}); check the files, --input-format and --text-field"
-    )
+    return no_documents_error(inputs, report)

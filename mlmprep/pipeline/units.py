@@ -28,7 +28,7 @@ from mlmprep.core.counts import SplitCounts
 from mlmprep.core.lease import LeaseCheck, commits_guarded
 from mlmprep.core.random_streams import MASKING, PAIRS, SCATTER, VALIDATION_HOLD_OUT, rng_for
 from mlmprep.formats.schema import output_schema, record_batch
-from mlmprep.input.accounting import InputReport
+from mlmprep.input.accounting import EMPTY_DOCUMENT, InputReport
 from mlmprep.input.discovery import Source
 from mlmprep.input.readers import Document, iter_documents
 from mlmprep.pipeline.phase_input import PhaseUnit, read_phase_windows
@@ -156,7 +156,7 @@ class _DocumentCollector:
 
     def _close(self, state: _OpenDocument) -> None:
         if not state.parts:
-            self.report.skip_document(state.location, "empty")
+            self.report.skip_document(state.location, EMPTY_DOCUMENT)
             return
         document = EncodedDocument(*(np.concatenate(component) for component in zip(*state.parts)))
         if len(document.ids) == 0:

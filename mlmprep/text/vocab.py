@@ -4,6 +4,7 @@ tokenizer.json of any family (WordPiece, byte-level BPE, Unigram) laid out for a
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 
@@ -11,9 +12,10 @@ from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, process
 from tokenizers.models import BPE, Unigram, WordPiece
 from tokenizers.trainers import BpeTrainer, UnigramTrainer, WordPieceTrainer
 
-from mlmprep.core.errors import ConfigError, InputError
+from mlmprep.core import storage
+from mlmprep.core.errors import ConfigError, InputError, OutputError
 from mlmprep.core.files import write_text_atomically
-from mlmprep.input.accounting import InputReport
+from mlmprep.input.accounting import EMPTY_DOCUMENT, InputReport, no_documents_error
 from mlmprep.input.discovery import describe_inputs, resolve_inputs
 from mlmprep.input.readers import detect_format, iter_documents
 from mlmprep.text.vocab_recipes import DEFAULT_RECIPE, MODELS, RECIPES, Recipe
@@ -30,6 +32,7 @@ def train_vocab(
     text_field: str = "text",
     model: str = "wordpiece",
     recipe_name: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Train a tokenizer of `size` entries and write it to `output`.
 
@@ -38,6 +41,10 @@ def train_vocab(
     character seen at least twice, not the trainer's default 1,000, which leaves Chinese
     text mostly [UNK]). Any other choice writes a tokenizer.json (`output` must end in
     .json) with the recipe's special tokens first and its post-processor.
+
+    The inputs are read as `build` reads them and accounted the same way (the result's
+    `accounting` and `warnings`); `output` is checked before training, and an existing
+    file is replaced only with `overwrite`.
     """
     recipe_name = recipe_name or DEFAULT_RECIPE.get(model, "bert")
     if model not in MODELS or recipe_name not in RECIPES:
@@ -54,14 +61,22 @@ def train_vocab(
         )
     if size <= len(recipe.specials):
         raise ConfigError(f"--size must be larger than {len(recipe.specials)}, got {size}")
-    files = [f.path for f in describe_inputs(resolve_inputs(inputs, output)) if not f.skipped]
-    if next(_texts(files, input_format, text_field), None) is None:
-        raise _no_text(inputs)
+    described = describe_inputs(resolve_inputs(inputs, output))
+    _check_output(output, overwrite)
+    files = [f.path for f in described if not f.skipped]
+    first = InputReport()
+    if next(_texts(files, input_format, text_field, first), None) is None:
+        raise no_documents_error(inputs, first)
     lower = (model == "wordpiece") if lowercase is None else lowercase
     tokenizer, trainer, alphabet = _untrained(
         model, recipe, size, lower, inputs, files, input_format, text_field
     )
-    tokenizer.train_from_iterator(_texts(files, input_format, text_field), trainer=trainer)
+    report = InputReport()  # of the training pass, as a build reports its inputs
+    for file in described:
+        if file.skipped:
+            report.skip_file(file.path, file.skip_reason)
+    texts = _texts(files, input_format, text_field, report)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
     if vocab_txt:
         vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
         write_text_atomically(output, "".join(f"{token}\n" for token, _ in vocab))
@@ -73,6 +88,8 @@ def train_vocab(
         "size": tokenizer.get_vocab_size(),
         "alphabet": alphabet,
         "files": len(files),
+        "accounting": report.to_dict(),
+        "warnings": report.warnings(listed_in=""),
         "model": model,
         "recipe": recipe_name,
     }
@@ -95,7 +112,7 @@ def _untrained(
             clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
         )
         characters: Counter = Counter()
-        for text in _texts(files, input_format, text_field):
+        for text in _texts(files, input_format, text_field, InputReport()):
             characters.update(normalizer.normalize_str(text))
         characters.pop(" ", None)
         if not characters:  # only control characters, which the normalizer removes
@@ -157,10 +174,36 @@ def _no_text(inputs: list[str]) -> InputError:
     return InputError(f"{', '.join(inputs)}: no text found to train a vocabulary on")
 
 
-def _texts(files: list[str], input_format: str, text_field: str) -> Iterator[str]:
-    """Paragraph text of every document of every file, streamed."""
-    report = InputReport()
+def _check_output(output: str, overwrite: bool) -> None:
+    """Refuse, before any training, an output that cannot be written or that exists."""
+    if storage.isdir(output):
+        raise OutputError(f"-o {output}: is a directory; give a file name such as vocab.txt")
+    if storage.exists(output) and not overwrite:
+        raise OutputError(f"-o {output}: the file exists; pass --overwrite to replace it")
+    if storage.is_url(output):
+        return
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise OutputError(f"-o {output}: no directory {parent}; create it or choose another -o")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"-o {output}: {parent} is not writable; choose another -o")
+
+
+def _texts(
+    files: list[str], input_format: str, text_field: str, report: InputReport
+) -> Iterator[str]:
+    """Paragraph text of every document of every file, streamed (accounted in `report`)."""
     for path in files:
         fmt = detect_format(path, input_format)
+        has_text = False  # of the document whose parts are being read
         for document in iter_documents(path, fmt, text_field, report):
-            yield from (line for line in document.lines if line.strip())
+            for line in document.lines:
+                if line.strip():
+                    has_text = True
+                    yield line
+            if not document.continued:
+                if has_text:
+                    report.use_document()
+                else:
+                    report.skip_document(document.location, EMPTY_DOCUMENT)
+                has_text = False
