@@ -111,3 +111,36 @@ def test_the_output_is_checked_before_training_and_never_clobbered(tmp_path, mon
         main, ["vocab", str(SAMPLE_DIR), "-o", str(notes), "--size", "300", "--overwrite"]
     )
     assert replaced.exit_code == 0 and notes.read_text().startswith("[PAD]\n")
+
+
+def test_a_cased_vocabulary_lowercased_by_default_is_warned_about(tmp_path):
+    """Before, a cased vocab.txt was lowercased without a word, and its uppercase
+    entries appeared only as random replacements."""
+    cased = tmp_path / "cased.txt"
+    train_vocab([str(SAMPLE_DIR)], str(cased), 1000, lowercase=False)
+    uppercase = sum(1 for e in cased.read_text().split("\n") if e != e.lower() and e[:1] != "[")
+    assert uppercase > 50
+    runner = CliRunner()
+    warned = runner.invoke(
+        main, ["build", str(SAMPLE_DIR), str(tmp_path / "a"), "--tokenizer", str(cased)]
+    )
+    assert warned.exit_code == 0
+    assert (
+        f"warning: {cased}: {uppercase:,} entries hold uppercase letters (a cased vocabulary), "
+        "but the text is lowercased by default" in warned.stderr
+    )
+    for flag in ("--no-lowercase", "--lowercase"):
+        chosen = runner.invoke(
+            main, ["build", str(SAMPLE_DIR), str(tmp_path / flag), "--tokenizer", str(cased), flag]
+        )
+        assert chosen.exit_code == 0 and "cased vocabulary" not in chosen.stderr
+    uncased = tmp_path / "uncased.txt"
+    train_vocab([str(SAMPLE_DIR)], str(uncased), 1000)
+    plain = runner.invoke(
+        main, ["build", str(SAMPLE_DIR), str(tmp_path / "u"), "--tokenizer", str(uncased)]
+    )
+    assert plain.exit_code == 0 and "cased vocabulary" not in plain.stderr
+    tokenized = runner.invoke(
+        main, ["tokenize", str(SAMPLE_DIR), str(tmp_path / "t" / "s"), "--tokenizer", str(cased)]
+    )
+    assert tokenized.exit_code == 0 and "(a cased vocabulary)" in tokenized.stderr

@@ -35,7 +35,7 @@ from mlmprep.input.discovery import (
     describe_inputs,
     discover_inputs,
 )
-from mlmprep.pipeline.build_index import build_index, left_out_warnings, summary
+from mlmprep.pipeline.build_index import build_index, left_out_warnings, summary, tokenizer_warnings
 from mlmprep.pipeline.card import CARD, dataset_card, written_by_mlmprep
 from mlmprep.pipeline.engines.dask import DaskEngine
 from mlmprep.pipeline.engines.local import LocalEngine
@@ -257,7 +257,11 @@ def _build(job: BuildJob) -> dict:
         run,
     )
     index["plan"] = {"units": len(units), "tasks": len(results), **sizing.to_dict()}
-    index["warnings"] = [*left_out_warnings(job.left_out), *index["warnings"]]
+    index["warnings"] = [
+        *left_out_warnings(job.left_out),
+        *index["warnings"],
+        *tokenizer_warnings(job.config),
+    ]
     _finish(job, index)
     storage.rmtree(spill_dir)
     work.remove()

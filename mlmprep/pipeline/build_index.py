@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mlmprep.core.config import SPLITS
+from mlmprep.core.config import SPLITS, BuildConfig
 from mlmprep.core.counts import SplitCounts
 from mlmprep.formats.schema import SCHEMA_VERSION
 from mlmprep.formats.shard_names import ShardName
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import InputFile
 from mlmprep.pipeline.unit_result import UnitResult
+from mlmprep.text.tokenization import casing_warning
 
 
 def build_index(
@@ -72,6 +73,12 @@ def left_out_warnings(outputs: list[str]) -> list[str]:
         return []
     names = ", ".join(outputs[:3]) + (f" and {len(outputs) - 3} more" if len(outputs) > 3 else "")
     return [f"left out {len(outputs)} mlmprep output(s) found among the inputs: {names}"]
+
+
+def tokenizer_warnings(config: BuildConfig) -> list[str]:
+    """A cased vocab.txt lowercased by default."""
+    warning = casing_warning(config.tokenizer, config.lowercase)
+    return [warning] if warning else []
 
 
 def degenerate_warnings(config: dict, counts: dict[str, SplitCounts]) -> list[str]:

@@ -30,6 +30,7 @@ from mlmprep.formats.indexed_format import (
 from mlmprep.formats.manifest import UNITS_DIR, WorkState, identity_of
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import InputFile, describe_inputs, resolve_inputs
+from mlmprep.pipeline.build_index import tokenizer_warnings
 from mlmprep.pipeline.input_errors import no_documents, no_readable_input
 from mlmprep.pipeline.output_dir import same_run
 from mlmprep.pipeline.planning import Unit, expected_tasks, plan_units, worker_count
@@ -227,7 +228,7 @@ def _manifest(
         "counts": counts.to_dict(),
         "input_bytes": sum(r.raw_bytes for r in results),  # raw bytes read, all runs
         "accounting": report.to_dict(),
-        "examples": report.warnings(),
+        "examples": [*report.warnings(), *tokenizer_warnings(config.build_config())],
         "files": files,
         "run": run,
     }
