@@ -277,7 +277,7 @@ def test_exports_never_mix_in_one_destination(build_dir, tmp_path):
     assert export(build_dir, dest, "--format", "nvidia-hdf5", "--num-files", "3").exit_code == 0
     for fmt in ("nvidia-hdf5", "tfrecord"):
         refused = export(other, dest, "--format", fmt)
-        assert refused.exit_code == 2 and "holds another export" in refused.stderr
+        assert refused.exit_code == 1 and "holds another export" in refused.stderr
         assert "--overwrite" in refused.stderr and refused.stderr.count("\n") == 1
     assert len(list(dest.glob("*.hdf5"))) == 3  # untouched
     assert export(other, dest, "--format", "nvidia-hdf5", "--overwrite").exit_code == 0
@@ -295,7 +295,7 @@ def test_files_no_export_wrote_are_never_removed(build_dir, tmp_path):
     dest.mkdir()
     (dest / "notes.txt").write_text("mine")
     result = export(build_dir, dest, "--format", "nvidia-hdf5", "--overwrite")
-    assert result.exit_code == 2 and "notes.txt" in result.stderr
+    assert result.exit_code == 1 and "notes.txt" in result.stderr
     assert [p.name for p in dest.iterdir()] == ["notes.txt"]
 
 

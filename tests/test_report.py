@@ -73,3 +73,24 @@ def test_every_plot_loads_in_headless_chromium(report, tmp_path):
         timeout=120,
     )
     assert f"<title>{PLOTS}/{PLOTS}</title>" in done.stdout, done.stderr[-500:]
+
+
+def test_label_statistics_are_shown_only_where_their_objective_is(report, tmp_path):
+    """Before, an --objective none build was listed with an NSP fraction of 0.0."""
+    run_build([SAMPLE_DIR], tmp_path / "none", objective="none")
+    run_build([SAMPLE_DIR], tmp_path / "none2", objective="none", seed=3)
+    nsp = report.parent / "a"
+    mixed, plain = tmp_path / "mixed.html", tmp_path / "plain.html"
+    for first, second, page in (
+        (nsp, tmp_path / "none", mixed),
+        (tmp_path / "none", tmp_path / "none2", plain),
+    ):
+        result = CliRunner().invoke(
+            main, ["report", str(first), "--compare", str(second), "-o", str(page)]
+        )
+        assert result.exit_code == 0, result.output
+    row = re.search(
+        r"<tr><td>nsp_random_fraction</td><td>([^<]*)</td><td>([^<]*)</td></tr>", mixed.read_text()
+    )
+    assert row and float(row.group(1)) > 0.3 and row.group(2) == "n/a"
+    assert "nsp_random_fraction" not in plain.read_text() and "sop_swapped" not in plain.read_text()

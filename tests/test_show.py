@@ -60,3 +60,16 @@ def test_offset_shows_rows_past_the_first(tmp_path):
     first = CliRunner().invoke(main, ["show", str(out), "-n", "260"]).stdout.split("\n\n")
     later = CliRunner().invoke(main, ["show", str(out), "-n", "3", "--offset", "257"]).stdout
     assert later.split("\n\n") == first[257:260]  # across the first shard's end
+
+
+def test_a_masked_lone_space_token_reads_as_its_vocabulary_entry(bpe_build):
+    """Before, a masked 'Ġ' (a space alone) was shown as <mask>()."""
+    encoder = TokenEncoder(str(bpe_build.parent / "roberta.json"))
+    vocab = encoder._tokenizer.get_vocab()
+    row = {
+        "input_ids": [vocab[t] for t in ("<s>", "Ġthe", "<mask>", "Ġof", "</s>")],
+        "masked_lm_positions": [2],
+        "masked_lm_ids": [vocab["\u0120"]],
+        "num_tokens": 5,
+    }
+    assert render(row, encoder).splitlines()[1] == "  text: the <mask>(\u0120) of"

@@ -354,3 +354,13 @@ def test_build_and_tokenize_refuse_another_run_with_the_same_line_and_code(tmp_p
     tail = ": holds a different output (config ("
     assert tail in build.stderr and tail in tok.stderr
     assert build.stderr.split(")", 1)[1] == tok.stderr.split(")", 1)[1]
+
+
+def test_stats_of_a_document_level_output_says_nothing_of_sentences(tmp_path):
+    """Before, it printed what Megatron's sentence-level BERT dataset would skip."""
+    run([SAMPLE_DIR], tmp_path / "doc", "--level", "document")
+    run([SAMPLE_DIR], tmp_path / "sent")
+    document = CliRunner().invoke(main, ["stats", str(tmp_path / "doc")]).stdout
+    sentence = CliRunner().invoke(main, ["stats", str(tmp_path / "sent")]).stdout
+    assert "sentence over 512" not in document and "needs --level sentence" in document
+    assert "megatron skips:   0 documents with a sentence over 512 tokens" in sentence

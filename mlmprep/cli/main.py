@@ -4,10 +4,20 @@ validate, report, export)."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from mlmprep import __version__
 from mlmprep.cli import make_commands, read_commands, tokenize_command
+
+# When a build is killed (kill -9, the OOM killer), multiprocessing's resource tracker
+# removes the semaphores the build held and warns that they "leaked": true of every
+# such kill and nothing to act on (the next run resumes). The tracker takes its warning
+# filters from this process's -W options, so it is silenced here, for it alone.
+TRACKER_WARNING = "ignore:resource_tracker:UserWarning"
+if TRACKER_WARNING not in sys.warnoptions:
+    sys.warnoptions.append(TRACKER_WARNING)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -197,7 +197,6 @@ def tokenize_text(summary: dict, prefix: str) -> str:
 
 def tokenize_stats_text(stats: dict) -> str:
     """The human-readable `mlmprep stats` of a tokenize output."""
-    counts = stats["counts"]
     histogram = ", ".join(f"{span}: {n}" for span, n in stats["length_histogram"].items() if n)
     skipped = stats["accounting"]["documents"]["skipped"]
     return "\n".join(
@@ -209,12 +208,26 @@ def tokenize_stats_text(stats: dict) -> str:
             f"sequence tokens:  mean {stats['mean_sequence_tokens']:.1f}, max "
             f"{stats['max_sequence_tokens']}",
             f"lengths:          {histogram}",
-            f"megatron skips:   {counts['documents_with_a_sentence_over_512_tokens']} documents "
-            f"with a sentence over 512 tokens, {counts['one_sentence_documents']} one-sentence "
-            "documents (with NSP)",
+            _megatron_line(stats),
             f"sha256:           .bin {stats['files']['bin']['sha256'][:16]}..., .idx "
             f"{stats['files']['idx']['sha256'][:16]}...",
         ]
+    )
+
+
+def _megatron_line(stats: dict) -> str:
+    """What Megatron's BERT dataset will skip (sentence level); a document-level output has
+    no sentences to skip by."""
+    counts = stats["counts"]
+    if stats["level"] != "sentence":
+        return (
+            "megatron:         one sequence per document, for GPT-style and packed MLM "
+            "datasets (BERT's NSP dataset needs --level sentence)"
+        )
+    return (
+        f"megatron skips:   {counts['documents_with_a_sentence_over_512_tokens']} documents "
+        f"with a sentence over 512 tokens, {counts['one_sentence_documents']} one-sentence "
+        "documents (with NSP)"
     )
 
 

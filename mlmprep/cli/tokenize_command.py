@@ -104,11 +104,11 @@ def tokenize_command(
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
         return
-    if summary["already_done"]:
+    if summary["already_built"]:
         click.echo(f"{out_prefix}.bin/.idx already hold this output; nothing to do.")
     if not quiet:
-        for example in summary["examples"]:
-            click.echo(f"warning: {example}", err=True)
+        for warning in summary["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
     click.echo(tokenize_text(summary, out_prefix))
 
 

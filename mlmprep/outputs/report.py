@@ -226,15 +226,25 @@ KEY_STATS = (
     "mean_masked",
     "masked_per_token",
     "nsp_random_fraction",
+    "sop_swapped_fraction",
     "unk_rate",
 )
+OBJECTIVE_STATS = {"nsp_random_fraction": "nsp", "sop_swapped_fraction": "sop"}
+
+
+def _applies(key: str, stats: dict) -> bool:
+    """A label statistic means something only for its own objective."""
+    return OBJECTIVE_STATS.get(key, stats["objective"]) == stats["objective"]
 
 
 def _page(builds: list[BuildFacts], sections: list[str]) -> str:
     header = "".join(f"<th>{html.escape(b.name)}</th>" for b in builds)
     rows = "".join(
-        f"<tr><td>{key}</td>" + "".join(f"<td>{b.stats[key]}</td>" for b in builds) + "</tr>"
+        f"<tr><td>{key}</td>"
+        + "".join(f"<td>{b.stats[key] if _applies(key, b.stats) else 'n/a'}</td>" for b in builds)
+        + "</tr>"
         for key in KEY_STATS
+        if any(_applies(key, b.stats) for b in builds)
     )
     title = " vs ".join(html.escape(b.name) for b in builds)
     return f"""<!DOCTYPE html>

@@ -82,7 +82,7 @@ def _text(ids: list[int], positions: list[int], originals: dict, encoder: TokenE
         if position in originals:
             flush()
             now, was = ids[position], originals[position]
-            shown = f"{_decode([now], encoder)}({_decode([was], encoder)})"
+            shown = f"{_decode_one(now, encoder)}({_decode_one(was, encoder)})"
             pieces.append((shown, not encoder.continuation[was]))
         else:
             run.append(ids[position])
@@ -109,3 +109,9 @@ def show(output_dir: str, count: int, split: str = TRAIN, offset: int = 0) -> li
             break
         rendered.append(render(row, encoder))
     return rendered
+
+
+def _decode_one(token_id: int, encoder: TokenEncoder) -> str:
+    """One token as text; one that decodes to nothing but space (a lone 'Ġ' or '▁')
+    as it stands in the vocabulary, so that a masked space reads <mask>(Ġ), not <mask>()."""
+    return _decode([token_id], encoder) or encoder.id_to_token(token_id)

@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 
-from mlmprep.core.errors import ConfigError
+from mlmprep.core.errors import OutputError
 from mlmprep.core.files import TEMPORARY_MARK
 from mlmprep.core.output_markers import EXPORT_SUMMARY
 from mlmprep.core.writer_lock import LOCK_SUFFIX
@@ -34,12 +34,12 @@ def clear_destination(dest: str, overwrite: bool) -> None:
     found = [(p, ours) for p, ours in _export_files(dest) if os.path.basename(p) != LOCK_FILE]
     foreign = [path for path, ours in found if not ours]
     if foreign:
-        raise ConfigError(
+        raise OutputError(
             f"{dest}: holds files no export wrote ({_names(foreign, dest)}); export into an "
             "empty directory"
         )
     if found and not overwrite:
-        raise ConfigError(
+        raise OutputError(
             f"{dest}: holds another export ({_names([p for p, _ in found], dest)}); export "
             "into an empty directory, or pass --overwrite to remove those files first"
         )

@@ -201,7 +201,7 @@ def _resume_or_start(dest: str, request: dict, overwrite: bool) -> WorkState:
     if work.exists() and work.plan() == request:
         return work
     if work.exists() and not overwrite:
-        raise ConfigError(
+        raise OutputError(
             f"{dest}: holds an unfinished export of another build or with other options; "
             "rerun that export to finish it, pass --overwrite to replace it, or export "
             "somewhere else"

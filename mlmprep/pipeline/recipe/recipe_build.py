@@ -165,7 +165,7 @@ def _tokenized_source(
         tokens,
         manifest.get("input_bytes", 4 * total) / total,
         {key: manifest["files"][key]["sha256"] for key in ("bin", "idx")},
-        not manifest["already_done"],
+        not manifest["already_built"],
     )
 
 

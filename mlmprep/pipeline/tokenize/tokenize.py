@@ -94,7 +94,7 @@ def tokenize(
     unit_size: int = 0,
 ) -> dict:
     """Tokenize `inputs` into `prefix`.bin/.idx (or resume, or confirm); return the
-    manifest, with `already_done` True when the output already held this exact run."""
+    manifest, with `already_built` True when the output already held this exact run."""
     started = time.monotonic()
     paths = output_paths(prefix)
     if options.forks_local_workers:
@@ -107,7 +107,7 @@ def tokenize(
     with writer_lock(paths["lock"], prefix) as lease:
         finished = _finished(prefix, paths, identity, options.overwrite)
         if finished is not None:
-            return {**finished, "already_done": True}
+            return {**finished, "already_built": True}
         storage.makedirs(storage.dirname(prefix) or ".")
         try:
             manifest = _run(inputs, paths, config, options, files, identity, unit_size, lease)
@@ -116,7 +116,7 @@ def tokenize(
         manifest["run"]["total_seconds"] = round(time.monotonic() - started, 3)
         write_json_atomically(paths["manifest"], manifest)
         WorkState.at(paths["work"]).remove()
-    return {**manifest, "already_done": False}
+    return {**manifest, "already_built": False}
 
 
 def _finished(prefix: str, paths: dict[str, str], identity: dict, overwrite: bool) -> dict | None:
@@ -228,7 +228,7 @@ def _manifest(
         "counts": counts.to_dict(),
         "input_bytes": sum(r.raw_bytes for r in results),  # raw bytes read, all runs
         "accounting": report.to_dict(),
-        "examples": [*report.warnings(), *tokenizer_warnings(config.build_config())],
+        "warnings": [*report.warnings(), *tokenizer_warnings(config.build_config())],
         "files": files,
         "run": run,
     }
