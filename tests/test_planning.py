@@ -9,6 +9,7 @@ from mlmprep.core.errors import InputError
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import describe_inputs, resolve_inputs
 from mlmprep.input.readers import iter_documents
+from mlmprep.pipeline.plan.sample import SAMPLE_BYTES, sample_groups, spread_order
 from mlmprep.pipeline.planning import plan_units
 from mlmprep.pipeline.sizing import WINDOW_BYTES
 
@@ -135,3 +136,32 @@ def test_a_plain_gzip_is_sized_exactly_by_its_trailer(tmp_path):
     path.write_bytes(gzip.compress(text))
     (described,) = describe_inputs([str(path)])
     assert described.raw_size == len(text)
+
+
+def test_the_plan_sample_reaches_its_size_with_every_format_in_its_share(tmp_path):
+    """400 small text files (8 MB) beside one JSONL file (2 MB): before, the sample was the
+    first 64 files spread by count, 64 KB at most each, so about 0.8 MB of text only."""
+    corpus = tmp_path / "corpus"
+    (corpus / "docs").mkdir(parents=True)
+    sentence = "A sentence of some words that ends here. "
+    for number in range(400):
+        (corpus / "docs" / f"{number:03d}.txt").write_text(sentence * 500 + "\n")
+    with open(corpus / "pages.jsonl", "w") as handle:
+        for _ in range(100):
+            handle.write(json.dumps({"text": sentence * 500}) + "\n")
+    files = describe_inputs(resolve_inputs([str(corpus)], str(tmp_path / "out")))
+    (tmp_path / "scratch").mkdir()
+    groups = sample_groups(files, BuildConfig(), str(tmp_path / "scratch"))
+    sampled = {g.fmt: sum(os.path.getsize(s.path) for s in g.sources) for g in groups}
+    raw = {g.fmt: g.input_bytes for g in groups}
+    assert SAMPLE_BYTES * 0.9 <= sum(sampled.values()) <= SAMPLE_BYTES * 1.1
+    for fmt in ("text", "jsonl"):  # each format in proportion to its bytes
+        share = raw[fmt] / sum(raw.values())
+        assert abs(sampled[fmt] / sum(sampled.values()) - share) < 0.05, (fmt, sampled, raw)
+
+
+def test_a_spread_order_spreads_every_prefix():
+    order = spread_order(1000, 8)
+    assert sorted(order) == [62, 187, 312, 437, 562, 687, 812, 937]
+    assert order[:2] == [62, 562] and sorted(order[:4]) == [62, 312, 562, 812]
+    assert spread_order(3, 64) == [0, 2, 1]

@@ -1,12 +1,14 @@
-"""Measure what a build makes per raw byte of input: a share of SAMPLE_BYTES of every
-input file (at most SAMPLE_FILES files spread over the list; pieces cut at document
-boundaries, spread over a file of up to SPREAD_LIMIT bytes, else its start) is run
-through the build's own unit processing, with the chosen config, tokenizer and backend,
-into a temporary directory."""
+"""Measure what a build makes per raw byte of input: about SAMPLE_BYTES of the inputs,
+each input format's share in proportion to its raw bytes (at most SAMPLE_FILES files in
+all, spread over each format's list; pieces cut at document boundaries, spread over a
+file of up to SPREAD_LIMIT bytes, else its start), is run through the build's own unit
+processing, with the chosen config, tokenizer and backend, into a temporary directory;
+each format's rates are weighted by its share of the input."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import resource
 import tempfile
@@ -31,7 +33,7 @@ from mlmprep.pipeline.units import UnitTask, process_unit
 from mlmprep.text.encoders import encoder_for
 
 SAMPLE_BYTES = 4 << 20  # of raw text in all
-SAMPLE_FILES = 64  # files sampled at most, spread over the sorted list
+SAMPLE_FILES = 256  # files sampled at most, spread over each format's sorted list
 MIN_FILE_SAMPLE = 64 << 10
 SPREAD_PIECES = 4  # pieces of a file's sample, spread over it...
 SPREAD_LIMIT = 64 << 20  # ...when it has at most this many raw bytes (read through)
@@ -58,6 +60,37 @@ class SampleRates:
         return asdict(self)
 
 
+def mixed_rates(parts: list[tuple[SampleRates, float]]) -> SampleRates:
+    """The rates of an input made of parts with these rates, in these shares (weights,
+    normalized here): per-byte figures are the weighted mean; the process's memory is
+    the smallest measured, the one before any part was processed."""
+    total = sum(weight for _, weight in parts) or 1.0
+
+    def mean(rate_of) -> float:
+        return sum(rate_of(rates) * weight for rates, weight in parts) / total
+
+    splits = sorted({split for rates, _ in parts for split in rates.rows})
+    return dataclasses.replace(
+        parts[0][0],
+        sampled_bytes=sum(rates.sampled_bytes for rates, _ in parts),
+        rows={split: mean(lambda r, s=split: r.rows.get(s, 0.0)) for split in splits},
+        tokens=mean(lambda r: r.tokens),
+        spill_bytes=mean(lambda r: r.spill_bytes),
+        seconds=mean(lambda r: r.seconds),
+        process_rss=min(rates.process_rss for rates, _ in parts),
+    )
+
+
+@dataclass(frozen=True)
+class SampleGroup:
+    """The sample of the inputs of one format: its files (in the scratch directory) and
+    the raw bytes of the inputs it stands for."""
+
+    fmt: str
+    sources: list[Source]
+    input_bytes: int
+
+
 def measure_sample(
     files: list[InputFile],
     config: BuildConfig,
@@ -65,13 +98,19 @@ def measure_sample(
     backend: str,
     storage_options: dict,
 ) -> SampleRates:
-    """Build the sample of `files` as one unit and return its rates per raw byte; URLs
-    are read with `storage_options`."""
+    """Build the sample of each input format of `files` as one unit and return the rates
+    per raw byte, each format's weighted by its raw bytes; URLs are read with
+    `storage_options`."""
     with tempfile.TemporaryDirectory(prefix="mlmprep-plan-") as scratch:
-        sources = sample_sources(files, config, scratch)
-        sampled = sum(storage.size(s.path) for s in sources)
-        unit = Unit(0, tuple(sources), sampled)
-        return measure_unit(unit, config, sizing, backend, storage_options, scratch)
+        parts = []
+        for n, group in enumerate(sample_groups(files, config, scratch)):
+            sampled = sum(storage.size(s.path) for s in group.sources)
+            unit = Unit(0, tuple(group.sources), sampled)
+            spill_dir = os.path.join(scratch, f"spill-{n}")
+            os.makedirs(spill_dir)
+            rates = measure_unit(unit, config, sizing, backend, storage_options, spill_dir)
+            parts.append((rates, group.input_bytes))
+        return mixed_rates(parts)
 
 
 def measure_unit(
@@ -116,20 +155,59 @@ def measure_unit(
     )
 
 
+def sample_groups(files: list[InputFile], config: BuildConfig, scratch: str) -> list[SampleGroup]:
+    """The sample of `files`, written into `scratch`, by input format: about SAMPLE_BYTES
+    in all, each format's share in proportion to its raw bytes (at least MIN_FILE_SAMPLE),
+    whole documents, decompressed. A format's files are taken in an order spread over its
+    sorted list, each given an even share of what is still to take, so that many small
+    files fill the budget as well as a few large ones. Sample files' sizes are raw bytes
+    of the same kind as the inputs' `raw_size` (a Parquet sample is a Parquet file)."""
+    by_format: dict[str, list[InputFile]] = {}
+    for file in files:
+        if not file.skipped:
+            by_format.setdefault(detect_format(file.path, config.input_format), []).append(file)
+    total = sum(f.raw_size for group in by_format.values() for f in group) or 1
+    groups, named = [], 0
+    for fmt, members in sorted(by_format.items()):
+        raw = sum(f.raw_size for f in members)
+        budget = max(MIN_FILE_SAMPLE, round(SAMPLE_BYTES * raw / total))
+        order = spread_order(len(members), max(1, round(SAMPLE_FILES * raw / total)))
+        sources: list[Source] = []
+        taken = 0
+        for done, index in enumerate(order):
+            if taken >= budget:
+                break
+            share = max(MIN_FILE_SAMPLE, (budget - taken) // (len(order) - done))
+            sample = _sample_file(members[index], config, share, Path(scratch), named)
+            named += 1
+            taken += sum(storage.size(s.path) for s in sample)
+            sources += sample
+        groups.append(SampleGroup(fmt, sources, raw))
+    return groups
+
+
 def sample_sources(files: list[InputFile], config: BuildConfig, scratch: str) -> list[Source]:
-    """The sample of `files`, written into `scratch`: the start of each of at most
-    SAMPLE_FILES files spread over the list, whole documents, decompressed, about
-    SAMPLE_BYTES in all. Its files' sizes are raw bytes of the same kind as the inputs'
-    `raw_size` (a Parquet sample is a Parquet file), so rates scale by their ratio."""
-    readable = [f for f in files if not f.skipped]
-    step = max(1, len(readable) / SAMPLE_FILES)
-    chosen = [readable[int(i * step)] for i in range(min(len(readable), SAMPLE_FILES))]
-    budget = max(MIN_FILE_SAMPLE, SAMPLE_BYTES // max(len(chosen), 1))
-    return [
-        source
-        for n, file in enumerate(chosen)
-        for source in _sample_file(file, config, budget, Path(scratch), n)
-    ]
+    """The sample files of every format of `files` (`sample_groups`), in one list."""
+    return [s for group in sample_groups(files, config, scratch) for s in group.sources]
+
+
+def spread_order(n: int, k: int) -> list[int]:
+    """k of the indices 0..n-1, evenly spaced, in an order whose every prefix is spread
+    over the whole range (van der Corput): taking the first few still samples the start,
+    middle and end of a list."""
+    k = min(n, k)
+    evenly = [int((i + 0.5) * n / k) for i in range(k)]
+    return [evenly[i] for i in sorted(range(k), key=_radical_inverse)]
+
+
+def _radical_inverse(i: int) -> float:
+    """i's binary digits mirrored after the point: 1 -> 0.5, 2 -> 0.25, 3 -> 0.75."""
+    value, scale = 0.0, 0.5
+    while i:
+        value += (i & 1) * scale
+        i >>= 1
+        scale /= 2
+    return value
 
 
 def current_rss() -> int:

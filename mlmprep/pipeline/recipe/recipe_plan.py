@@ -10,7 +10,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from mlmprep.algorithm.mixture import shares, targets
 from mlmprep.core import storage
@@ -20,7 +20,7 @@ from mlmprep.input.discovery import Source, describe_inputs
 from mlmprep.input.readers import FORMAT_BY_SUFFIX
 from mlmprep.pipeline.phase_input import PhaseUnit
 from mlmprep.pipeline.plan.capacity import PlanEstimate, PlanScope, scale_plan
-from mlmprep.pipeline.plan.sample import SampleRates, measure_unit, sample_sources
+from mlmprep.pipeline.plan.sample import SampleRates, measure_unit, mixed_rates, sample_sources
 from mlmprep.pipeline.planning import plan_units, worker_count
 from mlmprep.pipeline.recipe.recipe_build import (
     mixture_table,
@@ -188,7 +188,7 @@ def _phase_estimate(
     plan = scale_plan(
         PlanScope(0, raw, units, units, largest),
         sizing,
-        _weighted(rates, text),
+        mixed_rates([(rates[name], text[name]) for name in rates]),  # by the text drawn
         phase.config,
         options,
     )
@@ -229,24 +229,3 @@ def _phase_units(text_bytes: float, source_bytes: int, unit_size: int) -> int:
     passes, rest = divmod(text_bytes, max(source_bytes, 1))
     per_pass = math.ceil(source_bytes / unit_size)
     return int(passes) * per_pass + (math.ceil(rest / unit_size) if rest >= 1 else 0)
-
-
-def _weighted(rates: dict[str, SampleRates], text: dict[str, float]) -> SampleRates:
-    """The phase's rates per byte of source text: each source's, weighted by the text
-    its target draws."""
-    total = max(sum(text.values()), 1.0)
-
-    def mean(rate_of) -> float:
-        return sum(rate_of(rates[name]) * text[name] for name in rates) / total
-
-    first = next(iter(rates.values()))
-    splits = {split for r in rates.values() for split in r.rows}
-    return replace(
-        first,
-        sampled_bytes=sum(r.sampled_bytes for r in rates.values()),
-        rows={split: mean(lambda r, s=split: r.rows.get(s, 0.0)) for split in sorted(splits)},
-        tokens=mean(lambda r: r.tokens),
-        spill_bytes=mean(lambda r: r.spill_bytes),
-        seconds=mean(lambda r: r.seconds),
-        process_rss=max(r.process_rss for r in rates.values()),
-    )
