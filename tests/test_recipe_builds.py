@@ -253,6 +253,8 @@ def test_a_phase_works_as_any_build(corpus, tmp_path):
     stats = runner.invoke(main, ["stats", phase])
     assert stats.exit_code == 0, stats.output
     assert "austen" in stats.output and "achieved" in stats.output
+    files = next(line for line in stats.output.splitlines() if line.startswith("files:"))
+    assert "none: read from the recipe's token stores" in files  # not "0 read"
     assert runner.invoke(main, ["validate", phase]).exit_code == 0
     mds = str(tmp_path / "mds")
     exported = runner.invoke(main, ["export", phase, mds, "--format", "mds"])

@@ -110,6 +110,18 @@ def recipe_plan_text(plan: RecipePlan) -> str:
     return "\n".join(lines)
 
 
+def _files_line(stats: dict) -> str:
+    """The input files read; a recipe phase reads its sources' token stores instead."""
+    if "mixture" in stats:
+        names = ", ".join(stats["mixture"]["sources"])
+        return f"files:                none: read from the recipe's token stores ({names})"
+    files = stats["files"]
+    return (
+        f"files:                {files['read']} read, skipped "
+        f"{sum(files['skipped'].values())}{_reasons(files['skipped'])}"
+    )
+
+
 def _mixture_lines(stats: dict) -> list[str]:
     """A recipe phase's mixture in `stats`, with the split's rows per source."""
     if "mixture" not in stats:
@@ -356,8 +368,7 @@ def stats_text(stats: dict) -> str:
         f"documents:            {stats['split_documents']} in {stats['split']}; whole build: "
         f"{documents['read']} read, {documents['used']} used, skipped "
         f"{sum(documents['skipped'].values())}{_reasons(documents['skipped'])}",
-        f"files:                {stats['files']['read']} read, skipped "
-        f"{sum(stats['files']['skipped'].values())}{_reasons(stats['files']['skipped'])}",
+        _files_line(stats),
         f"lines repaired:       {sum(stats['repaired'].values())}{_reasons(stats['repaired'])}",
         *(f"warning:              {warning}" for warning in stats["warnings"]),
         *_mixture_lines(stats),
