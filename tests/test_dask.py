@@ -136,7 +136,7 @@ def test_a_worker_killed_mid_build_changes_nothing(corpus, local_build, tmp_path
 def test_unreachable_scheduler_is_a_clear_error(corpus, tmp_path, monkeypatch):
     from mlmprep.core.errors import ConfigError
 
-    monkeypatch.setattr("mlmprep.pipeline.engines.dask.CONNECT_TIMEOUT", "2s")
+    monkeypatch.setattr("mlmprep.core.engines.dask.CONNECT_TIMEOUT", "2s")
     address = f"tcp://127.0.0.1:{free_port()}"
     options = RunOptions(workers=1, engine="dask", scheduler=address)
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
@@ -144,9 +144,9 @@ def test_unreachable_scheduler_is_a_clear_error(corpus, tmp_path, monkeypatch):
 
 
 def test_workers_with_other_versions_are_refused():
+    from mlmprep.core.engines.dask import DaskEngine
     from mlmprep.core.errors import ConfigError
     from mlmprep.formats.manifest import versions, worker_environment
-    from mlmprep.pipeline.engines.dask import DaskEngine
 
     class Client:
         def run(self, function):
@@ -161,9 +161,9 @@ def test_workers_with_other_versions_are_refused():
 def test_workers_with_other_tokenizer_backends_are_refused(monkeypatch):
     """A worker without the client's kitoken would encode at another speed and could not
     fall back the same way: the set of backends must match too."""
+    from mlmprep.core.engines import dask as engine
     from mlmprep.core.errors import ConfigError
     from mlmprep.formats import manifest
-    from mlmprep.pipeline.engines import dask as engine
 
     monkeypatch.setattr(manifest, "backend_versions", lambda: {"kitoken": "0.11.1"})
 
@@ -198,9 +198,9 @@ def test_a_failing_unit_names_its_file_on_the_client(tmp_path):
 def test_every_task_checks_its_workers_versions(monkeypatch):
     """A task refuses to run on a worker with other versions, so a worker that joins
     after the build connected is refused too (the connect-time check cannot see it)."""
+    from mlmprep.core.engines.dask import run_checked
     from mlmprep.core.errors import ConfigError
     from mlmprep.formats import manifest
-    from mlmprep.pipeline.engines.dask import run_checked
 
     client = manifest.worker_environment()
     assert run_checked(len, manifest.worker_environment, client, [1, 2]) == 2

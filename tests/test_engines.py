@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from mlmprep.pipeline.engines.local import LocalEngine
+from mlmprep.core.engines.local import LocalEngine
 
 from .helpers import plain_sample
 

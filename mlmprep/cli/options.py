@@ -280,7 +280,7 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def make_run_options(workers: int | None, as_json: bool, quiet: bool, **values: Any) -> Any:
     """RunOptions from the run options' values (workers default to the CPUs we may use)."""
-    from mlmprep.pipeline.engines.local import available_cpus
+    from mlmprep.core.engines.local import available_cpus
     from mlmprep.pipeline.run_options import RunOptions
 
     workers = workers if workers is not None else available_cpus()

@@ -15,6 +15,8 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
+from mlmprep.core.engines.dask import DaskEngine
+from mlmprep.core.engines.local import LocalEngine
 from mlmprep.core.errors import ConfigError, MlmprepError, OutputError
 from mlmprep.core.files import is_temporary_of, write_json_atomically, write_text_atomically
 from mlmprep.core.lease import LeaseCheck
@@ -37,8 +39,6 @@ from mlmprep.input.discovery import (
 )
 from mlmprep.pipeline.build_index import build_index, left_out_warnings, summary, tokenizer_warnings
 from mlmprep.pipeline.card import CARD, dataset_card, written_by_mlmprep
-from mlmprep.pipeline.engines.dask import DaskEngine
-from mlmprep.pipeline.engines.local import LocalEngine
 from mlmprep.pipeline.input_errors import no_documents, no_readable_input
 from mlmprep.pipeline.output_dir import discard_failed_start, prepare_output, remove_if_empty
 from mlmprep.pipeline.phase_input import PhaseInput, PhaseUnit, unit_from_dict

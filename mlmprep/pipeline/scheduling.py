@@ -11,11 +11,11 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
+from mlmprep.core.engines.dask import DaskEngine
+from mlmprep.core.engines.local import LocalEngine
 from mlmprep.core.lease import LeaseCheck
 from mlmprep.formats.manifest import UNITS_DIR, WorkState, worker_environment
 from mlmprep.input.compressed_parts import cut_parts
-from mlmprep.pipeline.engines.dask import DaskEngine
-from mlmprep.pipeline.engines.local import LocalEngine
 from mlmprep.pipeline.planning import Unit
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.sizing import Sizing

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlmprep.pipeline.engines.local import worker_context
+from mlmprep.core.engines.local import worker_context
 
 # the task functions' modules; pyarrow.compute costs ~0.08 s on first use
 WORKER_MODULES = (

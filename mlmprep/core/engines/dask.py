@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
 
+from mlmprep.core.engines.local import IN_FLIGHT_PER_WORKER
 from mlmprep.core.errors import ClusterError, ConfigError, MlmprepError
-from mlmprep.pipeline.engines.local import IN_FLIGHT_PER_WORKER
 
 CONNECT_TIMEOUT = "30s"
 
