@@ -181,6 +181,13 @@ def report_command(output_dir: str, output: str, compare: str | None, split: str
     is_flag=True,
     help="Remove an earlier export's files from DEST first (only files exports write).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes writing files (each file is one task; the bytes are the same for any "
+    "count). [default: CPUs this process may use]",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @storage_options()
 @friendly
@@ -192,6 +199,7 @@ def export_command(
     compress: bool,
     compression: str | None,
     overwrite: bool,
+    workers: int | None,
     quiet: bool,
 ) -> None:
     """Write a build in the format a trainer already reads, so it needs no change.
@@ -214,12 +222,15 @@ def export_command(
       mlmprep export out/ lddl/ --format lddl --num-files 16
       mlmprep export out/ hdf5/ --format nvidia-hdf5
       mlmprep export out/ tfrecords/ --format tfrecord --gzip
+      mlmprep export out/ mds/ --format mds --workers 16
     """
+    from mlmprep.core.engines.local import available_cpus
     from mlmprep.outputs.export.export import export_build
     from mlmprep.outputs.export.writer import ExportOptions
 
     options = ExportOptions(fmt, num_files, compress, compression, overwrite)
-    summary = export_build(output_dir, dest, options, progress=not quiet and sys.stderr.isatty())
+    progress = not quiet and sys.stderr.isatty()
+    summary = export_build(output_dir, dest, options, progress, workers or available_cpus())
     if summary["already_exported"]:
         click.echo(f"{dest} already holds this export; nothing to do.")
     if summary.get("label_from") == SOP_LABEL:

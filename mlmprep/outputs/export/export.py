@@ -3,12 +3,16 @@
 Each split is cut into `--num-files` files of balanced row ranges, in the build's order
 (see files.py). Each file is written under a temporary name and renamed, with a
 completion record: a rerun of the same export skips finished files and writes the same
-bytes. `export.json` in DEST describes the export last; the formats are in the writers'
-modules (reference.py, mds.py, lddl.py), listed in formats.py.
+bytes. Files are written by `workers` processes, each planning the export again (the
+plan depends only on the build and the options), so any worker count writes the same
+bytes; the format's index files are written once all files are. `export.json` in DEST
+describes the export last; the formats are in the writers' modules (reference.py,
+mds.py, lddl.py), listed in formats.py.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +22,7 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import SPLITS
+from mlmprep.core.engines.local import LocalEngine
 from mlmprep.core.errors import ConfigError, OutputError, write_failure
 from mlmprep.core.files import atomic_path, read_json, write_json_atomically
 from mlmprep.core.writer_lock import writer_lock
@@ -102,16 +107,21 @@ def _plan_files(
 
 
 def export_build(
-    output_dir: str, dest: str, options: ExportOptions, progress: bool = False
+    output_dir: str, dest: str, options: ExportOptions, progress: bool = False, workers: int = 1
 ) -> dict:
-    """Write a build as `options.fmt` files in `dest`; return the export's summary."""
+    """Write a build as `options.fmt` files in `dest` with `workers` processes; return
+    the export's summary."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
     try:
-        return _export(output_dir, dest, options, progress)
+        return _export(output_dir, dest, options, progress, workers)
     except OSError as exc:
         raise write_failure(dest, exc) from None
 
 
-def _export(output_dir: str, dest: str, options: ExportOptions, progress: bool) -> dict:
+def _export(
+    output_dir: str, dest: str, options: ExportOptions, progress: bool, workers: int
+) -> dict:
     if storage.is_url(dest):
         raise ConfigError(f"{dest}: export writes local files; give a local directory")
     build = FinishedBuild(output_dir)
@@ -132,29 +142,78 @@ def _export(output_dir: str, dest: str, options: ExportOptions, progress: bool) 
             return {**earlier, "already_exported": True}
         # the same export with a file lost is written again over its own files
         work = _resume_or_start(dest, request, options.overwrite or earlier is not None)
-        return _write_export(build, writer, plan, work, dest, options, request, progress)
+        written = _write_files(build, writer, plan, work, dest, options, progress, workers)
+        return _finish_export(build, writer, plan, written, work, dest, options, request)
 
 
-def _write_export(
+def _write_files(
     build: FinishedBuild,
     writer: ExportWriter,
     plan: ExportPlan,
     work: WorkState,
     dest: str,
     options: ExportOptions,
-    request: dict,
     progress: bool,
-) -> dict:
-    """Write every file not done yet, then the format's index files and export.json."""
+    workers: int,
+) -> list[tuple[ExportFile, dict]]:
+    """Write every file not done yet (on `workers` processes when there are several),
+    each recorded as it is done; return every file with its record."""
     done = work.records(EXPORTED)
-    with tqdm(total=sum(f.rows for f in plan.files), unit="row", desc="export",
-              disable=not progress) as bar:  # fmt: skip
-        for file in plan.files:
-            if file.key not in done:
+    todo = [file for file in plan.files if file.key not in done]
+    rows = {file.key: file.rows for file in plan.files}
+    with tqdm(total=sum(rows.values()), unit="row", desc="export", disable=not progress) as bar:
+        bar.update(sum(rows[key] for key in done))
+        if workers > 1 and len(todo) > 1:
+            tasks = [FileTask(build.output_dir, dest, options, file.key) for file in todo]
+            with LocalEngine(min(workers, len(todo)), preload=(__name__,)) as engine:
+                for key, record in engine.map_unordered(write_file_task, tasks):
+                    done[key] = record
+                    work.record(EXPORTED, key, record)
+                    bar.update(rows[key])
+        else:
+            for file in todo:
                 done[file.key] = _write_file(writer, plan.rows(file), dest, file)
                 work.record(EXPORTED, file.key, done[file.key])
-            bar.update(file.rows)
-    written = [(file, done[file.key]) for file in plan.files]
+                bar.update(file.rows)
+    return [(file, done[file.key]) for file in plan.files]
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """One file of an export, for a worker process: what it needs to plan it again."""
+
+    output_dir: str
+    dest: str
+    options: ExportOptions
+    key: str
+
+
+def write_file_task(task: FileTask) -> tuple[str, dict]:
+    """Write one planned file (in a worker); its key and record."""
+    writer, plan = _planned(task.output_dir, task.options)
+    file = next(f for f in plan.files if f.key == task.key)
+    return task.key, _write_file(writer, plan.rows(file), task.dest, file)
+
+
+@functools.lru_cache(maxsize=2)
+def _planned(output_dir: str, options: ExportOptions) -> tuple[ExportWriter, ExportPlan]:
+    """A worker's writer and plan, made once per export and process."""
+    build = FinishedBuild(output_dir)
+    writer = make_writer(build, options)
+    return writer, plan_export(build, writer, options.num_files)
+
+
+def _finish_export(
+    build: FinishedBuild,
+    writer: ExportWriter,
+    plan: ExportPlan,
+    written: list[tuple[ExportFile, dict]],
+    work: WorkState,
+    dest: str,
+    options: ExportOptions,
+    request: dict,
+) -> dict:
+    """The format's index files, then export.json, then the work record goes."""
     writer.finish(dest, written)
     summary = {
         "format": options.fmt,

@@ -203,22 +203,40 @@ class TfRecordWriter(ReferenceWriter):
         with open(path, "wb") as raw, _gzip_or_not(raw, self.compress) as handle:
             for batch in self.padded(batches):
                 for i in range(len(batch)):
-                    record = TFRecordWriter.serialize_tf_example(
+                    record = _tf_example(
                         {
-                            "input_ids": (batch.input_ids[i].tolist(), "int"),
-                            "input_mask": (batch.input_mask[i].tolist(), "int"),
-                            "segment_ids": (batch.segment_ids[i].tolist(), "int"),
-                            "masked_lm_positions": (batch.masked_lm_positions[i].tolist(), "int"),
-                            "masked_lm_ids": (batch.masked_lm_ids[i].tolist(), "int"),
-                            "masked_lm_weights": (batch.masked_lm_weights[i].tolist(), "float"),
-                            "next_sentence_labels": ([int(batch.next_sentence_labels[i])], "int"),
-                        }
+                            "input_ids": batch.input_ids[i].tolist(),
+                            "input_mask": batch.input_mask[i].tolist(),
+                            "segment_ids": batch.segment_ids[i].tolist(),
+                            "masked_lm_positions": batch.masked_lm_positions[i].tolist(),
+                            "masked_lm_ids": batch.masked_lm_ids[i].tolist(),
+                            "next_sentence_labels": [int(batch.next_sentence_labels[i])],
+                        },
+                        {"masked_lm_weights": batch.masked_lm_weights[i].tolist()},
                     )
                     length = len(record).to_bytes(8, "little")
                     handle.write(length + TFRecordWriter.masked_crc(length))
                     handle.write(record + TFRecordWriter.masked_crc(record))
                 written += len(batch)
         return {"rows": written}
+
+
+def _tf_example(ints: dict[str, list[int]], floats: dict[str, list[float]]) -> bytes:
+    """A serialized tf.train.Example, its features in name order: protobuf writes a map
+    in whatever order the process's hashing gives unless asked to be deterministic (the
+    tfrecord package does not ask), so two runs, or two workers, wrote different bytes."""
+    from tfrecord import example_pb2
+
+    feature = {
+        name: example_pb2.Feature(int64_list=example_pb2.Int64List(value=values))
+        for name, values in ints.items()
+    }
+    feature |= {
+        name: example_pb2.Feature(float_list=example_pb2.FloatList(value=values))
+        for name, values in floats.items()
+    }
+    example = example_pb2.Example(features=example_pb2.Features(feature=feature))
+    return example.SerializeToString(deterministic=True)
 
 
 def _gzip_or_not(raw: BinaryIO, compress: bool) -> contextlib.AbstractContextManager:
