@@ -195,3 +195,24 @@ def test_a_split_the_build_does_not_hold_is_refused(runner, tmp_path):
     assert built.exit_code == 0
     stats = runner.invoke(main, ["stats", str(with_validation), "--split", "validation", "--json"])
     assert json.loads(stats.stdout)["instances"] > 0
+
+
+@pytest.mark.parametrize(
+    ("given", "planned"),
+    [("8000000000000", 8 * 10**12), ("8e12", 8 * 10**12), ("8TB", 8 * 10**12),
+     ("100 GB", 10**11), ("1.5TiB", round(1.5 * 2**40)), ("2_000_000", 2 * 10**6)],
+)  # fmt: skip
+def test_input_bytes_takes_units_and_exponents(runner, tmp_path, given, planned):
+    result = runner.invoke(
+        main, ["plan", str(SAMPLE_DIR), str(tmp_path / "o"), "--input-bytes", given, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["raw_bytes"] == planned
+
+
+@pytest.mark.parametrize("given", ["8x", "TB", "-5", "0", "nan"])
+def test_input_bytes_refuses_what_is_no_size(runner, tmp_path, given):
+    result = runner.invoke(
+        main, ["plan", str(SAMPLE_DIR), str(tmp_path / "o"), "--input-bytes", given]
+    )
+    assert result.exit_code == 2 and "Invalid value for '--input-bytes'" in result.stderr

@@ -13,6 +13,7 @@ from mlmprep.cli.errors import friendly
 from mlmprep.cli.options import (
     INPUT_FORMAT_OPTION,
     TEXT_FIELD_OPTION,
+    ByteSize,
     config_options,
     make_run_options,
     run_options,
@@ -182,10 +183,10 @@ def _build_recipe(path: str, output_dir: str, run: Any, quiet: bool, as_json: bo
 @config_options
 @click.option(
     "--input-bytes",
-    type=int,
+    type=ByteSize(),
     default=None,
-    help="Plan for a corpus like INPUTS of this many raw bytes (in many files): for "
-    "capacity planning before you have it all.",
+    help="Plan for a corpus like INPUTS of this many raw bytes (in many files), e.g. "
+    "100GB, 8e12 or 8TB: for capacity planning before you have it all.",
 )
 @click.option(
     "--target-minutes",
@@ -223,7 +224,7 @@ def plan_command(
     Examples:
       mlmprep plan corpus/ out/ --dupe-factor 5 --workers 8
       mlmprep plan corpus/ out/ --target-minutes 30 --json
-      mlmprep plan corpus/ out/ --input-bytes 100000000000   # 100 GB like corpus/
+      mlmprep plan corpus/ out/ --input-bytes 100GB          # 100 GB like corpus/
       mlmprep plan --recipe recipe.toml out/                 # every phase of a recipe
       mlmprep tokenize corpus/ data/wiki --plan              # the plan of a tokenize run
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -288,3 +288,28 @@ def make_run_options(workers: int | None, as_json: bool, quiet: bool, **values: 
         raise click.BadParameter("must be at least 1", param_hint="--workers")
     progress = not quiet and not as_json and sys.stderr.isatty()
     return RunOptions(workers=workers, progress=progress, **values)
+
+
+class ByteSize(click.ParamType):
+    """A size in bytes: 8000000000000, 8e12, 8TB, 1.5 TiB (kB, MB, GB, TB, PB are powers
+    of 1000; KiB, MiB, GiB, TiB, PiB of 1024)."""
+
+    name = "bytes"
+    UNITS: ClassVar[dict[str, int]] = {
+        "": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
+        "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
+    }  # fmt: skip
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower().replace(" ", "").replace("_", "")
+        number = text.rstrip("bkmgtpi")
+        unit = text[len(number) :]
+        try:
+            size = float(number) * self.UNITS[unit]
+        except (ValueError, KeyError):
+            self.fail(f"{value!r} is not a size: give bytes, e.g. 8000000000000, 8e12 or 8TB")
+        if size < 1 or size != size:
+            self.fail(f"{value!r}: give a size of at least 1 byte")
+        return round(size)
