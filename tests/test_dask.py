@@ -238,3 +238,21 @@ def test_a_lost_scheduler_is_a_cluster_error_and_the_build_resumes(corpus, local
     rerun = subprocess.run([*command, "--workers", "2"], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert shard_hashes(out) == shard_hashes(local_build)
+
+
+@pytest.mark.parametrize("fmt", ["mds", "tfrecord"])
+def test_an_export_on_dask_writes_the_bytes_of_one_process(local_build, tmp_path, fmt):
+    """Each file a Dask task, on a local cluster of two workers."""
+    from click.testing import CliRunner
+
+    from mlmprep.cli.main import main
+
+    digests = []
+    for engine in (["--workers", "1"], ["--engine", "dask", "--workers", "2"]):
+        dest = tmp_path / engine[1]
+        command = ["export", str(local_build), str(dest), "--format", fmt, "--num-files", "3"]
+        result = CliRunner().invoke(main, [*command, "-q", *engine])
+        assert result.exit_code == 0, result.output
+        files = sorted(p for p in dest.rglob("*") if p.is_file() and p.name != "export.json")
+        digests.append({str(p.relative_to(dest)): p.read_bytes() for p in files})
+    assert len(digests[0]) >= 3 and digests[0] == digests[1]

@@ -226,6 +226,20 @@ def config_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+ENGINE_OPTION = click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: a process pool; dask: a Dask cluster (mlmprep[dask]). Same bytes.",
+)
+SCHEDULER_OPTION = click.option(
+    "--scheduler",
+    envvar="DASK_SCHEDULER_ADDRESS",
+    default=None,
+    help="Dask scheduler address (tcp://host:8786); without it --engine dask starts a "
+    "local cluster of --workers processes. [env: DASK_SCHEDULER_ADDRESS]",
+)
 RUN_OPTIONS = [
     click.option(
         "--workers",
@@ -233,20 +247,8 @@ RUN_OPTIONS = [
         type=int,
         help="Worker processes. [default: CPUs this process may use]",
     ),
-    click.option(
-        "--engine",
-        type=click.Choice(["local", "dask"]),
-        default="local",
-        show_default=True,
-        help="local: a process pool; dask: a Dask cluster (mlmprep[dask]). Same bytes.",
-    ),
-    click.option(
-        "--scheduler",
-        envvar="DASK_SCHEDULER_ADDRESS",
-        default=None,
-        help="Dask scheduler address (tcp://host:8786); without it --engine dask starts a "
-        "local cluster of --workers processes. [env: DASK_SCHEDULER_ADDRESS]",
-    ),
+    ENGINE_OPTION,
+    SCHEDULER_OPTION,
     click.option(
         "--tokenizer-backend",
         type=click.Choice(BACKENDS),

@@ -9,7 +9,7 @@ import sys
 import click
 
 from mlmprep.cli.errors import friendly
-from mlmprep.cli.options import SPLIT_OPTION, storage_options
+from mlmprep.cli.options import ENGINE_OPTION, SCHEDULER_OPTION, SPLIT_OPTION, storage_options
 from mlmprep.core.config import SOP_LABEL
 from mlmprep.outputs.export.formats import FORMATS, MDS_COMPRESSIONS
 
@@ -188,6 +188,8 @@ def report_command(output_dir: str, output: str, compare: str | None, split: str
     help="Processes writing files (each file is one task; the bytes are the same for any "
     "count). [default: CPUs this process may use]",
 )
+@ENGINE_OPTION
+@SCHEDULER_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @storage_options()
 @friendly
@@ -200,6 +202,8 @@ def export_command(
     compression: str | None,
     overwrite: bool,
     workers: int | None,
+    engine: str,
+    scheduler: str | None,
     quiet: bool,
 ) -> None:
     """Write a build in the format a trainer already reads, so it needs no change.
@@ -223,14 +227,16 @@ def export_command(
       mlmprep export out/ hdf5/ --format nvidia-hdf5
       mlmprep export out/ tfrecords/ --format tfrecord --gzip
       mlmprep export out/ mds/ --format mds --workers 16
+      mlmprep export out/ mds/ --format mds --engine dask --scheduler tcp://h:8786
     """
     from mlmprep.core.engines.local import available_cpus
     from mlmprep.outputs.export.export import export_build
-    from mlmprep.outputs.export.writer import ExportOptions
+    from mlmprep.outputs.export.writer import ExportOptions, ExportRun
 
     options = ExportOptions(fmt, num_files, compress, compression, overwrite)
     progress = not quiet and sys.stderr.isatty()
-    summary = export_build(output_dir, dest, options, progress, workers or available_cpus())
+    run = ExportRun(workers or available_cpus(), engine, scheduler, progress)
+    summary = export_build(output_dir, dest, options, run)
     if summary["already_exported"]:
         click.echo(f"{dest} already holds this export; nothing to do.")
     if summary.get("label_from") == SOP_LABEL:

@@ -3,11 +3,11 @@
 Each split is cut into `--num-files` files of balanced row ranges, in the build's order
 (see files.py). Each file is written under a temporary name and renamed, with a
 completion record: a rerun of the same export skips finished files and writes the same
-bytes. Files are written by `workers` processes, each planning the export again (the
-plan depends only on the build and the options), so any worker count writes the same
-bytes; the format's index files are written once all files are. `export.json` in DEST
-describes the export last; the formats are in the writers' modules (reference.py,
-mds.py, lddl.py), listed in formats.py.
+bytes. Files are written by `run.workers` processes (a local pool, or a Dask cluster),
+each planning the export again (the plan depends only on the build and the options), so
+any worker count and engine writes the same bytes; the format's index files are written
+once all files are. `export.json` in DEST describes the export last; the formats are in
+the writers' modules (reference.py, mds.py, lddl.py), listed in formats.py.
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import SPLITS
+from mlmprep.core.engines.dask import DaskEngine
 from mlmprep.core.engines.local import LocalEngine
 from mlmprep.core.errors import ConfigError, OutputError, write_failure
 from mlmprep.core.files import atomic_path, read_json, write_json_atomically
 from mlmprep.core.writer_lock import writer_lock
-from mlmprep.formats.manifest import WorkState
+from mlmprep.formats.manifest import WorkState, versions
 from mlmprep.outputs.export.destination import LOCK_FILE, SUMMARY_FILE, clear_destination
 from mlmprep.outputs.export.files import ExportFile, default_file_count, split_files
 from mlmprep.outputs.export.formats import FORMATS
 from mlmprep.outputs.export.split_rows import SplitRows, bin_counts
-from mlmprep.outputs.export.writer import ExportOptions, ExportWriter
+from mlmprep.outputs.export.writer import ExportOptions, ExportRun, ExportWriter
 from mlmprep.outputs.finished_build import FinishedBuild
 
 EXPORTED = "exported"
@@ -107,21 +108,20 @@ def _plan_files(
 
 
 def export_build(
-    output_dir: str, dest: str, options: ExportOptions, progress: bool = False, workers: int = 1
+    output_dir: str, dest: str, options: ExportOptions, run: ExportRun | None = None
 ) -> dict:
-    """Write a build as `options.fmt` files in `dest` with `workers` processes; return
-    the export's summary."""
-    if workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    """Write a build as `options.fmt` files in `dest`, run as `run` says (default: in
+    this process); return the export's summary."""
+    run = run or ExportRun()
+    if run.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {run.workers}")
     try:
-        return _export(output_dir, dest, options, progress, workers)
+        return _export(output_dir, dest, options, run)
     except OSError as exc:
         raise write_failure(dest, exc) from None
 
 
-def _export(
-    output_dir: str, dest: str, options: ExportOptions, progress: bool, workers: int
-) -> dict:
+def _export(output_dir: str, dest: str, options: ExportOptions, run: ExportRun) -> dict:
     if storage.is_url(dest):
         raise ConfigError(f"{dest}: export writes local files; give a local directory")
     build = FinishedBuild(output_dir)
@@ -142,7 +142,7 @@ def _export(
             return {**earlier, "already_exported": True}
         # the same export with a file lost is written again over its own files
         work = _resume_or_start(dest, request, options.overwrite or earlier is not None)
-        written = _write_files(build, writer, plan, work, dest, options, progress, workers)
+        written = _write_files(build, writer, plan, work, dest, options, run)
         return _finish_export(build, writer, plan, written, work, dest, options, request)
 
 
@@ -153,19 +153,19 @@ def _write_files(
     work: WorkState,
     dest: str,
     options: ExportOptions,
-    progress: bool,
-    workers: int,
+    run: ExportRun,
 ) -> list[tuple[ExportFile, dict]]:
-    """Write every file not done yet (on `workers` processes when there are several),
-    each recorded as it is done; return every file with its record."""
+    """Write every file not done yet (on the run's engine when it has several workers or
+    is a Dask cluster), each recorded as it is done; return every file with its record."""
     done = work.records(EXPORTED)
     todo = [file for file in plan.files if file.key not in done]
     rows = {file.key: file.rows for file in plan.files}
-    with tqdm(total=sum(rows.values()), unit="row", desc="export", disable=not progress) as bar:
+    total = sum(rows.values())
+    with tqdm(total=total, unit="row", desc="export", disable=not run.progress) as bar:
         bar.update(sum(rows[key] for key in done))
-        if workers > 1 and len(todo) > 1:
+        if (run.workers > 1 or run.engine == "dask") and len(todo) > 1:
             tasks = [FileTask(build.output_dir, dest, options, file.key) for file in todo]
-            with LocalEngine(min(workers, len(todo)), preload=(__name__,)) as engine:
+            with _engine(run, len(todo)) as engine:
                 for key, record in engine.map_unordered(write_file_task, tasks):
                     done[key] = record
                     work.record(EXPORTED, key, record)
@@ -176,6 +176,14 @@ def _write_files(
                 work.record(EXPORTED, file.key, done[file.key])
                 bar.update(file.rows)
     return [(file, done[file.key]) for file in plan.files]
+
+
+def _engine(run: ExportRun, files: int) -> LocalEngine | DaskEngine:
+    """The pool the files are written on; a Dask cluster's workers must hold the versions
+    that decide the bytes, and see the build and DEST (a shared filesystem)."""
+    if run.engine == "dask":
+        return DaskEngine(min(run.workers, files), run.scheduler, environment=versions)
+    return LocalEngine(min(run.workers, files), preload=(__name__,))
 
 
 @dataclass(frozen=True)

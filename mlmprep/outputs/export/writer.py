@@ -22,6 +22,16 @@ class ExportOptions:
     overwrite: bool = False  # remove an earlier export's files from the destination
 
 
+@dataclass(frozen=True)
+class ExportRun:
+    """How an export runs (never its bytes): processes, engine, progress bar."""
+
+    workers: int = 1
+    engine: str = "local"  # or "dask"
+    scheduler: str | None = None  # a Dask scheduler's address; None: a local cluster
+    progress: bool = False
+
+
 class ExportWriter:
     """One export format. `export` plans the files, then calls `write` for each file not
     yet done (at a temporary path it renames), then `finish` once with all of them."""
