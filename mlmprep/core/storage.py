@@ -50,6 +50,11 @@ def configure(options: dict[str, Any]) -> None:
     _OPTIONS.update(options)
 
 
+def options() -> dict[str, Any]:
+    """The storage options this process was given (for the tasks it hands to workers)."""
+    return dict(_OPTIONS)
+
+
 def is_url(path: str) -> bool:
     return "://" in path
 

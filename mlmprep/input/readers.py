@@ -132,7 +132,8 @@ class _UpToDamage(io.RawIOBase):
                 raise
             self._stream.close()
             self._stream = self._open()
-            self._stream.read(self._position)  # read before, without damage
+            for start in range(0, self._position, 1 << 20):  # read before, without damage
+                self._stream.read(min(1 << 20, self._position - start))
             self._step = DAMAGE_STEP
             return self.readinto(buffer)
         buffer[: len(data)] = data

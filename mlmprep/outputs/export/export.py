@@ -164,7 +164,8 @@ def _write_files(
     with tqdm(total=total, unit="row", desc="export", disable=not run.progress) as bar:
         bar.update(sum(rows[key] for key in done))
         if (run.workers > 1 or run.engine == "dask") and len(todo) > 1:
-            tasks = [FileTask(build.output_dir, dest, options, file.key) for file in todo]
+            given = storage.options()  # the build may be on object storage
+            tasks = [FileTask(build.output_dir, dest, options, file.key, given) for file in todo]
             with _engine(run, len(todo)) as engine:
                 for key, record in engine.map_unordered(write_file_task, tasks):
                     done[key] = record
@@ -194,10 +195,12 @@ class FileTask:
     dest: str
     options: ExportOptions
     key: str
+    storage_options: dict
 
 
 def write_file_task(task: FileTask) -> tuple[str, dict]:
     """Write one planned file (in a worker); its key and record."""
+    storage.configure(task.storage_options)
     writer, plan = _planned(task.output_dir, task.options)
     file = next(f for f in plan.files if f.key == task.key)
     return task.key, _write_file(writer, plan.rows(file), task.dest, file)
