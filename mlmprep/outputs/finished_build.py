@@ -69,13 +69,22 @@ class FinishedBuild:
     def path(self, shard: dict) -> str:
         return storage.join(self.output_dir, shard["name"])
 
+    def check_shards(self) -> None:
+        """Refuse a build with a missing or truncated shard, naming the first in order
+        (before work that reads the shards in parallel, whose first failure could be any)."""
+        for shard in self.shards():
+            self._check(shard)
+
+    def _check(self, shard: dict) -> None:
+        damage = shard_damage(self.output_dir, shard)
+        if damage:
+            raise OutputError(f"{self.path(shard)}: {damage}; {self.repair_advice}")
+
     def parquet(self, shard: dict) -> pq.ParquetFile:
         """One shard, opened; a missing, truncated or unreadable one is a one-line error
         naming it and saying how to repair it."""
         path = self.path(shard)
-        damage = shard_damage(self.output_dir, shard)
-        if damage:
-            raise OutputError(f"{path}: {damage}; {self.repair_advice}")
+        self._check(shard)
         try:
             return storage.parquet_file(path)
         except (OSError, pa.ArrowException) as exc:

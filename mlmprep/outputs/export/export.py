@@ -125,6 +125,7 @@ def _export(output_dir: str, dest: str, options: ExportOptions, run: ExportRun) 
     if storage.is_url(dest):
         raise ConfigError(f"{dest}: export writes local files; give a local directory")
     build = FinishedBuild(output_dir)
+    build.check_shards()
     writer = make_writer(build, options)
     writer.check_installed()
     plan = plan_export(build, writer, options.num_files)
