@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from mlmprep.cli.main import main
 from mlmprep.core.errors import InputError
 from mlmprep.input.accounting import InputReport
-from mlmprep.input.readers import NOT_JSON_LINES, detect_format, iter_documents
+from mlmprep.input.jsonl_records import NOT_JSON_LINES
+from mlmprep.input.readers import detect_format, iter_documents
 
 from .helpers import SAMPLE_DIR
 

@@ -11,7 +11,7 @@ from mlmprep.formats.shard_names import ShardName
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import InputFile
 from mlmprep.pipeline.unit_result import UnitResult
-from mlmprep.text.tokenization import casing_warning
+from mlmprep.text.vocab_casing import casing_warning
 
 
 def build_index(
