@@ -49,13 +49,15 @@ class InputReport:
 
     def skip_file(self, path: str, reason: str) -> None:
         """Count and name a file left out (binary) or cut short (damaged), once."""
-        named = self.files_named.setdefault(reason, [])
-        if path in named:
-            return
-        if self.strict:
+        if self.strict and path not in self.files_named.get(reason, ()):
             self._problem(path, reason)
-        named.append(path)
-        self.files_skipped[reason] += 1
+        self._name_file(path, reason)
+
+    def _name_file(self, path: str, reason: str) -> None:
+        named = self.files_named.setdefault(reason, [])
+        if path not in named:
+            named.append(path)
+            self.files_skipped[reason] += 1
 
     def repair(self, location: str, reason: str) -> None:
         """Count a document used after repairing its bytes."""
@@ -76,10 +78,8 @@ class InputReport:
         self.documents_skipped.update(data["documents"]["skipped"])
         self.files_read += data["files"]["read"]
         for reason, paths in data["files"].get("named", {}).items():
-            named = self.files_named.setdefault(reason, [])
-            fresh = [p for p in paths if p not in named]
-            named.extend(fresh)
-            self.files_skipped[reason] += len(fresh)
+            for path in paths:
+                self._name_file(path, reason)
         self.repaired.update(data["repaired"])
         self.notes.extend(n for n in data.get("notes", []) if n not in self.notes)
         self.examples.extend(examples[: MAX_EXAMPLES - len(self.examples)])

@@ -83,11 +83,12 @@ def mixed_rates(parts: list[tuple[SampleRates, float]]) -> SampleRates:
 
 @dataclass(frozen=True)
 class SampleGroup:
-    """The sample of the inputs of one format: its files (in the scratch directory) and
-    the raw bytes of the inputs it stands for."""
+    """The sample of the inputs of one format: its files (in the scratch directory), their
+    bytes, and the raw bytes of the inputs it stands for."""
 
     fmt: str
     sources: list[Source]
+    sampled_bytes: int
     input_bytes: int
 
 
@@ -104,8 +105,7 @@ def measure_sample(
     with tempfile.TemporaryDirectory(prefix="mlmprep-plan-") as scratch:
         parts = []
         for n, group in enumerate(sample_groups(files, config, scratch)):
-            sampled = sum(storage.size(s.path) for s in group.sources)
-            unit = Unit(0, tuple(group.sources), sampled)
+            unit = Unit(0, tuple(group.sources), group.sampled_bytes)
             spill_dir = os.path.join(scratch, f"spill-{n}")
             os.makedirs(spill_dir)
             rates = measure_unit(unit, config, sizing, backend, storage_options, spill_dir)
@@ -182,7 +182,7 @@ def sample_groups(files: list[InputFile], config: BuildConfig, scratch: str) -> 
             named += 1
             taken += sum(storage.size(s.path) for s in sample)
             sources += sample
-        groups.append(SampleGroup(fmt, sources, raw))
+        groups.append(SampleGroup(fmt, sources, taken, raw))
     return groups
 
 

@@ -9,7 +9,6 @@ import math
 import tempfile
 from dataclasses import asdict, dataclass
 
-from mlmprep.core import storage
 from mlmprep.formats.indexed_format import IndexHeader, output_paths, token_dtype
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import InputFile, Source, describe_inputs, resolve_inputs
@@ -97,8 +96,8 @@ def _measure(files: list[InputFile], config: TokenizeConfig) -> _Sample:
             sample = _Sample()
             for source in group.sources:
                 _count(source, config.text_field, encoder, sample)
-            scale = group.input_bytes / max(sample.raw_bytes, 1)
-            whole.raw_bytes += sample.raw_bytes
+            scale = group.input_bytes / max(group.sampled_bytes, 1)
+            whole.raw_bytes += group.sampled_bytes
             whole.documents += sample.documents * scale
             whole.sentences += sample.sentences * scale
             whole.tokens += sample.tokens * scale
@@ -106,7 +105,7 @@ def _measure(files: list[InputFile], config: TokenizeConfig) -> _Sample:
 
 
 def _count(source: Source, text_field: str, encoder: TokenEncoder, sample: _Sample) -> None:
-    """Add one sample file's bytes, documents, sentences and tokens to `sample`."""
+    """Add one sample file's documents, sentences and tokens to `sample`."""
     documents, sentences = [], []
     for part in iter_documents(source.path, source.format, text_field, InputReport()):
         sentences += document_sentences(part.lines, part.presplit)[0]
@@ -114,7 +113,6 @@ def _count(source: Source, text_field: str, encoder: TokenEncoder, sample: _Samp
             documents.append(sentences)
             sentences = []
     ids, lengths = encoder.encode_documents([d for d in documents if d])
-    sample.raw_bytes += storage.size(source.path)
     sample.documents += sum(len(i) > 0 for i in ids)
     sample.sentences += sum(int((n > 0).sum()) for n in lengths)
     sample.tokens += sum(len(i) for i in ids)
