@@ -12,6 +12,7 @@ import click
 from mlmprep.cli.errors import friendly
 from mlmprep.cli.options import (
     INPUT_FORMAT_OPTION,
+    SHUFFLE_GROUPS_OPTION,
     TEXT_FIELD_OPTION,
     ByteSize,
     config_options,
@@ -42,6 +43,7 @@ from mlmprep.text.vocab_recipes import MODELS, RECIPES
     "while OUTPUT_DIR is on object storage; every worker must see it. "
     "[default: OUTPUT_DIR/.mlmprep-work]",
 )
+@SHUFFLE_GROUPS_OPTION
 @click.option(
     "--verify",
     is_flag=True,
@@ -59,6 +61,7 @@ def build_command(
     tokenizer_backend: str,
     tmp_dir: str | None,
     verify: bool,
+    shuffle_groups: int | None,
     strict: bool,
     overwrite: bool,
     quiet: bool,
@@ -83,7 +86,7 @@ def build_command(
     if recipe is None and not inputs:
         raise click.UsageError("Missing argument 'INPUTS...' (or give --recipe FILE)")
     if recipe is not None:
-        _refuse_with_recipe(inputs, [*options, "verify"])
+        _refuse_with_recipe(inputs, [*options, "verify", "shuffle_groups"])
     config = BuildConfig.requested(**options) if recipe is None else None
     run = make_run_options(
         workers,
@@ -97,6 +100,7 @@ def build_command(
         overwrite=overwrite,
         tokenizer_backend=tokenizer_backend,
         verify=verify,
+        shuffle_groups=shuffle_groups,
     )
     if recipe is not None:
         _build_recipe(recipe, output_dir, run, quiet, as_json)
@@ -197,6 +201,7 @@ def _build_recipe(path: str, output_dir: str, run: Any, quiet: bool, as_json: bo
 @run_options
 @click.option("--tmp-dir", default=None, help="Accepted as build takes it; the plan is the same.")
 @click.option("--verify", is_flag=True, help="Accepted as build takes it; the plan is the same.")
+@SHUFFLE_GROUPS_OPTION
 @friendly
 def plan_command(
     inputs: tuple[str, ...],
@@ -209,6 +214,7 @@ def plan_command(
     as_json: bool,
     quiet: bool,
     recipe: str | None,
+    shuffle_groups: int | None,
     **options: Any,
 ) -> None:
     """Show what `build` would do with the same arguments, without building: units,
@@ -235,7 +241,7 @@ def plan_command(
     if recipe is None and not inputs:
         raise click.UsageError("Missing argument 'INPUTS...' (or give --recipe FILE)")
     if recipe is not None:
-        _refuse_with_recipe(inputs, [*fields, "input_bytes", "target_minutes"])
+        _refuse_with_recipe(inputs, [*fields, "input_bytes", "target_minutes", "shuffle_groups"])
     run = make_run_options(
         workers,
         as_json,
@@ -243,6 +249,7 @@ def plan_command(
         engine=engine,
         tokenizer_backend=tokenizer_backend,
         storage_options=options["storage_options"],
+        shuffle_groups=shuffle_groups,
     )
     if recipe is not None:
         _plan_recipe(recipe, output_dir, run, as_json)

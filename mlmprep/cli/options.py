@@ -168,6 +168,14 @@ CONFIG_OPTIONS = [
         "spill slices stay >= 1 MiB (see `mlmprep plan`). [default: 0]",
     ),
     click.option(
+        "--units",
+        default=DEFAULTS.units,
+        type=int,
+        help="Cut the input into about N work units (unit size = input / N), instead of "
+        "--unit-size; e.g. several per worker of a large cluster. 0: chosen from the "
+        "input size (see `mlmprep plan`). [default: 0]",
+    ),
+    click.option(
         "--validation-fraction",
         default=DEFAULTS.validation_fraction,
         show_default=True,
@@ -315,3 +323,13 @@ class ByteSize(click.ParamType):
         if size < 1 or size != size:
             self.fail(f"{value!r}: give a size of at least 1 byte")
         return round(size)
+
+
+SHUFFLE_GROUPS_OPTION = click.option(
+    "--shuffle-groups",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Shuffle in two levels, the buckets cut into about N groups of neighbours (0: "
+    "one level); the shards are the same bytes either way. [default: two levels where a "
+    "unit's slice of a bucket would be under 1 MiB, see `mlmprep plan`]",
+)

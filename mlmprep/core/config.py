@@ -29,6 +29,7 @@ LATER_OPTIONS = {
     "cross_documents": True,
     "sources": (),
     "min_row_tokens": 0,
+    "units": 0,
 }
 
 
@@ -53,6 +54,7 @@ class BuildConfig:
     seed: int = 12345
     shard_size: int = 100_000
     unit_size: int = 0  # 0: chosen from the input size (sizing.py)
+    units: int = 0  # the unit count, unit size = input / units; 0: chosen (sizing.py)
     validation_fraction: float = 0.0
     special_tokens: str = ""  # role=token overrides, e.g. "mask=<mask>,pad=<pad>"
     cross_documents: bool = True  # objective none: rows may span documents
@@ -121,6 +123,11 @@ class BuildConfig:
             self.unit_size == 0 or 4096 <= self.unit_size <= MAX_UNIT_SIZE,
             f"--unit-size must be 0 (auto) or between 4096 bytes and {MAX_UNIT_SIZE} (64 GiB), "
             f"got {self.unit_size}",
+        )
+        _check(self.units >= 0, f"--units must be at least 1, got {self.units}")
+        _check(
+            not (self.units and self.unit_size),
+            "--units and --unit-size both size the units: give one of them",
         )
 
     @classmethod

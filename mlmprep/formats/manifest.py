@@ -22,6 +22,7 @@ RECIPE_SUMMARY = "recipe.json"  # OUT/recipe.json of `build --recipe`: every pha
 TOKENIZER_FILE = "tokenizer.json"
 PLAN = "plan.json"
 UNITS_DIR = "units"
+GROUPS_DIR = "groups"  # of a two-level shuffle (pipeline/groups.py)
 SHARDS_DIR = "shards"
 IDENTITY_KEYS = ("config", "tokenizer", "versions")
 
@@ -124,7 +125,9 @@ class WorkState:
     def exists(self) -> bool:
         return storage.exists(storage.join(self.path, PLAN))
 
-    def start(self, plan: dict, kinds: tuple[str, ...] = (UNITS_DIR, SHARDS_DIR)) -> None:
+    def start(
+        self, plan: dict, kinds: tuple[str, ...] = (UNITS_DIR, GROUPS_DIR, SHARDS_DIR)
+    ) -> None:
         """Create the record directories, then the plan (which marks the start)."""
         for kind in kinds:
             storage.makedirs(storage.join(self.path, kind))

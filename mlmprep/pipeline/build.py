@@ -39,6 +39,7 @@ from mlmprep.input.discovery import (
 )
 from mlmprep.pipeline.build_index import build_index, left_out_warnings, summary, tokenizer_warnings
 from mlmprep.pipeline.card import CARD, dataset_card, written_by_mlmprep
+from mlmprep.pipeline.groups import GroupResult, group_tasks, recorded_groups, run_groups
 from mlmprep.pipeline.input_errors import no_documents, no_readable_input
 from mlmprep.pipeline.output_dir import discard_failed_start, prepare_output, remove_if_empty
 from mlmprep.pipeline.phase_input import PhaseInput, PhaseUnit, unit_from_dict
@@ -218,7 +219,9 @@ def _build(job: BuildJob) -> dict:
     sizing = Sizing.from_dict(plan["sizing"])
     spill_dir = _spill_dir(job, work)
     storage.makedirs(spill_dir)
-    done_before, redone = resumable_units(work)
+    groups_before = recorded_groups(work) if sizing.group_buckets else []
+    spill_needed = not sizing.group_buckets or len(groups_before) < sizing.group_count
+    done_before, redone = resumable_units(work, spill_needed)
     tasks_of_units = expected_tasks(units, sizing.unit_size)
     workers = worker_count(job.options.workers, tasks_of_units, sum(sizing.buckets.values()))
     with make_engine(job.options, workers) as engine:
@@ -232,10 +235,11 @@ def _build(job: BuildJob) -> dict:
             work.remove()
             storage.rmtree(spill_dir)
             raise no_documents(job.inputs, results)
+        groups = _run_groups(job, engine, work, results, sizing, spill_dir, groups_before)
         shard_retries = _run_shards(
-            engine, work, _shard_tasks(job, results, sizing), job.options.progress
+            engine, work, _shard_tasks(job, results, sizing, groups), job.options.progress
         )
-    unit_retries = sum(r.storage_retries for r in new)
+    unit_retries = sum(r.storage_retries for r in new) + sum(g.storage_retries for g in groups)
     run = {
         "engine": job.options.engine,
         "units_seconds": round(units_seconds, 3),
@@ -243,7 +247,7 @@ def _build(job: BuildJob) -> dict:
         "units_done_before": len(done_before),
         "units_redone": redone,  # recorded, but their spill files were missing or short
         "bytes_processed": sum(r.raw_bytes for r in new),
-        "peak_spill_bytes": sum(r.spill.bytes for r in results),
+        "peak_spill_bytes": sum(r.spill.bytes for r in results) + sum(g.bytes for g in groups),
         "workers": workers,
         # S3 requests botocore retried in this run (those that then succeeded)
         "storage_retries": unit_retries + shard_retries + storage.take_retries(),
@@ -256,7 +260,12 @@ def _build(job: BuildJob) -> dict:
         job.options.tokenizer_backend,
         run,
     )
-    index["plan"] = {"units": len(units), "tasks": len(results), **sizing.to_dict()}
+    index["plan"] = {
+        "units": len(units),
+        "tasks": len(results),
+        "groups": sizing.group_count,
+        **sizing.to_dict(),
+    }
     index["warnings"] = [
         *left_out_warnings(job.left_out),
         *index["warnings"],
@@ -280,7 +289,34 @@ def _start_repair(job: BuildJob, work: WorkState, damaged: tuple[str, ...]) -> N
             work.record(SHARDS_DIR, shard["name"], record)
 
 
-def _shard_tasks(job: BuildJob, results: list[UnitResult], sizing: Sizing) -> list[ShardTask]:
+def _run_groups(
+    job: BuildJob,
+    engine: LocalEngine | DaskEngine,
+    work: WorkState,
+    results: list[UnitResult],
+    sizing: Sizing,
+    spill_dir: str,
+    before: list[GroupResult],
+) -> list[GroupResult]:
+    """The second level of a two-level shuffle (none with one level): every group not
+    written yet; then the units' spill files, which only the groups read, are removed."""
+    if not sizing.group_buckets:
+        return []
+    spilled = spill_schema(job.schema(), job.encoder.vocab_size)
+    done = {g.name for g in before}
+    tasks = group_tasks(
+        results, sizing, spill_dir, spilled, job.options.storage_options, done, job.lease
+    )
+    groups = [*before, *run_groups(engine, work, tasks, job.options.progress)]
+    for result in results:
+        if storage.exists(result.spill.path):
+            storage.remove(result.spill.path)
+    return groups
+
+
+def _shard_tasks(
+    job: BuildJob, results: list[UnitResult], sizing: Sizing, groups: list[GroupResult]
+) -> list[ShardTask]:
     schema = job.schema()
     spilled = spill_schema(schema, job.encoder.vocab_size)
     return shard_tasks(
@@ -292,6 +328,7 @@ def _shard_tasks(job: BuildJob, results: list[UnitResult], sizing: Sizing) -> li
         spilled,
         job.options.storage_options,
         job.lease,
+        groups,
     )
 
 
@@ -318,7 +355,7 @@ def _write_card(output_dir: str, index: dict, schema: pa.Schema) -> None:
 
 def _plan(job: BuildJob) -> dict:
     """Sizes and units: from the inputs and config only, never the worker count."""
-    sizing = choose_sizing(job.raw_bytes, job.config)
+    sizing = choose_sizing(job.raw_bytes, job.config, job.options.shuffle_groups)
     if job.phase is not None:
         units: list[Unit | PhaseUnit] = [*job.phase.units(sizing.unit_size)]
     else:

@@ -21,6 +21,7 @@ class RunOptions:
     storage_options: dict = field(default_factory=dict)
     tokenizer_backend: str = DEFAULT_BACKEND
     verify: bool = False  # a finished build's rerun checks shard checksums, not only sizes
+    shuffle_groups: int | None = None  # groups of a two-level shuffle; None: by size
 
     @property
     def in_process(self) -> bool:

@@ -79,15 +79,20 @@ def make_engine(options: RunOptions, workers: int) -> LocalEngine | DaskEngine:
     return LocalEngine(workers, worker_init, WORKER_MODULES)
 
 
-def resumable_units(work: WorkState) -> tuple[list[UnitResult], list[str]]:
+def resumable_units(
+    work: WorkState, spill_needed: bool = True
+) -> tuple[list[UnitResult], list[str]]:
     """The unit records of earlier runs whose spill files are still whole, and the names
     of those whose spill file is missing or short (a node-local or wiped --tmp-dir):
-    their records are removed, so that those units run again."""
+    their records are removed, so that those units run again. Once every group of a
+    two-level shuffle is written, the units' spill files are gone and not `spill_needed`."""
     usable, redone = [], []
     for name, record in work.records(UNITS_DIR).items():
         result = UnitResult.from_dict(record)
         spill = result.spill.path
-        if storage.exists(spill) and storage.size(spill) >= result.spill.bytes:
+        if not spill_needed or (
+            storage.exists(spill) and storage.size(spill) >= result.spill.bytes
+        ):
             usable.append(result)
         else:
             work.forget(UNITS_DIR, name)

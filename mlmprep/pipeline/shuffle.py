@@ -18,6 +18,7 @@ from mlmprep.core.random_streams import SHARD_SHUFFLE, rng_for
 from mlmprep.formats.manifest import SHARDS_DIR, WorkState
 from mlmprep.formats.schema import COMPRESSION
 from mlmprep.formats.shard_names import ShardName
+from mlmprep.pipeline.groups import GroupResult
 from mlmprep.pipeline.spill import SpillSlice, read_slices
 from mlmprep.pipeline.unit_result import UnitResult
 
@@ -61,10 +62,17 @@ def shard_tasks(
     spilled: pa.Schema,
     storage_options: dict,
     lease: LeaseCheck | None = None,
+    groups: list[GroupResult] = (),
 ) -> list[ShardTask]:
     """Name every shard (a bucket becomes ceil(rows / shard_size) shards) and list where
-    each bucket's rows are: one slice per unit with rows in it, in unit order."""
+    each bucket's rows are: one slice per unit with rows in it, in unit order, or, after
+    a two-level shuffle (`groups`), the bucket's one range of its group file."""
     results = sorted(results, key=lambda r: r.order)
+    group_of = {
+        (g.split, bucket): g
+        for g in groups
+        for bucket in range(g.first_bucket, g.first_bucket + len(g.offsets) - 1)
+    }
     tasks = []
     for split_index, split in enumerate(SPLITS):
         if not buckets[split]:
@@ -80,12 +88,15 @@ def shard_tasks(
                 continue
             names = [str(ShardName(split, index + i, total)) for i in range(count)]
             index += count
-            slices = [
-                SpillSlice(r.spill.path, offsets[bucket], offsets[bucket + 1])
-                for r in results
-                if r.rows[split][bucket]
-                for offsets in [r.spill.offsets[split]]
-            ]
+            if group_of:
+                slices = [group_of[split, bucket].slice_of(bucket)]
+            else:
+                slices = [
+                    SpillSlice(r.spill.path, offsets[bucket], offsets[bucket + 1])
+                    for r in results
+                    if r.rows[split][bucket]
+                    for offsets in [r.spill.offsets[split]]
+                ]
             seed = [config.seed, SHARD_SHUFFLE, bucket] + ([1] if split_index else [])
             tasks.append(
                 ShardTask(

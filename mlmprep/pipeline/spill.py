@@ -197,12 +197,18 @@ def read_slices(slices: list[SpillSlice], schema: pa.Schema) -> pa.Table:
         return schema.empty_table()
     if storage.is_url(slices[0].path):
         with ThreadPoolExecutor(PARALLEL_READS) as pool:
-            batches = list(pool.map(lambda s: _read_slice(s, schema), slices))
+            pieces = list(pool.map(lambda s: _read_slice(s, schema), slices))
     else:
-        batches = [_read_slice(s, schema) for s in slices]
-    return pa.Table.from_batches(batches, schema=schema)
+        pieces = [_read_slice(s, schema) for s in slices]
+    return pa.Table.from_batches([b for batches in pieces for b in batches], schema=schema)
 
 
-def _read_slice(piece: SpillSlice, schema: pa.Schema) -> pa.RecordBatch:
-    data = storage.read_range(piece.path, piece.start, piece.end)
-    return ipc.read_record_batch(ipc.read_message(pa.py_buffer(data)), schema)
+def _read_slice(piece: SpillSlice, schema: pa.Schema) -> list[pa.RecordBatch]:
+    """The batches in one slice: one of a unit's spill file, one per unit of a group
+    file (groups.py)."""
+    data = pa.py_buffer(storage.read_range(piece.path, piece.start, piece.end))
+    reader = pa.BufferReader(data)
+    batches = []
+    while reader.tell() < data.size:
+        batches.append(ipc.read_record_batch(ipc.read_message(reader), schema))
+    return batches

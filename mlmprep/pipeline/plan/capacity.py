@@ -73,7 +73,7 @@ def estimate_plan(
     files: measured on a sample of `inputs`, scaled, sized as the build sizes it."""
     files = describe_inputs(resolve_inputs(inputs, output_dir))
     raw = sum(f.raw_size for f in files if not f.skipped)
-    sizing = choose_sizing(input_bytes or raw, config)
+    sizing = choose_sizing(input_bytes or raw, config, options.shuffle_groups)
     sample = measure_sample(
         files, config, sizing, options.tokenizer_backend, options.storage_options
     )
