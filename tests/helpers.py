@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import signal
+import subprocess
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from mlmprep.pipeline.build import RunOptions, build
 
 SAMPLE_DIR = Path(str(resources.files("mlmprep.data").joinpath("sample")))
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+WAIT_SECONDS = 120  # for a build to reach the point where a test kills it
 
 
 def shared_corpus(relative: str) -> Path:
@@ -94,3 +99,15 @@ def large_vocabulary(directory: Path, extra: int = 40_000) -> tuple[Path, list[s
     path = directory / "large-vocab.txt"
     path.write_text(base.rstrip("\n") + "\n" + "\n".join(words) + "\n", encoding="utf-8")
     return path, words[-8:]
+
+
+def kill_when(process: subprocess.Popen, records: Path, count: int) -> None:
+    """SIGKILL the build once `count` completion records exist in `records`."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        if records.is_dir() and len(list(records.glob("*.json"))) >= count:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            return
+        time.sleep(0.005)
+    pytest.fail("the build finished (or hung) before it could be killed part-way")

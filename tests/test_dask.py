@@ -50,6 +50,14 @@ def test_local_cluster_writes_the_same_bytes(corpus, local_build, tmp_path):
     assert json.loads((out / "index.json").read_text())["run"]["engine"] == "dask"
 
 
+def test_a_two_level_shuffle_on_dask_writes_the_same_bytes(corpus, local_build, tmp_path):
+    out = tmp_path / "out"
+    run = RunOptions(workers=2, engine="dask", shuffle_groups=2)
+    build([str(corpus)], str(out), CONFIG, run)
+    assert json.loads((out / "index.json").read_text())["plan"]["groups"] == 2
+    assert shard_hashes(out) == shard_hashes(local_build)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,20 +1,16 @@
 """A build killed with SIGKILL part-way resumes and ends byte-identical to a clean build."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from .helpers import plain_sample, run_build, shard_hashes
+from .helpers import kill_when, plain_sample, run_build, shard_hashes
 
 OPTIONS = {"unit_size": 64 * 1024, "shard_size": 200}
-WAIT_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +46,6 @@ def command(corpus: Path, out: Path) -> list[str]:
         "--shard-size",
         str(OPTIONS["shard_size"]),
     ]
-
-
-def kill_when(process: subprocess.Popen, records: Path, count: int) -> None:
-    """SIGKILL the build once `count` completion records exist in `records`."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline and process.poll() is None:
-        if records.is_dir() and len(list(records.glob("*.json"))) >= count:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-            return
-        time.sleep(0.005)
-    pytest.fail("the build finished (or hung) before it could be killed part-way")
 
 
 @pytest.mark.parametrize("phase,count", [("units", 5), ("shards", 3)])

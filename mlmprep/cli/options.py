@@ -170,7 +170,7 @@ CONFIG_OPTIONS = [
     click.option(
         "--units",
         default=DEFAULTS.units,
-        type=int,
+        type=click.IntRange(min=0),
         help="Cut the input into about N work units (unit size = input / N), instead of "
         "--unit-size; e.g. several per worker of a large cluster. 0: chosen from the "
         "input size (see `mlmprep plan`). [default: 0]",

@@ -235,7 +235,9 @@ def _build(job: BuildJob) -> dict:
             work.remove()
             storage.rmtree(spill_dir)
             raise no_documents(job.inputs, results)
+        groups_started = time.monotonic()
         groups = _run_groups(job, engine, work, results, sizing, spill_dir, groups_before)
+        groups_seconds = time.monotonic() - groups_started
         shard_retries = _run_shards(
             engine, work, _shard_tasks(job, results, sizing, groups), job.options.progress
         )
@@ -243,6 +245,7 @@ def _build(job: BuildJob) -> dict:
     run = {
         "engine": job.options.engine,
         "units_seconds": round(units_seconds, 3),
+        "groups_seconds": round(groups_seconds, 3),  # a two-level shuffle's second level
         "total_seconds": round(time.monotonic() - job.started, 3),
         "units_done_before": len(done_before),
         "units_redone": redone,  # recorded, but their spill files were missing or short
