@@ -42,8 +42,14 @@ def test_large_corpora_keep_buckets_under_256_mib_and_slices_over_1_mib(raw, dup
     assert sizing.window_size == 8 * MiB <= sizing.unit_size
     if sizing.unit_size > 8 * MiB:  # grown: the rule's second regime
         assert spill / buckets <= 256 * MiB
+        assert buckets > 1 and units >= 128
+    if sizing.unit_size > 8 * MiB and not sizing.group_buckets:  # one level: ~256 units
         assert spill / (units * buckets) >= MiB
-        assert buckets > 1 and 128 <= units <= 257
+        assert units <= 257
+    if sizing.group_buckets:  # two levels: sqrt(spill / 1 MiB) units, slices per group
+        assert units >= math.isqrt(int(spill // MiB)) - 1
+        assert spill / (units * sizing.group_count) >= 0.99 * MiB
+        assert sizing.unit_size <= 4 * 1024 * MiB
 
 
 def test_an_explicit_unit_size_is_kept():
@@ -80,8 +86,56 @@ def test_plan_text_for_an_assumed_size(tmp_path):
     assert "input:            1.0 TB of text (assumed, like the inputs; 309.3 KB built" in (
         result.stdout
     )
-    assert "units:            255 of about 3.9 GB" in result.stdout  # 1 TB / 255
+    units = math.isqrt(10**12 * 18 // 10 // MiB)  # sqrt(spill / 1 MiB): 1310
+    unit_mb = math.ceil(10**12 / units) / 1e6
+    assert f"units:            {units} of about {unit_mb:.1f} MB" in result.stdout
+    assert re.search(r"shuffle: +two levels, [\d,]+ groups of \d+ neighbouring", result.stdout)
     assert re.search(r"time: +about [\d.]+ h with 2 workers", result.stdout)
+
+
+def plan_json(*args: str) -> dict:
+    result = CliRunner().invoke(main, ["plan", str(SAMPLE_DIR), "out", "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_the_plan_at_8_tb_on_1000_workers_keeps_every_worker_busy():
+    """Web scale: at least 1,000 unit tasks of at most 4 GB, and the units phase within
+    1.3x of the input spread evenly over the workers at the sample's rate."""
+    for options in (
+        ["--dupe-factor", "5"],
+        ["--objective", "none", "--masking", "dynamic", "--max-seq-length", "1024"],
+    ):
+        plan = plan_json("--input-bytes", "8e12", "--workers", "1000", *options)
+        phases = {phase["name"]: phase for phase in plan["resources"]["phases"]}
+        assert list(phases) == ["units", "groups", "shards", "export"]
+        assert phases["units"]["tasks"] == plan["tasks"] >= 1000
+        assert plan["raw_bytes"] / plan["tasks"] <= 4e9
+        ideal = 8e12 * plan["sample"]["seconds"] / 1000
+        assert ideal <= phases["units"]["seconds"] <= 1.3 * ideal
+        assert phases["groups"]["tasks"] >= 1000
+        # a phase is no faster than its largest task, nor than its tasks spread evenly
+        for phase in phases.values():
+            assert phase["seconds"] >= phase["largest_task_seconds"]
+        build = sum(p["seconds"] for name, p in phases.items() if name != "export")
+        assert abs(plan["resources"]["seconds"] - build) < 1
+
+
+def test_the_plan_counts_the_second_level_in_disk_and_requests():
+    one = plan_json("--input-bytes", "1TB", "--shuffle-groups", "0")
+    two = plan_json("--input-bytes", "1TB")
+    groups = two["sizing"]["group_buckets"] and math.ceil(
+        two["sizing"]["buckets"]["train"] / two["sizing"]["group_buckets"]
+    )
+    assert groups > 1 and not one["sizing"]["group_buckets"]
+    assert two["spill_bytes"] == 2 * one["spill_bytes"]  # the groups copy the units' files
+    assert two["object_store_reads"] == two["tasks"] * groups + two["sizing"]["buckets"]["train"]
+    assert one["object_store_reads"] == one["tasks"] * one["sizing"]["buckets"]["train"]
+    # a read of the first level is one unit's range of a group, not of a bucket
+    assert abs(two["slice_bytes"] - one["spill_bytes"] / (two["tasks"] * groups)) <= 1
+    assert (
+        two["slice_bytes"] > one["slice_bytes"] * (two["sizing"]["buckets"]["train"] / groups) * 0.9
+    )
 
 
 def _without_measured_time(plan: dict) -> dict:

@@ -4,8 +4,10 @@ prints the same dicts as JSON)."""
 from __future__ import annotations
 
 from mlmprep.pipeline.plan.capacity import PlanEstimate
+from mlmprep.pipeline.plan.resources import PhaseTime
 from mlmprep.pipeline.plan.tokenize_estimate import TokenizeEstimate
 from mlmprep.pipeline.recipe.recipe_plan import RecipePlan
+from mlmprep.pipeline.sizing import Sizing
 
 
 def build_text(summary: dict, output_dir: str) -> str:
@@ -274,6 +276,7 @@ def plan_text(plan: PlanEstimate, target_minutes: float | None = None) -> str:
         f"task{'s' if plan.tasks != 1 else ''}), read in windows of "
         f"{size_text(sizing.window_size)}",
         f"buckets:          {buckets} (each shuffled in memory by one worker)",
+        *_groups_line(sizing),
         f"shards:           about {shards}",
         f"rows:             about {plan.rows:,} (from about {plan.tokens:,} tokens of text)",
         f"temporary disk:   about {size_text(plan.spill_bytes)} at peak (spill files), "
@@ -281,6 +284,7 @@ def plan_text(plan: PlanEstimate, target_minutes: float | None = None) -> str:
         f"memory:           about {size_text(memory.total_rss)} at peak in all ({workers}; "
         f"{size_text(memory.worker_rss)} the largest worker)",
         f"time:             about {_duration(memory.seconds)} with {workers}",
+        *_phase_lines(memory.phases),
     ]
     if target_minutes is not None:
         cores = plan.cores_for_target
@@ -299,6 +303,28 @@ def plan_text(plan: PlanEstimate, target_minutes: float | None = None) -> str:
         f"{plan.object_store_reads:,} range reads of about {size_text(plan.slice_bytes)}",
     ]
     return "\n".join(lines)
+
+
+def _groups_line(sizing: Sizing) -> list[str]:
+    if not sizing.group_buckets:
+        return []
+    return [
+        f"shuffle:          two levels, {sizing.group_count:,} groups of {sizing.group_buckets} "
+        "neighbouring buckets (each unit's file read once per group)"
+    ]
+
+
+def _phase_lines(phases: list[PhaseTime]) -> list[str]:
+    """One line per phase: tasks, the largest task's time, the phase's time."""
+    lines = []
+    for i, phase in enumerate(phases):
+        label = "phases:" if i == 0 else ""
+        after = " (mlmprep export, MDS)" if phase.name == "export" else ""
+        lines.append(
+            f"{label:<18}{phase.name:<7} {phase.tasks:>9,} tasks, largest "
+            f"{_duration(phase.largest_task_seconds):>7}, in all {_duration(phase.seconds)}{after}"
+        )
+    return lines
 
 
 def _workers(n: int) -> str:

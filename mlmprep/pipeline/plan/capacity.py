@@ -105,23 +105,29 @@ def scale_plan(
         split: sizing.buckets[split] * max(1, math.ceil(rows / config.shard_size))
         for split, rows in bucket_rows.items()
     }
+    buckets, groups = sum(sizing.buckets.values()), sizing.group_count
+    spill = sample.spill_bytes * raw + tasks * sample.spill_file_overhead(buckets)
+    n_shards = sum(shards.values())
     load = BuildLoad(
-        workers=worker_count(options.workers, tasks, sum(sizing.buckets.values())),
+        workers=worker_count(options.workers, tasks, buckets),
         pool=options.workers > 1 and options.engine == "local",
         tasks=tasks,
         largest_task_bytes=scope.largest_task_bytes,
         window_bytes=min(sizing.window_size, scope.largest_task_bytes),
         raw_bytes=raw,
         rows=round(sum(split_rows.values())),
-        buckets=sum(sizing.buckets.values()),
+        buckets=buckets,
         largest_bucket_rows=math.ceil(max(bucket_rows.values(), default=0)),
+        groups=groups,
+        spill_bytes=spill,
+        shards=n_shards,
         tokens_per_byte=sample.tokens,
         spill_per_byte=sample.spill_bytes,  # rows: what is read back into memory
         seconds_per_byte=sample.seconds,
         process_rss=sample.process_rss,
     )
-    n_shards, buckets = sum(shards.values()), load.buckets
-    spill = int(sample.spill_bytes * raw + tasks * sample.spill_file_overhead(buckets))
+    # a unit's file is read once per bucket, or once per group and the groups' once per bucket
+    reads = tasks * groups + buckets if groups else tasks * buckets
     return PlanEstimate(
         files=scope.files,
         raw_bytes=raw,
@@ -133,15 +139,15 @@ def scale_plan(
         shards=shards,
         rows=load.rows,
         tokens=round(sample.tokens * raw),
-        spill_bytes=spill,
+        spill_bytes=int(spill * (2 if groups else 1)),  # groups copy the units' files
         output_bytes=int(spill * OUTPUT_BYTES_PER_SPILL_BYTE),
         resources=estimate_resources(load),
         cores_for_target=cores_for(load, target_minutes) if target_minutes else None,
-        work_dir_files=2 * tasks + n_shards + RECORD_FILES + WORK_DIR_SLACK,
-        # spill files and unit records, shards and their records, index and tokenizer
-        object_store_writes=2 * tasks + 2 * n_shards + 2,
-        object_store_reads=tasks * buckets,
-        slice_bytes=spill // max(1, tasks * buckets),
+        work_dir_files=2 * (tasks + groups) + n_shards + RECORD_FILES + WORK_DIR_SLACK,
+        # spill and group files and their records, shards and their records, index, tokenizer
+        object_store_writes=2 * (tasks + groups) + 2 * n_shards + 2,
+        object_store_reads=reads,
+        slice_bytes=int(spill // max(1, tasks * (groups or buckets))),
     )
 
 
