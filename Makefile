@@ -49,6 +49,7 @@ bench: $(VENV)/.installed-fast  # kitoken too: the benchmark compares both backe
 	$(BIN)/python benchmarks/recipe_bench.py  # a two-phase recipe against two plain builds
 	$(BIN)/python benchmarks/packing_bench.py  # packed batches: fill and rows/s
 	$(BIN)/python benchmarks/export_bench.py  # exports: rows/s at 1 and 2 workers
+	$(BIN)/python benchmarks/scale_table.py  # the plan at 1 GB to 8 TB on 1 to 1,000 workers
 
 clean:
 	rm -rf $(VENV) .venv-readers $(DEMO_OUT) .pytest_cache .ruff_cache build *.egg-info

@@ -4,6 +4,7 @@ files, JSONL and Parquet) at dupe 1 and 5 with two workers; `tokenize --plan` li
 RSS and wall time depend on the machine that runs the tests: `make bench` compares them
 (benchmarks/plan_accuracy.py); here the memory model itself is checked by hand."""
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def test_the_memory_model_adds_up_by_hand():
     load = BuildLoad(workers=2, pool=True, tasks=10, largest_task_bytes=8 * MB,
                      window_bytes=8 * MB, raw_bytes=80 * MB, rows=400_000, buckets=4,
                      largest_bucket_rows=100_000, tokens_per_byte=0.25, spill_per_byte=0.5,
-                     seconds_per_byte=1e-6, process_rss=106 * MB)  # fmt: skip
+                     seconds_per_byte=1e-6, process_rss=106 * MB, groups=0,
+                     spill_bytes=40 * MB, shards=4)  # fmt: skip
     unit_work = 32 * (8 * MB * 0.25) + 8 * MB * 0.5  # window tokens, window spill
     shuffle_work = 3.0 * (0.5 * 80 * MB / 4)  # a quarter of the spill, read into memory
     worker = 175 * MB + 10 * MB + unit_work + shuffle_work
@@ -62,3 +64,12 @@ def test_the_memory_model_adds_up_by_hand():
     assert estimate.total_rss == int(110 * MB + 101 * MB + 2 * worker)
     # units: 40 MB per worker at 1 µs per byte; buckets: 200,000 rows at 150,000 per second
     assert estimate.seconds == round(0.5 + 40 * MB * 1e-6 + 200_000 / 150_000, 1)
+    assert [p.name for p in estimate.phases] == ["units", "shards", "export"]
+    # three groups on two workers: two rounds of a third of 40 MB at 150 MB/s
+    grouped = estimate_resources(dataclasses.replace(load, groups=3))
+    groups = grouped.phases[1]
+    assert (groups.name, groups.tasks) == ("groups", 3)
+    assert groups.seconds == pytest.approx(2 * 40 * MB / 3 / 150e6)
+    assert grouped.seconds == round(estimate.seconds + groups.seconds, 1)
+    # the export: 400,000 rows in 4 files on 2 workers, 66,000 rows/s each
+    assert estimate.phases[-1].seconds == pytest.approx(2 * 100_000 / 66_000)

@@ -5,6 +5,8 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlmprep.core.config import BuildConfig
 from mlmprep.formats.schema import output_schema
@@ -12,6 +14,7 @@ from mlmprep.pipeline.spill import (
     BucketDealer,
     SpillSlice,
     cast_batch,
+    dealt_rows,
     read_slices,
     spill_schema,
     write_spill,
@@ -61,6 +64,33 @@ def test_the_first_bucket_is_drawn_from_the_units_stream(tmp_path):
         next(b for b, rows in enumerate(deal(tmp_path, seed, 5)) if 0 in rows) for seed in range(40)
     }
     assert firsts == set(range(5))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 40), min_size=1, max_size=5),
+    n_buckets=st.integers(1, 12),
+    seed=st.integers(0, 1000),
+)
+def test_the_rows_of_each_bucket_follow_from_the_first_bucket(
+    tmp_path_factory, sizes, n_buckets, seed
+):
+    """What a two-level shuffle's unit records rely on: a unit's rows per bucket are
+    known from its row count and first bucket alone."""
+    staging = str(tmp_path_factory.mktemp("deal") / "staging")
+    dealer = BucketDealer(n_buckets, np.random.default_rng(seed), staging, SCHEMA)
+    start = 0
+    for size in sizes:
+        dealer.write(batch_of(range(start, start + size)))
+        start += size
+    dealer.discard()
+    counted = dealt_rows(start, dealer.first_bucket, n_buckets, range(n_buckets))
+    assert counted.tolist() == dealer.rows.tolist()
+    part = range(n_buckets // 3, n_buckets)
+    assert (
+        dealt_rows(start, dealer.first_bucket, n_buckets, part).tolist()
+        == counted[part.start :].tolist()
+    )
 
 
 def test_slices_are_concatenated_in_the_order_given(tmp_path):

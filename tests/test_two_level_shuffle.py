@@ -99,6 +99,14 @@ def test_a_lost_group_file_is_written_again_from_units_run_again(corpus, one_lev
     process = subprocess.Popen(command(corpus, out, "--tmp-dir", str(spill)))
     kill_when(process, out / ".mlmprep-work" / "shards", 2)
     assert not list(spill.glob("*/unit-*.arrows"))  # only the groups read them
+    # a unit's record holds a value per group, not per bucket (268,221 buckets at 8 TB)
+    work = out / ".mlmprep-work"
+    sizing = json.loads((work / "plan.json").read_text())["sizing"]
+    groups = math.ceil(sizing["buckets"]["train"] / sizing["group_buckets"])
+    assert groups < sizing["buckets"]["train"]
+    record = json.loads(next((work / "units").glob("*.json")).read_text())
+    assert len(record["rows"]["train"]) == groups
+    assert len(record["spill"]["offsets"]["train"]) == groups + 1
     groups = sorted(spill.glob("*/group-train-*.arrows"))
     assert len(groups) > 3
     groups[1].unlink()

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 from tqdm import tqdm
@@ -31,7 +32,13 @@ from mlmprep.core.files import atomic_path
 from mlmprep.core.lease import LeaseCheck, commits_guarded
 from mlmprep.formats.manifest import GROUPS_DIR, WorkState
 from mlmprep.pipeline.sizing import Sizing
-from mlmprep.pipeline.spill import PARALLEL_READS, SPILL_COMPRESSION, SpillSlice, empty_batch
+from mlmprep.pipeline.spill import (
+    PARALLEL_READS,
+    SPILL_COMPRESSION,
+    SpillSlice,
+    dealt_rows,
+    empty_batch,
+)
 from mlmprep.pipeline.unit_result import UnitResult
 
 END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC: continuation, length 0
@@ -45,11 +52,17 @@ def group_name(split: str, group: int) -> str:
 
 @dataclass(frozen=True)
 class UnitRange:
-    """One unit's rows of a group: where each of the group's buckets starts in its spill
-    file, and where the last ends (buckets + 1 offsets)."""
+    """One unit's rows of a group: the byte range of the group in its spill file, and
+    how the unit dealt its rows (so the rows of each bucket are known unread)."""
 
     path: str
-    offsets: list[int]
+    start: int
+    end: int
+    rows: int  # of the unit's split, all buckets
+    first_bucket: int  # of its row 0 (spill.dealt_rows)
+
+    def bucket_rows(self, buckets: range, n_buckets: int) -> np.ndarray:
+        return dealt_rows(self.rows, self.first_bucket, n_buckets, buckets)
 
 
 @dataclass
@@ -58,9 +71,9 @@ class GroupTask:
 
     split: str
     group: int
-    first_bucket: int
     units: list[UnitRange]  # in unit order; units without rows in the group left out
-    buckets: int
+    buckets: range  # the group's, of the split's
+    split_buckets: int
     spill_dir: str
     schema: pa.Schema  # of the spill files
     storage_options: dict = field(default_factory=dict)  # for URLs, in the worker
@@ -85,6 +98,7 @@ class GroupResult:
     first_bucket: int
     path: str
     offsets: list[int]  # buckets + 1 values: bucket first_bucket + i is [offsets[i], [i + 1])
+    rows: list[int]  # of each bucket, over every unit
     bytes: int
     storage_retries: int = 0
 
@@ -114,22 +128,28 @@ def group_tasks(
     results = sorted(results, key=lambda r: r.order)
     tasks = []
     for split in SPLITS:
+        n_buckets = sizing.buckets[split]
         for group, buckets in enumerate(sizing.groups(split)):
             if group_name(split, group) in done:
                 continue
-            first, end = buckets.start, buckets.stop
             units = [
-                UnitRange(r.spill.path, r.spill.offsets[split][first : end + 1])
+                UnitRange(
+                    r.spill.path,
+                    r.spill.offsets[split][group],
+                    r.spill.offsets[split][group + 1],
+                    sum(r.rows[split]),
+                    r.first_buckets[split],
+                )
                 for r in results
-                if any(r.rows[split][first:end])
+                if r.rows[split][group]
             ]
             tasks.append(
                 GroupTask(
                     split,
                     group,
-                    first,
                     units,
-                    len(buckets),
+                    buckets,
+                    n_buckets,
                     spill_dir,
                     schema,
                     storage_options,
@@ -145,13 +165,18 @@ def write_group(task: GroupTask) -> GroupResult:
         storage.configure(task.storage_options)
         with _staged(task) as staged:
             offsets = _write_group_file(task, staged)
+        rows = sum(
+            (u.bucket_rows(task.buckets, task.split_buckets) for u in task.units),
+            np.zeros(len(task.buckets), np.int64),
+        )
         return GroupResult(
             task.name,
             task.split,
             task.group,
-            task.first_bucket,
+            task.buckets.start,
             task.path,
             offsets,
+            rows.tolist(),
             offsets[-1],
             storage.take_retries(),
         )
@@ -176,7 +201,7 @@ def _staged(task: GroupTask) -> Iterator[str]:
 def _read_in_order(task: GroupTask) -> Iterator[bytes]:
     """Each unit's range of the group, in unit order; on object storage several reads
     are in flight, and no more than a few wait to be written."""
-    ranges = [(u.path, u.offsets[0], u.offsets[-1]) for u in task.units]
+    ranges = [(u.path, u.start, u.end) for u in task.units]
     if not storage.is_url(task.spill_dir):
         for path, start, end in ranges:
             yield storage.read_range(path, start, end)
@@ -190,21 +215,37 @@ def _read_in_order(task: GroupTask) -> Iterator[bytes]:
 def _write_group_file(task: GroupTask, staged: str) -> list[int]:
     """The group file: an Arrow IPC stream of the spill schema whose messages are, for
     each bucket, its batches of every unit (copied from `staged`); the buckets' offsets."""
-    starts, position = [], 0  # where each unit's range begins in the staging file
-    for unit in task.units:
-        starts.append(position)
-        position += unit.offsets[-1] - unit.offsets[0]
+    units = _bucket_bounds(task, staged)
     with atomic_path(task.path) as tmp, storage.arrow_sink(tmp) as sink:
         sink.write(_stream_header(task.schema))
         offsets = [sink.tell()]
         with open(staged, "rb") as source:
-            for i in range(task.buckets):
-                for unit, base in zip(task.units, starts):
-                    start = base + unit.offsets[i] - unit.offsets[0]
-                    _copy(source, start, unit.offsets[i + 1] - unit.offsets[i], sink)
+            for i in range(len(task.buckets)):
+                for bounds in units:
+                    _copy(source, bounds[i], bounds[i + 1] - bounds[i], sink)
                 offsets.append(sink.tell())
         sink.write(END_OF_STREAM)
     return offsets
+
+
+def _bucket_bounds(task: GroupTask, staged: str) -> list[list[int]]:
+    """Per unit, where each of the group's bucket batches begins in the staging file (and
+    where the last ends), found from the messages' framing: a unit's range holds one
+    message per bucket of the group, in bucket order."""
+    bounds, position = [], 0
+    with pa.memory_map(staged) as source:
+        for unit in task.units:
+            end = position + unit.end - unit.start
+            source.seek(position)
+            starts = [position]
+            while source.tell() < end:
+                ipc.read_message(source)
+                starts.append(source.tell())
+            if len(starts) != len(task.buckets) + 1 or starts[-1] != end:
+                raise OSError(f"{unit.path}: the spill file's group range is damaged")
+            bounds.append(starts)
+            position = end
+    return bounds
 
 
 def _copy(source, start: int, length: int, sink: pa.NativeFile) -> None:

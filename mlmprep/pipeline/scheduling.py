@@ -54,6 +54,7 @@ def unit_tasks(
             storage_options=options.storage_options,
             tokenizer_backend=options.tokenizer_backend,
             lease=lease,
+            group_buckets=sizing.group_buckets,
         )
         if not unit.streamed:
             if task.name not in done:

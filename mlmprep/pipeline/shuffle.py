@@ -78,8 +78,13 @@ def shard_tasks(
         if not buckets[split]:
             continue
         rows = np.zeros(buckets[split], np.int64)
-        for result in results:
-            rows += np.asarray(result.rows[split], np.int64)
+        if group_of:
+            for g in groups:
+                if g.split == split:
+                    rows[g.first_bucket : g.first_bucket + len(g.rows)] += g.rows
+        else:
+            for result in results:
+                rows += np.asarray(result.rows[split], np.int64)
         parts = [math.ceil(int(n) / config.shard_size) for n in rows]
         total = sum(parts)
         index = 0

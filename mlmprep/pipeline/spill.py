@@ -78,7 +78,8 @@ class BucketDealer:
         self.n_buckets = n_buckets
         self.schema = schema  # the spill schema that staged rows are cast to
         self.rows = np.zeros(n_buckets, np.int64)
-        self._next_bucket = int(rng.integers(n_buckets))
+        self.first_bucket = int(rng.integers(n_buckets))  # of the unit's row 0
+        self._next_bucket = self.first_bucket
         self._staging_path = staging_path
         self._sink: pa.OSFile | None = None
         self._writer: ipc.RecordBatchStreamWriter | None = None
@@ -131,6 +132,13 @@ class BucketDealer:
                 yield _one_batch(parts, schema)
             staged.clear()  # no buffer may outlive the memory map
         os.remove(self._staging_path)
+
+
+def dealt_rows(total: int, first_bucket: int, n_buckets: int, buckets: range) -> np.ndarray:
+    """Rows that a BucketDealer starting at `first_bucket` gave each of `buckets` out of
+    `total` rows: row j went to bucket (first_bucket + j) % n_buckets."""
+    places = (np.arange(buckets.start, buckets.stop) - first_bucket) % n_buckets
+    return total // n_buckets + (places < total % n_buckets).astype(np.int64)
 
 
 def empty_batch(schema: pa.Schema) -> pa.RecordBatch:

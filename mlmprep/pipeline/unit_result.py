@@ -3,7 +3,7 @@ JSON when it arrives, read back by the shard phase, the index and a resumed buil
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mlmprep.core.counts import SplitCounts
 
@@ -37,7 +37,8 @@ class UnitRecord:
 @dataclass(frozen=True)
 class SpillFile:
     """A unit's spill file: its size and, per split, the byte offsets of its bucket
-    batches (buckets + 1 values: bucket b is [offsets[b], offsets[b + 1]))."""
+    batches (buckets + 1 values: bucket b is [offsets[b], offsets[b + 1])); with a
+    two-level shuffle, of its groups' ranges instead (groups + 1 values)."""
 
     path: str
     bytes: int  # where its last bucket batch ends (the stream's end marker follows)
@@ -54,12 +55,14 @@ class UnitResult(UnitRecord):
     accounting: dict  # InputReport.to_dict()
     examples: list[str]  # InputReport.examples
     counts: dict[str, SplitCounts]  # by split
-    rows: dict[str, list[int]]  # rows per bucket, by split
+    rows: dict[str, list[int]]  # rows per bucket (two-level shuffle: per group), by split
     spill: SpillFile
     raw_bytes: int
     part_source: str | None  # the part file cut from a streamed file, deleted once recorded
     tokenizer_backend: dict  # BackendUsage.to_dict()
     storage_retries: int = 0  # S3 requests retried while it ran (storage.take_retries)
+    first_buckets: dict[str, int] = field(default_factory=dict)  # two levels: each split's
+    # bucket of row 0 (rows per bucket follow: spill.dealt_rows); empty with one level
 
     def to_dict(self) -> dict:
         return {

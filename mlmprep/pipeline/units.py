@@ -65,6 +65,7 @@ class UnitTask:
     storage_options: dict = field(default_factory=dict)  # for URLs, in the worker
     tokenizer_backend: str = DEFAULT_BACKEND  # never changes the bytes
     lease: LeaseCheck | None = None  # of an object-store output, checked before commits
+    group_buckets: int = 0  # two-level shuffle: record groups, not buckets (sizing.py)
 
     @property
     def name(self) -> str:
@@ -235,13 +236,32 @@ def _process_unit(task: UnitTask) -> UnitResult:
         accounting=report.to_dict(),
         examples=report.examples,
         counts={split: c for split, c in counts.items() if split in dealers},
-        rows={split: dealer.rows.tolist() for split, dealer in dealers.items()},
-        spill=SpillFile(path, offsets_end(offsets), offsets),
+        rows={
+            split: _per_group(dealer.rows, task.group_buckets) for split, dealer in dealers.items()
+        },
+        spill=SpillFile(path, offsets_end(offsets), _group_offsets(offsets, task.group_buckets)),
         raw_bytes=unit_raw_bytes(task),
         part_source=task.part_source.path if task.part_source else None,
         tokenizer_backend=backend_usage.to_dict(),
         storage_retries=storage.take_retries(),
+        first_buckets={s: d.first_bucket for s, d in dealers.items()} if task.group_buckets else {},
     )
+
+
+def _per_group(rows: np.ndarray, group_buckets: int) -> list[int]:
+    """Rows per bucket, or with a two-level shuffle per group: a unit's record then holds
+    a value per group, not per bucket (268,221 buckets at 8 TB)."""
+    if not group_buckets:
+        return rows.tolist()
+    return np.add.reduceat(rows, np.arange(0, len(rows), group_buckets)).tolist()
+
+
+def _group_offsets(offsets: dict[str, list[int]], group_buckets: int) -> dict[str, list[int]]:
+    """Each split's bucket offsets, or with a two-level shuffle only where groups begin
+    (and the last end)."""
+    if not group_buckets:
+        return offsets
+    return {split: [*ends[:-1:group_buckets], ends[-1]] for split, ends in offsets.items()}
 
 
 def unit_raw_bytes(task: UnitTask) -> int:
