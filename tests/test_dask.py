@@ -206,15 +206,15 @@ def test_a_failing_unit_names_its_file_on_the_client(tmp_path):
 def test_every_task_checks_its_workers_versions(monkeypatch):
     """A task refuses to run on a worker with other versions, so a worker that joins
     after the build connected is refused too (the connect-time check cannot see it)."""
-    from mlmprep.core.engines.dask import run_checked
+    from mlmprep.core.engines.checks import run_checked
     from mlmprep.core.errors import ConfigError
     from mlmprep.formats import manifest
 
     client = manifest.worker_environment()
-    assert run_checked(len, manifest.worker_environment, client, [1, 2]) == 2
+    assert run_checked(len, manifest.worker_environment, client, "Dask", [1, 2]) == 2
     monkeypatch.setattr(manifest, "versions", lambda: {**client, "pyarrow": "0.0.1"})
     with pytest.raises(ConfigError, match=r"a Dask worker has pyarrow 0\.0\.1 \(client"):
-        run_checked(len, manifest.worker_environment, client, [1, 2])
+        run_checked(len, manifest.worker_environment, client, "Dask", [1, 2])
 
 
 def test_a_lost_scheduler_is_a_cluster_error_and_the_build_resumes(corpus, local_build, tmp_path):

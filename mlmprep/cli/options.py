@@ -236,17 +236,19 @@ def config_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 ENGINE_OPTION = click.option(
     "--engine",
-    type=click.Choice(["local", "dask"]),
+    type=click.Choice(["local", "dask", "ray"]),
     default="local",
     show_default=True,
-    help="local: a process pool; dask: a Dask cluster (mlmprep[dask]). Same bytes.",
+    help="local: a process pool; dask: a Dask cluster (mlmprep[dask]); ray: a Ray cluster "
+    "(mlmprep[ray]). Same bytes.",
 )
 SCHEDULER_OPTION = click.option(
     "--scheduler",
     envvar="DASK_SCHEDULER_ADDRESS",
     default=None,
-    help="Dask scheduler address (tcp://host:8786); without it --engine dask starts a "
-    "local cluster of --workers processes. [env: DASK_SCHEDULER_ADDRESS]",
+    help="The cluster's address: Dask's scheduler (tcp://host:8786), or Ray's head "
+    "(host:6379, ray://host:10001; else RAY_ADDRESS); without it --engine dask or ray "
+    "starts a local cluster of --workers processes. [env: DASK_SCHEDULER_ADDRESS]",
 )
 RUN_OPTIONS = [
     click.option(

@@ -15,8 +15,7 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
-from mlmprep.core.engines.dask import DaskEngine
-from mlmprep.core.engines.local import LocalEngine
+from mlmprep.core.engines import Engine
 from mlmprep.core.errors import ConfigError, MlmprepError, OutputError
 from mlmprep.core.files import is_temporary_of, write_json_atomically, write_text_atomically
 from mlmprep.core.lease import LeaseCheck
@@ -294,7 +293,7 @@ def _start_repair(job: BuildJob, work: WorkState, damaged: tuple[str, ...]) -> N
 
 def _run_groups(
     job: BuildJob,
-    engine: LocalEngine | DaskEngine,
+    engine: Engine,
     work: WorkState,
     results: list[UnitResult],
     sizing: Sizing,
@@ -373,9 +372,7 @@ def _plan(job: BuildJob) -> dict:
     }
 
 
-def _run_shards(
-    engine: LocalEngine | DaskEngine, work: WorkState, tasks: list[ShardTask], progress: bool
-) -> int:
+def _run_shards(engine: Engine, work: WorkState, tasks: list[ShardTask], progress: bool) -> int:
     """Write the shards of every bucket not recorded as finished yet (decided from one
     listing of the records' names); return the S3 requests retried meanwhile."""
     finished = work.names(SHARDS_DIR)

@@ -26,8 +26,7 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import SPLITS
-from mlmprep.core.engines.dask import DaskEngine
-from mlmprep.core.engines.local import LocalEngine
+from mlmprep.core.engines import Engine
 from mlmprep.core.files import atomic_path
 from mlmprep.core.lease import LeaseCheck, commits_guarded
 from mlmprep.formats.manifest import GROUPS_DIR, WorkState
@@ -280,7 +279,7 @@ def recorded_groups(work: WorkState) -> list[GroupResult]:
 
 
 def run_groups(
-    engine: LocalEngine | DaskEngine, work: WorkState, tasks: list[GroupTask], progress: bool
+    engine: Engine, work: WorkState, tasks: list[GroupTask], progress: bool
 ) -> list[GroupResult]:
     """Write every group of `tasks`, recording each as it arrives (for resume)."""
     results = []

@@ -11,8 +11,10 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
+from mlmprep.core.engines import Engine
 from mlmprep.core.engines.dask import DaskEngine
 from mlmprep.core.engines.local import LocalEngine
+from mlmprep.core.engines.ray import RayEngine
 from mlmprep.core.lease import LeaseCheck
 from mlmprep.formats.manifest import UNITS_DIR, WorkState, worker_environment
 from mlmprep.input.compressed_parts import cut_parts
@@ -73,10 +75,12 @@ def unit_tasks(
                 yield dataclasses.replace(task, part=part.index, part_source=part.source)
 
 
-def make_engine(options: RunOptions, workers: int) -> LocalEngine | DaskEngine:
+def make_engine(options: RunOptions, workers: int) -> Engine:
     """The engine `options` ask for, with `workers` processes."""
     if options.engine == "dask":
         return DaskEngine(workers, options.scheduler, worker_init, worker_environment)
+    if options.engine == "ray":
+        return RayEngine(workers, options.scheduler, worker_init, worker_environment)
     return LocalEngine(workers, worker_init, WORKER_MODULES)
 
 
@@ -102,7 +106,7 @@ def resumable_units(
 
 
 def run_units(
-    engine: LocalEngine | DaskEngine,
+    engine: Engine,
     work: WorkState,
     tasks: Iterator[Task],
     units: list[Unit],

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
 
+from mlmprep.core.engines.checks import run_checked, task_error, version_differences
 from mlmprep.core.engines.local import IN_FLIGHT_PER_WORKER
-from mlmprep.core.errors import ClusterError, ConfigError, MlmprepError
+from mlmprep.core.errors import ClusterError, ConfigError
 
 CONNECT_TIMEOUT = "30s"
 
@@ -94,7 +95,9 @@ class DaskEngine:
         a worker that joins mid-build with other versions is refused too."""
         from distributed import as_completed
 
-        checked = functools.partial(run_checked, function, self._environment, self._environment())
+        checked = functools.partial(
+            run_checked, function, self._environment, self._environment(), "Dask"
+        )
         remaining = iter(tasks)
         which: dict[str, Any] = {}
         running = as_completed()
@@ -118,23 +121,12 @@ class DaskEngine:
                 "and workers, then run the same command again to resume"
             ) from None
         if failed is not None:
-            raise _task_error(*failed)
+            raise task_error(*failed, "Dask")
 
     def _submit(self, checked: Callable[[Any], Any], task: Any, which: dict[str, Any]) -> Any:
         future = self._client.submit(checked, task, pure=False)
         which[future.key] = task
         return future
-
-
-def _task_error(task: Any, exc: BaseException) -> BaseException:
-    """A task's own error: ours and write errors (OSError, reported by the build with
-    their path) as they are, anything else named with its task."""
-    if isinstance(exc, (MlmprepError, OSError)):
-        return exc
-    reason = " ".join(str(exc).split())
-    return MlmprepError(
-        f"{task.describe()}: failed on a Dask worker: {type(exc).__name__}: {reason}"
-    )
 
 
 def _quiet_distributed_logs() -> dict[str, int]:
@@ -145,23 +137,3 @@ def _quiet_distributed_logs() -> dict[str, int]:
     for name in names:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     return levels
-
-
-def version_differences(expected: dict[str, str], theirs: dict[str, str]) -> list[str]:
-    return [f"{k} {theirs.get(k)} (client {v})" for k, v in expected.items() if theirs.get(k) != v]
-
-
-def run_checked(
-    function: Callable[[Any], Any],
-    environment: Callable[[], dict[str, str]],
-    expected: dict[str, str],
-    task: Any,
-) -> Any:
-    """Run function(task) on a worker whose environment is the client's, else refuse."""
-    differing = version_differences(expected, environment())
-    if differing:
-        raise ConfigError(
-            f"a Dask worker has {', '.join(differing)}; install the client's versions there, "
-            "or the output would not be byte-identical"
-        )
-    return function(task)

@@ -22,8 +22,10 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import SPLITS
+from mlmprep.core.engines import Engine
 from mlmprep.core.engines.dask import DaskEngine
 from mlmprep.core.engines.local import LocalEngine
+from mlmprep.core.engines.ray import RayEngine
 from mlmprep.core.errors import ConfigError, OutputError, write_failure
 from mlmprep.core.files import atomic_path, read_json, write_json_atomically
 from mlmprep.core.writer_lock import writer_lock
@@ -180,11 +182,13 @@ def _write_files(
     return [(file, done[file.key]) for file in plan.files]
 
 
-def _engine(run: ExportRun, files: int) -> LocalEngine | DaskEngine:
-    """The pool the files are written on; a Dask cluster's workers must hold the versions
-    that decide the bytes, and see the build and DEST (a shared filesystem)."""
+def _engine(run: ExportRun, files: int) -> Engine:
+    """The pool the files are written on; a cluster's workers must hold the versions that
+    decide the bytes, and see the build and DEST (a shared filesystem)."""
     if run.engine == "dask":
         return DaskEngine(min(run.workers, files), run.scheduler, environment=versions)
+    if run.engine == "ray":
+        return RayEngine(min(run.workers, files), run.scheduler, environment=versions)
     return LocalEngine(min(run.workers, files), preload=(__name__,))
 
 
