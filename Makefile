@@ -50,6 +50,7 @@ bench: $(VENV)/.installed-fast  # kitoken too: the benchmark compares both backe
 	$(BIN)/python benchmarks/packing_bench.py  # packed batches: fill and rows/s
 	$(BIN)/python benchmarks/export_bench.py  # exports: rows/s at 1 and 2 workers
 	$(BIN)/python benchmarks/scale_table.py  # the plan at 1 GB to 8 TB on 1 to 1,000 workers
+	$(BIN)/python benchmarks/cluster_plan_check.py  # the plan against 2-worker Dask and Ray runs
 
 clean:
 	rm -rf $(VENV) .venv-readers $(DEMO_OUT) .pytest_cache .ruff_cache build *.egg-info

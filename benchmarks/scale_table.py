@@ -20,6 +20,7 @@ SHARED = ROOT.parent / "shared" / "corpora"
 CORPUS = SHARED / "en-tech" if (SHARED / "en-tech").is_dir() else ROOT / "mlmprep/data/sample"
 SIZES = {"1 GB": "1e9", "100 GB": "1e11", "1 TB": "1e12", "8 TB": "8e12"}
 WORKERS = (1, 16, 100, 1000)
+PHASES = ("units", "groups", "shards")
 CONFIGS = {
     "NSP, dupe 5": ["--dupe-factor", "5"],
     "MLM, 1,024 tokens, dynamic": [
@@ -42,6 +43,14 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def cell(phases: dict[str, dict], name: str) -> str:
+    """A phase's time and tasks, or "one level" for the groups of a one-level shuffle."""
+    if name not in phases:
+        return "one level"
+    phase = phases[name]
+    return f"{duration(phase['seconds'])} ({phase['tasks']:,})"
+
+
 def main() -> None:
     for name, options in CONFIGS.items():
         print(f"\n{name} ({CORPUS.name}):\n")
@@ -54,15 +63,10 @@ def main() -> None:
                 phases = {p["name"]: p for p in result["resources"]["phases"]}
                 ideal = result["raw_bytes"] * result["sample"]["seconds"] / workers
 
-                def cell(phase: str) -> str:
-                    if phase not in phases:
-                        return "one level"
-                    p = phases[phase]
-                    return f"{duration(p['seconds'])} ({p['tasks']:,})"
-
+                units, groups, shards = (cell(phases, name) for name in PHASES)
                 print(
-                    f"| {label} | {workers:,} | {cell('units')} | {cell('groups')} | "
-                    f"{cell('shards')} | {duration(result['resources']['seconds'])} | "
+                    f"| {label} | {workers:,} | {units} | {groups} | "
+                    f"{shards} | {duration(result['resources']['seconds'])} | "
                     f"{phases['units']['seconds'] / ideal:.2f} | "
                     f"{duration(phases['export']['seconds'])} |"
                 )
