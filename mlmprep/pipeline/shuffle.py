@@ -4,6 +4,7 @@ write its shard(s) atomically."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,7 +63,7 @@ def shard_tasks(
     spilled: pa.Schema,
     storage_options: dict,
     lease: LeaseCheck | None = None,
-    groups: list[GroupResult] = (),
+    groups: Sequence[GroupResult] = (),
 ) -> list[ShardTask]:
     """Name every shard (a bucket becomes ceil(rows / shard_size) shards) and list where
     each bucket's rows are: one slice per unit with rows in it, in unit order, or, after
