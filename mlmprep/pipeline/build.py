@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import BuildConfig
-from mlmprep.core.engines import Engine
+from mlmprep.core.engines.engine import Engine
 from mlmprep.core.errors import ConfigError, MlmprepError, OutputError
 from mlmprep.core.files import is_temporary_of, write_json_atomically, write_text_atomically
 from mlmprep.core.lease import LeaseCheck

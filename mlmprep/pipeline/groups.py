@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import SPLITS
-from mlmprep.core.engines import Engine
+from mlmprep.core.engines.engine import Engine
 from mlmprep.core.files import atomic_path
 from mlmprep.core.lease import LeaseCheck, commits_guarded
 from mlmprep.formats.manifest import GROUPS_DIR, WorkState

@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from mlmprep.core import storage
 from mlmprep.core.config import SPLITS
-from mlmprep.core.engines import Engine
 from mlmprep.core.engines.dask import DaskEngine
+from mlmprep.core.engines.engine import Engine
 from mlmprep.core.engines.local import LocalEngine
 from mlmprep.core.engines.ray import RayEngine
 from mlmprep.core.errors import ConfigError, OutputError, write_failure
