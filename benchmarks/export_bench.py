@@ -5,11 +5,15 @@ then exports it to each format with `--num-files 8` on 1 and on 2 workers (the m
 of 3 runs each, the whole command timed, start-up included), and checks that both wrote
 the same bytes.
 
-    python benchmarks/export_bench.py
+    python benchmarks/export_bench.py [--megabytes 200] [--dupe-factor 1] [--formats mds]
+
+With --megabytes N the build is of en-tech's text copied to about N MB (as
+benchmarks/cluster_plan_check.py makes it), where start-up weighs less.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import shutil
@@ -19,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cluster_plan_check import make_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
@@ -43,14 +49,23 @@ def digest(directory: Path) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--megabytes", type=int, default=0, help="0: en-tech as it is")
+    parser.add_argument("--dupe-factor", default="5")
+    parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
+        corpus = CORPUS
+        if args.megabytes:
+            corpus = make_corpus(Path(scratch) / "corpus", args.megabytes)
         build = Path(scratch) / "build"
-        mlmprep("build", str(CORPUS), str(build), "--dupe-factor", "5", "--quiet")
+        mlmprep("build", str(corpus), str(build), "--dupe-factor", args.dupe_factor, "--quiet")
         rows = sum(s["rows"] for s in json.loads((build / "index.json").read_text())["shards"])
-        print(f"{CORPUS.name} at dupe 5: {rows:,} rows")
+        size = f"{args.megabytes} MB of " if args.megabytes else ""
+        print(f"{size}{CORPUS.name} at dupe {args.dupe_factor}: {rows:,} rows")
         print(f"{'format':12} " + " ".join(f"{w} worker(s) rows/s".rjust(22) for w in WORKERS)
               + "   speedup  same bytes")  # fmt: skip
-        for fmt in FORMATS:
+        for fmt in args.formats:
             rates, digests = [], set()
             for workers in WORKERS:
                 seconds = []

@@ -60,6 +60,14 @@ def plain_sample(directory: Path) -> Path:
     return directory
 
 
+def repeated_sample(directory: Path, copies: int) -> Path:
+    """One plain text file of the bundled sample's documents, `copies` times over."""
+    plain = plain_sample(directory / "plain")
+    text = "\n\n".join(p.read_text().strip() for p in sorted(plain.glob("*.txt")))
+    (directory / "big.txt").write_text("\n\n".join([text] * copies) + "\n")
+    return directory / "big.txt"
+
+
 def training_batches(output_dir, steps: int, batch_size: int = 8):
     """`steps` shuffled batches of a build through mlmprep.torch, starting over when the
     data runs out (for the tiny-model training tests; needs torch)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from .helpers import kill_when, plain_sample, run_build, shard_hashes
+from .helpers import kill_when, repeated_sample, run_build, shard_hashes
 
 OPTIONS = {"unit_size": 64 * 1024, "shard_size": 200}
 
@@ -16,11 +16,7 @@ OPTIONS = {"unit_size": 64 * 1024, "shard_size": 200}
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """About 3 MB of plain text: ~48 units, ~35 buckets."""
-    directory = tmp_path_factory.mktemp("resume-corpus")
-    plain = plain_sample(directory / "plain")
-    text = "\n\n".join(p.read_text().strip() for p in sorted(plain.glob("*.txt")))
-    (directory / "big.txt").write_text("\n\n".join([text] * 10) + "\n")
-    return directory / "big.txt"
+    return repeated_sample(tmp_path_factory.mktemp("resume-corpus"), 10)
 
 
 @pytest.fixture(scope="module")

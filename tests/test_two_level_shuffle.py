@@ -14,7 +14,7 @@ from mlmprep.core.config import BuildConfig
 from mlmprep.pipeline.build import RunOptions, build
 from mlmprep.pipeline.sizing import choose_sizing
 
-from .helpers import kill_when, plain_sample, shard_hashes
+from .helpers import kill_when, repeated_sample, shard_hashes
 
 OPTIONS = {"unit_size": 32 * 1024, "shard_size": 150}
 MiB = 1 << 20
@@ -22,12 +22,8 @@ MiB = 1 << 20
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    """About 1.2 MB of plain text: ~37 units, ~33 buckets of one shard."""
-    directory = tmp_path_factory.mktemp("groups-corpus")
-    plain = plain_sample(directory / "plain")
-    text = "\n\n".join(p.read_text().strip() for p in sorted(plain.glob("*.txt")))
-    (directory / "big.txt").write_text("\n\n".join([text] * 4) + "\n")
-    return directory / "big.txt"
+    """About 1.2 MB of plain text: ~37 units, 25 buckets of one shard."""
+    return repeated_sample(tmp_path_factory.mktemp("groups-corpus"), 4)
 
 
 def make(corpus: Path, out: Path, workers: int = 1, groups: int | None = None, **extra) -> dict:
