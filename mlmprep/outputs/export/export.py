@@ -24,7 +24,7 @@ from mlmprep.core import storage
 from mlmprep.core.config import SPLITS
 from mlmprep.core.engines.dask import DaskEngine
 from mlmprep.core.engines.engine import Engine
-from mlmprep.core.engines.local import LocalEngine
+from mlmprep.core.engines.local import LocalEngine, worker_context
 from mlmprep.core.engines.ray import RayEngine
 from mlmprep.core.errors import ConfigError, OutputError, write_failure
 from mlmprep.core.files import atomic_path, read_json, write_json_atomically
@@ -117,6 +117,8 @@ def export_build(
     run = run or ExportRun()
     if run.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {run.workers}")
+    if run.engine == "local" and run.workers > 1 and options.fmt in FORMATS:
+        worker_context(_worker_modules(options))  # the workers' server imports meanwhile
     try:
         return _export(output_dir, dest, options, run)
     except OSError as exc:
@@ -159,17 +161,17 @@ def _write_files(
     run: ExportRun,
 ) -> list[tuple[ExportFile, dict]]:
     """Write every file not done yet (on the run's engine when it has several workers or
-    is a Dask cluster), each recorded as it is done; return every file with its record."""
+    is a cluster), each recorded as it is done; return every file with its record."""
     done = work.records(EXPORTED)
     todo = [file for file in plan.files if file.key not in done]
     rows = {file.key: file.rows for file in plan.files}
     total = sum(rows.values())
     with tqdm(total=total, unit="row", desc="export", disable=not run.progress) as bar:
         bar.update(sum(rows[key] for key in done))
-        if (run.workers > 1 or run.engine == "dask") and len(todo) > 1:
+        if (run.workers > 1 or run.engine != "local") and len(todo) > 1:
             given = storage.options()  # the build may be on object storage
             tasks = [FileTask(build.output_dir, dest, options, file.key, given) for file in todo]
-            with _engine(run, len(todo)) as engine:
+            with _engine(run, options, len(todo)) as engine:
                 for key, record in engine.map_unordered(write_file_task, tasks):
                     done[key] = record
                     work.record(EXPORTED, key, record)
@@ -182,14 +184,19 @@ def _write_files(
     return [(file, done[file.key]) for file in plan.files]
 
 
-def _engine(run: ExportRun, files: int) -> Engine:
+def _engine(run: ExportRun, options: ExportOptions, files: int) -> Engine:
     """The pool the files are written on; a cluster's workers must hold the versions that
     decide the bytes, and see the build and DEST (a shared filesystem)."""
     if run.engine == "dask":
         return DaskEngine(min(run.workers, files), run.scheduler, environment=versions)
     if run.engine == "ray":
         return RayEngine(min(run.workers, files), run.scheduler, environment=versions)
-    return LocalEngine(min(run.workers, files), preload=(__name__,))
+    return LocalEngine(min(run.workers, files), preload=_worker_modules(options))
+
+
+def _worker_modules(options: ExportOptions) -> tuple[str, ...]:
+    """What a local export worker imports: this module and the format's writer."""
+    return (__name__, FORMATS[options.fmt].module)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,13 @@ class ExportFormat:
     description: str
     writer: str
 
+    @property
+    def module(self) -> str:
+        """The writer's module, imported by the writer and by local export workers."""
+        return f"mlmprep.outputs.export.{self.writer.split(':')[0]}"
+
     def writer_class(self) -> type[ExportWriter]:
-        module, name = self.writer.split(":")
-        return getattr(importlib.import_module(f"mlmprep.outputs.export.{module}"), name)
+        return getattr(importlib.import_module(self.module), self.writer.split(":")[1])
 
 
 FORMATS = {

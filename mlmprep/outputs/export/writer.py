@@ -27,8 +27,8 @@ class ExportRun:
     """How an export runs (never its bytes): processes, engine, progress bar."""
 
     workers: int = 1
-    engine: str = "local"  # or "dask"
-    scheduler: str | None = None  # a Dask scheduler's address; None: a local cluster
+    engine: str = "local"  # or "dask", "ray"
+    scheduler: str | None = None  # a Dask scheduler's or Ray head's address; None: local
     progress: bool = False
 
 
