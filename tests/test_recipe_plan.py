@@ -67,6 +67,19 @@ def test_the_plan_has_the_build_s_targets_and_about_its_rows(corpus, tmp_path):
             drawn = phase["mixture"]["sources"][name]
             assert abs(row["passes"] - drawn["passes"]) < 0.1, (phase["name"], name)
     assert plan["seconds"] > 0 and plan["output_bytes"] > 0
+    assert not any(source["tokenized"] for source in plan["sources"])
+    # planned again after the build: the sources' stores are read, not sampled again
+    again = plan_json(recipe, out)
+    counted = document_tokens(corpus)
+    for source in again["sources"]:
+        assert source["tokenized"] and source["seconds"] == 0, source["name"]
+        assert source["tokens"] == available[source["name"]]
+        assert source["documents"] == len(counted[source["name"]])
+    assert [p["mixture"] for p in again["phases"]] == [p["mixture"] for p in plan["phases"]]
+    store = out / "sources" / "notes.bin"
+    store.write_bytes(store.read_bytes()[:-8])  # damaged: sampled again
+    damaged = {s["name"]: s["tokenized"] for s in plan_json(recipe, out)["sources"]}
+    assert damaged == {"austen": True, "kjv": True, "notes": False}
 
 
 def test_the_plan_warns_as_the_build_does(corpus, tmp_path):

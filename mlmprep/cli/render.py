@@ -86,11 +86,18 @@ def recipe_plan_text(plan: RecipePlan) -> str:
     phase with its mixture (about: from samples) and its build's plan."""
     lines = []
     for source in plan.sources:
-        lines.append(
-            f"source {source.name}: {size_text(source.raw_bytes)} of text "
+        head = f"source {source.name}: {size_text(source.raw_bytes)} of text " + (
             f"({_plural(source.files, 'file')}),"
-            f" about {source.documents:,} documents, {source.tokens:,} tokens; tokenized once: "
-            f"about {size_text(source.store_bytes)}, {_duration(source.seconds)}"
+        )
+        if source.tokenized:
+            lines.append(
+                f"{head} {source.documents:,} documents, {source.tokens:,} tokens; tokenized "
+                f"already ({size_text(source.store_bytes)} in the output)"
+            )
+            continue
+        lines.append(
+            f"{head} about {source.documents:,} documents, {source.tokens:,} tokens; tokenized "
+            f"once: about {size_text(source.store_bytes)}, {_duration(source.seconds)}"
         )
     for phase in plan.phases:
         build, memory = phase.plan, phase.plan.resources

@@ -12,6 +12,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from mlmprep.algorithm.mixture import shares, targets
 from mlmprep.core import storage
 from mlmprep.formats.indexed_documents import IndexedDocuments
@@ -20,7 +22,13 @@ from mlmprep.input.discovery import Source, describe_inputs
 from mlmprep.input.readers import FORMAT_BY_SUFFIX
 from mlmprep.pipeline.phase_input import PhaseUnit
 from mlmprep.pipeline.plan.capacity import PlanEstimate, PlanScope, scale_plan
-from mlmprep.pipeline.plan.sample import SampleRates, measure_unit, mixed_rates, sample_sources
+from mlmprep.pipeline.plan.sample import (
+    SAMPLE_BYTES,
+    SampleRates,
+    measure_unit,
+    mixed_rates,
+    sample_sources,
+)
 from mlmprep.pipeline.planning import plan_units, worker_count
 from mlmprep.pipeline.recipe.recipe_build import (
     mixture_table,
@@ -29,10 +37,10 @@ from mlmprep.pipeline.recipe.recipe_build import (
     source_tokenize_config,
     target_row,
 )
-from mlmprep.pipeline.recipe.recipe_file import Recipe, RecipePhase
+from mlmprep.pipeline.recipe.recipe_file import SOURCES_DIR, Recipe, RecipePhase
 from mlmprep.pipeline.run_options import RunOptions
 from mlmprep.pipeline.sizing import WINDOW_BYTES, Sizing, choose_sizing
-from mlmprep.pipeline.tokenize.tokenize import MAX_UNITS, tokenize
+from mlmprep.pipeline.tokenize.tokenize import MAX_UNITS, finished_run, tokenize
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class SourceEstimate:
     tokens: int
     store_bytes: int  # its .bin and .idx
     seconds: float  # to tokenize it with the plan's workers
+    tokenized: bool = False  # its store is in the output already: exact counts, no time
 
     @property
     def bytes_per_token(self) -> float:
@@ -126,10 +135,17 @@ def estimate_recipe(recipe: Recipe, output_dir: str, options: RunOptions) -> Rec
 def _sample_source(
     recipe: Recipe, name: str, output_dir: str, options: RunOptions, scratch: str
 ) -> _SourceSample:
-    """Tokenize the source's plan sample as its build does, and scale what it made."""
+    """Tokenize the source's plan sample as its build does, and scale what it made; or,
+    where an earlier `build --recipe` left this source's store, read it."""
     config = source_tokenize_config(recipe, name)
     files = describe_inputs(source_files(recipe, name, output_dir))
     raw = sum(f.raw_size for f in files if not f.skipped)
+    prefix = storage.join(output_dir, SOURCES_DIR, name)
+    built = finished_run(
+        list(recipe.sources[name].inputs), prefix, config, options.tokenizer_backend
+    )
+    if built is not None:
+        return _built_source(name, len(files), raw, prefix, built)
     text_dir = os.path.join(scratch, f"{name}-text")
     os.makedirs(text_dir)
     sample = [_named_by_format(s) for s in sample_sources(files, config.build_config(), text_dir)]
@@ -155,6 +171,30 @@ def _sample_source(
         seconds=seconds * scale / worker_count(options.workers, units),
     )
     return _SourceSample(estimate, store, documents, tokens)
+
+
+def _built_source(name: str, files: int, raw: int, prefix: str, manifest: dict) -> _SourceSample:
+    """A source tokenized already: its exact counts, and its first documents (about
+    SAMPLE_BYTES of their text) as the sample its phases are measured on."""
+    document_tokens = IndexedDocuments(prefix).document_tokens()
+    tokens = int(document_tokens.sum())
+    bytes_per_token = raw / max(tokens, 1)
+    first = int(np.searchsorted(np.cumsum(document_tokens) * bytes_per_token, SAMPLE_BYTES)) + 1
+    first = min(first, len(document_tokens))
+    sampled_tokens = int(document_tokens[:first].sum())
+    paths = output_paths(prefix)
+    estimate = SourceEstimate(
+        name=name,
+        files=files,
+        raw_bytes=raw,
+        sampled_bytes=round(sampled_tokens * bytes_per_token),
+        documents=len(document_tokens),
+        tokens=tokens,
+        store_bytes=storage.size(paths["bin"]) + storage.size(paths["idx"]),
+        seconds=0.0,
+        tokenized=True,
+    )
+    return _SourceSample(estimate, prefix, first, sampled_tokens)
 
 
 def _named_by_format(source: Source) -> str:

@@ -27,7 +27,7 @@ from mlmprep.formats.indexed_format import (
     output_paths,
     token_dtype,
 )
-from mlmprep.formats.manifest import UNITS_DIR, WorkState, identity_of
+from mlmprep.formats.manifest import UNITS_DIR, WorkState, differences, identity_of
 from mlmprep.input.accounting import InputReport
 from mlmprep.input.discovery import InputFile, describe_inputs, resolve_inputs
 from mlmprep.pipeline.build_index import tokenizer_warnings
@@ -47,6 +47,7 @@ from mlmprep.pipeline.tokenize.units import (
 )
 from mlmprep.pipeline.workers import start_worker_server
 from mlmprep.text.encoders import encoder_for
+from mlmprep.text.tokenizer_backends import DEFAULT_BACKEND
 
 FORMATS = ("megatron",)
 MAX_UNITS = 4096  # units grow past 8 MiB so a huge corpus makes at most about this many
@@ -99,11 +100,7 @@ def tokenize(
     paths = output_paths(prefix)
     if options.forks_local_workers:
         start_worker_server()  # their modules load while this plans
-    ours = {os.path.normpath(path) for path in paths.values()}
-    found = resolve_inputs(inputs, paths["work"])  # leaves out the work directory...
-    files = describe_inputs([f for f in found if os.path.normpath(f) not in ours])  # ...and us
-    encoder = encoder_for(config.build_config(), options.tokenizer_backend)
-    identity = identity_of(asdict(config), encoder, files)
+    files, identity = _identity(inputs, paths, config, options.tokenizer_backend)
     with writer_lock(paths["lock"], prefix) as lease:
         finished = _finished(prefix, paths, identity, options.overwrite)
         if finished is not None:
@@ -117,6 +114,35 @@ def tokenize(
         write_json_atomically(paths["manifest"], manifest)
         WorkState.at(paths["work"]).remove()
     return {**manifest, "already_built": False}
+
+
+def _identity(
+    inputs: list[str], paths: dict[str, str], config: TokenizeConfig, backend: str
+) -> tuple[list[InputFile], dict]:
+    """The run's input files (its own output left out) and identity."""
+    ours = {os.path.normpath(path) for path in paths.values()}
+    found = resolve_inputs(inputs, paths["work"])  # leaves out the work directory...
+    files = describe_inputs([f for f in found if os.path.normpath(f) not in ours])  # ...and us
+    encoder = encoder_for(config.build_config(), backend)
+    return files, identity_of(asdict(config), encoder, files)
+
+
+def finished_run(
+    inputs: list[str], prefix: str, config: TokenizeConfig, backend: str = DEFAULT_BACKEND
+) -> dict | None:
+    """The manifest of a finished, intact run of exactly `inputs` and `config` at
+    `prefix`, else None (nothing there, another run, unfinished, damaged); reads only."""
+    paths = output_paths(prefix)
+    if not storage.exists(paths["manifest"]):
+        return None
+    try:
+        manifest = read_json(paths["manifest"])
+    except (OSError, ValueError):
+        return None
+    _, identity = _identity(inputs, paths, config, backend)
+    if not isinstance(manifest, dict) or differences(manifest.get("identity", {}), identity):
+        return None
+    return manifest if _files_intact(paths, manifest) else None
 
 
 def _finished(prefix: str, paths: dict[str, str], identity: dict, overwrite: bool) -> dict | None:
