@@ -127,3 +127,32 @@ def test_a_folder_named_mlmprep_in_the_working_directory_does_not_shadow_the_pac
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "index.json").exists()
+
+
+@pytest.mark.parametrize(
+    "task_type",
+    ["pipeline.units.UnitTask", "pipeline.groups.GroupTask", "pipeline.shuffle.ShardTask",
+     "pipeline.tokenize.units.TokenizeTask", "outputs.export.export.FileTask"],
+)  # fmt: skip
+def test_every_task_a_cluster_runs_names_itself_for_errors(task_type):
+    """A task's unexpected error reaches the client as "<task.describe()>: failed on a
+    Ray (or Dask) worker": before, tokenize and export tasks had no describe()."""
+    import importlib
+
+    module, name = task_type.rsplit(".", 1)
+    assert callable(getattr(importlib.import_module(f"mlmprep.{module}"), name).describe)
+
+
+def test_a_tasks_unexpected_error_is_named_with_the_task():
+    from mlmprep.core.engines.checks import task_error
+    from mlmprep.core.errors import MlmprepError
+    from mlmprep.outputs.export.export import ExportOptions, FileTask
+
+    task = FileTask("out", "mds", ExportOptions(fmt="mds"), "train-00003", {})
+    error = task_error(task, ValueError("bad\nvalue"), "Ray")
+    assert isinstance(error, MlmprepError)
+    assert str(error) == (
+        "mds: file train-00003 of the export of out: failed on a Ray worker: ValueError: bad value"
+    )
+    full = OSError(28, "No space left on device")
+    assert task_error(task, full, "Dask") is full  # reported by the caller, with its path

@@ -86,6 +86,11 @@ class GroupTask:
     def path(self) -> str:
         return storage.join(self.spill_dir, f"{self.name}.arrows")
 
+    def describe(self) -> str:
+        """The group, for error messages."""
+        first, last = self.buckets.start, self.buckets.stop - 1
+        return f"{self.split} group {self.group} (buckets {first}-{last})"
+
 
 @dataclass(frozen=True)
 class GroupResult:
@@ -96,7 +101,7 @@ class GroupResult:
     group: int
     first_bucket: int
     path: str
-    offsets: list[int]  # buckets + 1 values: bucket first_bucket + i is [offsets[i], [i + 1])
+    offsets: list[int]  # buckets + 1 values: bucket first_bucket + i: [offsets[i], offsets[i + 1])
     rows: list[int]  # of each bucket, over every unit
     bytes: int
     storage_retries: int = 0

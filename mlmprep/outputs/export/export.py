@@ -209,6 +209,10 @@ class FileTask:
     key: str
     storage_options: dict
 
+    def describe(self) -> str:
+        """The file, for error messages (a cluster engine names the task that failed)."""
+        return f"{self.dest}: file {self.key} of the export of {self.output_dir}"
+
 
 def write_file_task(task: FileTask) -> tuple[str, dict]:
     """Write one planned file (in a worker); its key and record."""

@@ -53,6 +53,10 @@ class TokenizeTask:
     def path(self, suffix: str) -> str:
         return storage.join(self.work_dir, self.name + suffix)
 
+    def describe(self) -> str:
+        """The unit's input files, for error messages."""
+        return self.unit_task.describe()
+
 
 @dataclass
 class TokenizeResult(UnitRecord):
