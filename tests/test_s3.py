@@ -125,15 +125,20 @@ def s3_hashes(fs, name: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("local_tmp", [True, False], ids=["local-tmp-dir", "spill-on-s3"])
-def test_s3_to_s3_is_byte_identical(bucket, endpoint, tmp_path, local_hashes, local_tmp):
+@pytest.mark.parametrize(
+    "local_tmp,levels",
+    [(True, []), (False, []), (False, ["--shuffle-groups", "2"])],
+    ids=["local-tmp-dir", "spill-on-s3", "two-levels-on-s3"],
+)
+def test_s3_to_s3_is_byte_identical(bucket, endpoint, tmp_path, local_hashes, local_tmp, levels):
     fs, name = bucket
     counter = RequestCounter()
     logging.getLogger("werkzeug").addHandler(counter)
     logging.getLogger("werkzeug").setLevel(logging.INFO)
     tmp_dir = tmp_path if local_tmp else None
     try:
-        done = subprocess.run(command(name, endpoint, tmp_dir), capture_output=True, text=True)
+        build = [*command(name, endpoint, tmp_dir), *levels]
+        done = subprocess.run(build, capture_output=True, text=True)
     finally:
         logging.getLogger("werkzeug").removeHandler(counter)
     assert done.returncode == 0, done.stderr
